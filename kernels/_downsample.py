@@ -1,0 +1,82 @@
+"""Block-mode downsampling of label volumes (for OME-Zarr label pyramids)."""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["downsample_mode"]
+
+
+@numba.njit(cache=True, nogil=True)
+def _mode_blocks(labels, fz, fy, fx, out):  # pragma: no cover - compiled
+    nz, ny, nx = out.shape
+    n = fz * fy * fx
+    values = np.empty(n, labels.dtype)
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                k = 0
+                for dz in range(fz):
+                    for dy in range(fy):
+                        for dx in range(fx):
+                            values[k] = labels[z * fz + dz, y * fy + dy, x * fx + dx]
+                            k += 1
+                # most frequent value; ties go to the smallest label, so the
+                # result does not depend on the order of voxels in the block
+                best = values[0]
+                best_count = 0
+                for i in range(n):
+                    v = values[i]
+                    count = 0
+                    for j in range(n):
+                        if values[j] == v:
+                            count += 1
+                    if count > best_count or (count == best_count and v < best):
+                        best = v
+                        best_count = count
+                out[z, y, x] = best
+    return out
+
+
+def downsample_mode(labels: np.ndarray, factors: tuple[int, int, int] = (2, 2, 2)) -> np.ndarray:
+    """Downsample a label volume by taking the most frequent label in each block.
+
+    Mean or linear interpolation would invent labels that are not there;
+    the block mode keeps every output voxel a label that occurs in its block.
+    Ties go to the smallest label.  Trailing voxels that do not fill a whole
+    block are dropped (the output shape is ``shape // factors``).
+
+    Parameters
+    ----------
+    labels : (Z, Y, X) ndarray of integers
+        Label volume.
+    factors : tuple of int
+        Block size along (z, y, x), in voxels.
+
+    Returns
+    -------
+    (Z // fz, Y // fy, X // fx) ndarray
+        Same dtype as ``labels``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.zeros((2, 2, 4), np.uint8); a[:, :, 2:] = 7; a[0, 0, 2] = 1
+    >>> downsample_mode(a).tolist()
+    [[[0, 7]]]
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 3:
+        raise ValueError(f"labels must be 3-D, got shape {labels.shape}")
+    if labels.dtype.kind not in "biu":
+        raise ValueError(f"labels must have an integer or bool dtype, got {labels.dtype}")
+    fz, fy, fx = (int(f) for f in factors)
+    if min(fz, fy, fx) < 1:
+        raise ValueError(f"factors must be >= 1, got {factors}")
+    shape = (labels.shape[0] // fz, labels.shape[1] // fy, labels.shape[2] // fx)
+    src = labels.view(np.uint8) if labels.dtype == bool else labels
+    out = np.empty(shape, src.dtype)
+    if out.size:
+        _mode_blocks(np.ascontiguousarray(src), fz, fy, fx, out)
+    return out.view(bool) if labels.dtype == bool else out

@@ -1,0 +1,35 @@
+from . import errors, io, phantom, units
+from .errors import (
+    AmbiguousDatasetError,
+    CorruptFileError,
+    InputNotFoundError,
+    InvalidDataError,
+    OutputExistsError,
+    ShapeError,
+    SxtsegError,
+    UnsupportedFormatError,
+    VoxelSizeError,
+)
+from .io import open_volume, save_volume
+from .phantom import make_infected_cell
+from .volume import Volume
+
+__all__ = [
+    "AmbiguousDatasetError",
+    "CorruptFileError",
+    "InputNotFoundError",
+    "InvalidDataError",
+    "OutputExistsError",
+    "ShapeError",
+    "SxtsegError",
+    "UnsupportedFormatError",
+    "Volume",
+    "VoxelSizeError",
+    "errors",
+    "io",
+    "make_infected_cell",
+    "open_volume",
+    "phantom",
+    "save_volume",
+    "units",
+]

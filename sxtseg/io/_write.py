@@ -1,0 +1,344 @@
+"""``save_volume``: write a Volume (and label volumes) as an OME-Zarr image.
+
+The image becomes a multiscale pyramid (2x steps, block mean) and each
+label volume a pyramid in the ``labels/`` group (2x steps, block mode, so
+every voxel keeps a label that is really there), with ``image-label``
+metadata.  Every level is written chunk by chunk from the dask graph, and
+each coarser level is computed from the level just written, so memory stays
+at a few chunks whatever the volume's size.  Everything is written into a
+hidden sibling folder first and renamed into place at the end: a failure
+leaves no half-written output, and an existing path is only replaced with
+``overwrite=True`` (never when it is one of the inputs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Mapping
+
+import dask.array as da
+import numpy as np
+
+from ..errors import InvalidDataError, OutputExistsError, ShapeError, UnsupportedFormatError, VoxelSizeError
+from ..volume import Volume
+from ._ngff import FORMATS, axes_metadata
+
+__all__ = ["save_volume", "pyramid_factors"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHUNKS = {3: (128, 128, 128), 2: (1024, 1024)}
+
+
+def pyramid_factors(shape: tuple[int, ...], min_size: int = 256, min_axis: int = 64) -> list[tuple[int, ...]]:
+    """Downsampling factors of each pyramid level relative to the previous one.
+
+    Each level halves every axis that is at least ``min_axis`` voxels long
+    (so thin axes are not collapsed) until the longest axis is at most
+    ``min_size`` voxels.
+
+    Examples
+    --------
+    >>> pyramid_factors((128, 384, 384))
+    [(2, 2, 2)]
+    >>> pyramid_factors((40, 1024, 1024))
+    [(1, 2, 2), (1, 2, 2)]
+    """
+    factors, current = [], list(shape)
+    while max(current) > min_size:
+        step = tuple(2 if n >= min_axis else 1 for n in current)
+        if step == (1,) * len(current):
+            break
+        factors.append(step)
+        current = [n // f for n, f in zip(current, step)]
+    return factors
+
+
+def _block_mean(block: np.ndarray, factors: tuple[int, ...], out_dtype: np.dtype) -> np.ndarray:
+    shape = []
+    for n, f in zip(block.shape, factors):
+        shape += [n // f, f]
+    mean = block.reshape(shape).mean(axis=tuple(range(1, 2 * block.ndim, 2)), dtype=np.float64)
+    if np.dtype(out_dtype).kind in "iub":
+        info = np.iinfo(out_dtype) if np.dtype(out_dtype).kind != "b" else None
+        mean = np.rint(mean)
+        if info is not None:
+            mean = np.clip(mean, info.min, info.max)
+    return mean.astype(out_dtype)
+
+
+def _block_mode(block: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
+    from sxtseg.kernels import downsample_mode
+
+    if block.ndim == 2:
+        return downsample_mode(block[None], (1, *factors))[0]
+    return downsample_mode(block, factors)
+
+
+def downsample(data: da.Array, factors: tuple[int, ...], method: str) -> da.Array:
+    """Downsample a dask array by integer ``factors`` with the block ``"mean"`` or ``"mode"``.
+
+    Trailing voxels that do not fill a whole block are dropped, as in
+    ``skimage.transform.downscale_local_mean`` with ``cval`` trimming.
+    """
+    trimmed = data[tuple(slice(0, (n // f) * f) for n, f in zip(data.shape, factors))]
+    # chunks must hold whole blocks: round each chunk down to a multiple of its factor
+    target = tuple(max(f, (c[0] // f) * f) for c, f in zip(trimmed.chunks, factors))
+    trimmed = trimmed.rechunk(target)
+    out_chunks = tuple(tuple(c // f for c in cs) for cs, f in zip(trimmed.chunks, factors))
+    if method == "mean":
+        func, kwargs = _block_mean, {"factors": factors, "out_dtype": data.dtype}
+    elif method == "mode":
+        func, kwargs = _block_mode, {"factors": factors}
+    else:
+        raise ValueError(f"method must be 'mean' or 'mode', not {method!r}")
+    return trimmed.map_blocks(func, chunks=out_chunks, dtype=data.dtype, meta=np.empty((0,) * data.ndim, data.dtype), **kwargs)
+
+
+def _jsonable(obj: Any) -> Any:
+    """Metadata made JSON-safe (tuples to lists, NumPy scalars to numbers, others to str)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist() if obj.size <= 1024 else f"<array {obj.shape} {obj.dtype}>"
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)
+
+
+def _input_paths(volumes: list[Volume]) -> list[Path]:
+    paths = []
+    for vol in volumes:
+        source = vol.metadata.get("source")
+        if isinstance(source, dict) and source.get("path") and not str(source["path"]).startswith("<"):
+            paths.append(Path(source["path"]).resolve())
+    return paths
+
+
+def _check_output_path(path: Path, volumes: list[Volume], overwrite: bool) -> None:
+    """Refuse to write over an input (ever) or over an existing path (unless ``overwrite``)."""
+    out = path.resolve()
+    for src in _input_paths(volumes):
+        if src == out or out in src.parents or src in out.parents:
+            raise OutputExistsError(f"{path}: would overwrite the input {src}; choose another output path")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: already exists; pass overwrite=True (--overwrite) to replace it")
+
+
+def _create_array(group, name: str, data: da.Array, chunks: tuple[int, ...], fmt, axes: str):
+    kwargs: dict[str, Any] = {}
+    if fmt.zarr_format == 2:
+        kwargs["chunk_key_encoding"] = {"name": "v2", "separator": "/"}
+    else:
+        kwargs["dimension_names"] = list(axes)
+    return group.create_array(
+        name,
+        shape=data.shape,
+        chunks=tuple(min(c, max(n, 1)) for c, n in zip(chunks, data.shape)),
+        dtype=data.dtype,
+        fill_value=0,
+        **kwargs,
+    )
+
+
+def _write_pyramid(group, data: da.Array, voxel_size, axes: str, unit: str, chunks, factors, method, fmt, progress, desc):
+    """Write level 0 and its downsampled levels into ``group``; return the multiscales entry."""
+    from tqdm.dask import TqdmCallback
+
+    datasets = []
+    scale = list(voxel_size)
+    level_data = data
+    for level in range(len(factors) + 1):
+        if level > 0:
+            f = factors[level - 1]
+            level_data = downsample(level_data, f, method)
+            scale = [s * k for s, k in zip(scale, f)]
+        array = _create_array(group, str(level), level_data, chunks, fmt, axes)
+        to_write = level_data.rechunk(array.chunks)
+        bar = TqdmCallback(desc=f"{desc} level {level}", leave=False) if progress else contextlib.nullcontext()
+        with bar:
+            da.store(to_write, array, lock=False, compute=True)
+        datasets.append({"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": scale}]})
+        # the next level reads back what was just written: memory stays at a few chunks
+        level_data = da.from_array(array, chunks=array.chunks, lock=False, asarray=True)
+    return {
+        "axes": axes_metadata(axes, unit),
+        "datasets": datasets,
+        "type": "mean" if method == "mean" else "mode",
+        "metadata": {"method": f"sxtseg 2x block {method}", "description": "2x downsampling per level"},
+    }
+
+
+def _label_colors(vol: Volume) -> list[dict[str, Any]] | None:
+    colors = vol.metadata.get("label_colors")
+    if not colors:
+        return None
+    return [{"label-value": int(k), "rgba": [int(c) for c in v]} for k, v in colors.items()]
+
+
+def save_volume(
+    volume: Volume,
+    path: str | os.PathLike,
+    labels: Volume | Mapping[str, Volume] | None = None,
+    overwrite: bool = False,
+    *,
+    chunks: tuple[int, ...] | None = None,
+    ngff_version: str = "0.4",
+    name: str | None = None,
+    progress: bool = False,
+) -> Path:
+    """Write a Volume (and optional label volumes) as an OME-Zarr multiscale image.
+
+    Parameters
+    ----------
+    volume : Volume
+        The image.  Its voxel size must be known: it becomes the level-0
+        scale transform, in the Volume's unit.
+    path : str or path-like
+        Output folder, named ``*.ome.zarr`` (or ``*.zarr``).
+    labels : Volume or dict of str to Volume, optional
+        Label volumes (integer dtype, same shape as the image), written to
+        ``labels/<name>`` with ``image-label`` metadata.  A single Volume is
+        named ``"labels"``.
+    overwrite : bool
+        Replace an existing ``path``.  An input of this call is never
+        replaced, whatever ``overwrite`` says.
+    chunks : tuple of int, optional
+        Zarr chunk shape (equal to the dask chunks that are written);
+        default 128^3 for volumes, 1024^2 for images.
+    ngff_version : {"0.4", "0.5"}
+        NGFF 0.4 (Zarr v2; what napari-ome-zarr and ome-zarr-py read today)
+        or NGFF 0.5 (Zarr v3).
+    name : str, optional
+        Image name stored in the metadata (default: the folder's stem).
+    progress : bool
+        Show a tqdm progress bar per pyramid level.
+
+    Returns
+    -------
+    pathlib.Path
+        The written path.
+
+    Raises
+    ------
+    OutputExistsError
+        ``path`` exists and ``overwrite`` is False, or ``path`` is an input.
+    VoxelSizeError
+        The image has no voxel size, or a label volume's differs from it.
+    ShapeError, InvalidDataError
+        A label volume has another shape or a non-integer dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from sxtseg import Volume, open_volume
+    >>> vol = Volume(np.random.rand(8, 32, 32).astype(np.float32), voxel_size=30.0)
+    >>> out = save_volume(vol, os.path.join(tempfile.mkdtemp(), "cell.ome.zarr"))
+    >>> back = open_volume(out)
+    >>> back.voxel_size, bool((back.to_numpy() == vol.to_numpy()).all())
+    ((30.0, 30.0, 30.0), True)
+    """
+    import zarr
+
+    path = Path(path).expanduser()
+    if ngff_version not in FORMATS:
+        raise ValueError(f"ngff_version must be one of {sorted(FORMATS)}, not {ngff_version!r}")
+    fmt = FORMATS[ngff_version]
+    if labels is None:
+        labels = {}
+    elif isinstance(labels, Volume):
+        labels = {"labels": labels}
+    labels = dict(labels)
+    if not path.name.lower().endswith(".zarr"):
+        raise UnsupportedFormatError(f"{path}: save_volume writes OME-Zarr; give the output a .ome.zarr name")
+    _check_output_path(path, [volume, *labels.values()], overwrite)
+    if volume.voxel_size is None:
+        raise VoxelSizeError(
+            f"{path}: the volume's voxel size is unknown, and OME-Zarr needs one; "
+            "set it (open_volume(..., voxel_size=...), --voxel-size) before saving"
+        )
+    for label_name, lab in labels.items():
+        if "/" in label_name or not label_name:
+            raise ValueError(f"label name {label_name!r} must be a non-empty name without '/'")
+        if lab.shape != volume.shape:
+            raise ShapeError(f"{path}: labels {label_name!r} have shape {lab.shape}, the image {volume.shape}")
+        if lab.dtype.kind not in "biu":
+            raise InvalidDataError(f"{path}: labels {label_name!r} have dtype {lab.dtype}; labels must be integers")
+        if lab.voxel_size is not None and not np.allclose(
+            lab.voxel_size_in(volume.unit), volume.voxel_size, rtol=1e-6
+        ):
+            raise VoxelSizeError(
+                f"{path}: labels {label_name!r} have voxel size {lab.voxel_size} {lab.unit}, "
+                f"the image {volume.voxel_size} {volume.unit}"
+            )
+
+    chunks = tuple(chunks) if chunks is not None else DEFAULT_CHUNKS[volume.ndim]
+    if len(chunks) != volume.ndim:
+        raise ShapeError(f"chunks {chunks} must have one entry per axis ({volume.axes})")
+    factors = pyramid_factors(volume.shape)
+    image_name = name or path.name.split(".")[0]
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.sxtseg-tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        root = zarr.open_group(str(tmp), mode="w-", zarr_format=fmt.zarr_format)
+        data = volume.data if volume.dtype != bool else volume.data.astype(np.uint8)
+        multiscale = _write_pyramid(
+            root, data, volume.voxel_size, volume.axes, volume.unit, chunks, factors, "mean", fmt, progress, "image"
+        )
+        multiscale["name"] = image_name
+        root.attrs.update(fmt.wrap({"multiscales": [multiscale]}))
+        root.attrs["sxtseg"] = _jsonable({"metadata": volume.metadata, "unit": volume.unit})
+        if labels:
+            labels_group = root.create_group("labels")
+            labels_group.attrs.update(fmt.wrap({"labels": list(labels)}))
+            for label_name, lab in labels.items():
+                group = labels_group.create_group(label_name)
+                lab_data = lab.data if lab.dtype != bool else lab.data.astype(np.uint8)
+                ms = _write_pyramid(
+                    group, lab_data, volume.voxel_size, volume.axes, volume.unit, chunks, factors, "mode", fmt,
+                    progress, f"labels/{label_name}",
+                )
+                ms["name"] = label_name
+                image_label: dict[str, Any] = {"source": {"image": "../../"}}
+                colors = _label_colors(lab)
+                if colors:
+                    image_label["colors"] = colors
+                group.attrs.update(fmt.wrap({"multiscales": [ms], "image-label": image_label}))
+                group.attrs["sxtseg"] = _jsonable({"metadata": lab.metadata, "unit": volume.unit})
+        _replace(tmp, path, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("wrote %s (%d pyramid levels, labels: %s)", path, len(factors) + 1, ", ".join(labels) or "none")
+    return path
+
+
+def _replace(tmp: Path, path: Path, overwrite: bool) -> None:
+    """Move the finished ``tmp`` folder to ``path``, replacing it only when allowed."""
+    if not path.exists():
+        os.rename(tmp, path)
+        return
+    if not overwrite:  # appeared while we were writing
+        raise OutputExistsError(f"{path}: appeared while writing; not replaced (pass overwrite=True)")
+    old = path.parent / f".{path.name}.sxtseg-old-{uuid.uuid4().hex[:8]}"
+    os.rename(path, old)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        os.rename(old, path)
+        raise
+    if old.is_dir():
+        shutil.rmtree(old)
+    else:
+        old.unlink()
+
