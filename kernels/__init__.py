@@ -6,6 +6,6 @@ code lives in private modules (``_downsample.py``...); this module gives
 them flat public names, cc3d-style.
 """
 
-from ._downsample import downsample_mode
+from ._downsample import downsample_mean, downsample_mode
 
-__all__ = ["downsample_mode"]
+__all__ = ["downsample_mean", "downsample_mode"]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import CorruptFileError, VoxelSizeError
+from ..errors import CorruptFileError, InvalidArgumentError, VoxelSizeError
 from ..units import OME_UNIT_NAMES, convert_length, normalize_unit, unit_family
 
 __all__ = ["FormatV04", "FormatV05", "detect_format", "FORMATS", "axes_metadata", "scale_from_multiscale"]
@@ -100,7 +100,7 @@ def scale_from_multiscale(multiscale: dict, level: int, where: str) -> dict[str,
     if not datasets:
         raise CorruptFileError(f"{where}: OME multiscales has no datasets")
     if not -len(datasets) <= level < len(datasets):
-        raise CorruptFileError(f"{where}: level={level} requested but the pyramid has {len(datasets)} levels")
+        raise InvalidArgumentError(f"{where}: level={level} requested but the pyramid has {len(datasets)} levels")
     raw_axes = multiscale.get("axes")
     dataset = datasets[level]
     if raw_axes is None:  # NGFF <= 0.2 had no axes: always 5D tczyx

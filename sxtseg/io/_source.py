@@ -125,16 +125,18 @@ def slab_chunks(shape: tuple[int, ...], dtype: Any, budget_bytes: int | None = N
 
     Files stored plane by plane (TIFF pages, raw MRC/NPY, contiguous HDF5)
     are read fastest this way: a chunk narrower than a plane would read the
-    same pages again for each neighbouring chunk.  Planes larger than the
-    budget fall back to dask's automatic chunking.
+    same pages again for each neighbouring chunk.  The depth is a power of
+    two, so slabs line up with power-of-two chunks of the written OME-Zarr.
+    Planes larger than the budget fall back to dask's automatic chunking.
     """
     budget = budget_bytes or _chunk_budget_bytes()
     itemsize = np.dtype(dtype).itemsize
     plane = int(np.prod(shape[1:])) * itemsize if len(shape) > 1 else itemsize
     if plane > budget:
         return da.core.normalize_chunks("auto", shape, dtype=dtype, limit=budget)
-    depth = max(1, min(shape[0], budget // max(plane, 1)))
-    return (depth, *shape[1:])
+    depth = max(1, budget // max(plane, 1))
+    depth = 1 << (depth.bit_length() - 1)  # a power of two, so slabs align with Zarr chunks
+    return (min(depth, shape[0]), *shape[1:])
 
 
 def to_dask(
