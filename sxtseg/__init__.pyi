@@ -1,8 +1,10 @@
-from . import errors, io, phantom, units
+from . import classes, errors, io, phantom, units
+from .classes import SXTClass
 from .errors import (
     AmbiguousDatasetError,
     CorruptFileError,
     InputNotFoundError,
+    InvalidArgumentError,
     InvalidDataError,
     OutputExistsError,
     ShapeError,
@@ -18,13 +20,16 @@ __all__ = [
     "AmbiguousDatasetError",
     "CorruptFileError",
     "InputNotFoundError",
+    "InvalidArgumentError",
     "InvalidDataError",
     "OutputExistsError",
+    "SXTClass",
     "ShapeError",
     "SxtsegError",
     "UnsupportedFormatError",
     "Volume",
     "VoxelSizeError",
+    "classes",
     "errors",
     "io",
     "make_infected_cell",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "SxtsegError",
+    "InvalidArgumentError",
     "InputNotFoundError",
     "UnsupportedFormatError",
     "CorruptFileError",
@@ -23,6 +24,10 @@ __all__ = [
 
 class SxtsegError(Exception):
     """Base class of every error sxtseg raises for bad input or arguments."""
+
+
+class InvalidArgumentError(SxtsegError, ValueError):
+    """An argument has a value outside its allowed range (a negative count, an unknown option)."""
 
 
 class InputNotFoundError(SxtsegError, FileNotFoundError):

@@ -92,12 +92,13 @@ def unit_family(unit: str) -> str:
     return _ALIASES[key][0]
 
 
-def _factor_to_nm(unit: str) -> float:
+def _picometres(unit: str) -> int:
+    """Length of one ``unit`` in picometres: an exact integer for every known unit."""
     key = str(unit).strip().lower()
     if key not in _ALIASES:
         raise VoxelSizeError(f"unknown length unit {unit!r}")
     base, factor = _ALIASES[key]
-    return factor * LENGTH_UNITS[base]
+    return round(factor * LENGTH_UNITS[base] * 1000)
 
 
 def convert_length(value: float, from_unit: str, to_unit: str) -> float:
@@ -115,7 +116,9 @@ def convert_length(value: float, from_unit: str, to_unit: str) -> float:
     float
         The length in ``to_unit``.
     """
-    return float(value) * _factor_to_nm(from_unit) / _factor_to_nm(to_unit)
+    a, b = _picometres(from_unit), _picometres(to_unit)
+    # multiply or divide by an exact integer ratio: 12 Å -> 1.2 nm, not 1.2000000000000002
+    return float(value) * (a // b) if a >= b else float(value) / (b // a)
 
 
 def to_nm(value: float, unit: str) -> float:

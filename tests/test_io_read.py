@@ -19,6 +19,7 @@ from sxtseg.errors import (
     AmbiguousDatasetError,
     CorruptFileError,
     InputNotFoundError,
+    InvalidArgumentError,
     InvalidDataError,
     ShapeError,
     SxtsegError,
@@ -207,8 +208,9 @@ def test_ome_zarr_04_levels_and_scale(tmp_path, small_volume):
     assert level1.voxel_size == (80.0, 60.0, 60.0)
     np.testing.assert_array_equal(level1.to_numpy(), small_volume[::2, ::2, ::2])
     assert vol.chunks[0][0] % 4 == 0  # aligned with the zarr chunks
-    with pytest.raises(CorruptFileError, match="level=5"):
+    with pytest.raises(InvalidArgumentError, match="level=5 requested but the pyramid has 2 levels"):
         open_volume(path, level=5)
+    np.testing.assert_array_equal(open_volume(path, level=-1).to_numpy(), small_volume[::2, ::2, ::2])
 
 
 def test_ome_zarr_05_drops_singleton_t_and_c(tmp_path, small_volume):

@@ -1,0 +1,190 @@
+"""The ``sxtseg`` command.
+
+Subcommands::
+
+    sxtseg info PATH                       shape, dtype, voxel size, chunks, reader
+    sxtseg convert IN OUT.ome.zarr         any readable volume -> OME-Zarr pyramid
+    sxtseg phantom OUT                     synthetic infected cell (.ome.zarr, .tif or .mrc)
+
+Bad input gives a one-line message naming the file and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import SxtsegError
+
+log = logging.getLogger("sxtseg")
+
+
+def _int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 64,128,128, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def _float_tuple(text: str) -> tuple[float, ...] | float:
+    try:
+        values = tuple(float(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or Z,Y,X numbers, got {text!r}") from None
+    if any(not v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"voxel sizes must be positive, got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .io import open_volume
+
+    vol = open_volume(args.path, ndim=None, level=args.level, dataset=args.dataset, allow_nan=True)
+    info = {
+        "path": str(args.path),
+        "reader": vol.metadata["source"]["reader"],
+        "shape": list(vol.shape),
+        "axes": vol.axes,
+        "dtype": str(vol.dtype),
+        "voxel_size": None if vol.voxel_size is None else list(vol.voxel_size),
+        "unit": vol.unit,
+        "physical_shape": None if vol.physical_shape is None else [round(v, 3) for v in vol.physical_shape],
+        "chunks": [c[0] for c in vol.chunks],
+        "size_mib": round(vol.nbytes / 2**20, 2),
+    }
+    if "ome" in vol.metadata:
+        info["ngff_version"] = vol.metadata["ome"]["ngff_version"]
+        info["pyramid_levels"] = vol.metadata["ome"]["levels"]
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        width = max(len(k) for k in info)
+        for key, value in info.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from .io import open_volume, save_volume
+
+    vol = open_volume(
+        args.input,
+        ndim=None,
+        dataset=args.dataset,
+        level=args.level,
+        voxel_size=args.voxel_size,
+        unit=args.unit,
+        allow_nan=args.allow_nan,
+    )
+    start = time.perf_counter()
+    out = save_volume(
+        vol, args.output, overwrite=args.overwrite, chunks=args.chunks, ngff_version=args.ngff, progress=not args.quiet
+    )
+    log.info("converted %s -> %s in %.1f s", args.input, out, time.perf_counter() - start)
+    if not args.quiet:
+        print(f"wrote {out} ({'x'.join(map(str, vol.shape))} {vol.dtype}, voxel size {vol.voxel_size} {vol.unit})")
+    return 0
+
+
+def _cmd_phantom(args: argparse.Namespace) -> int:
+    from .io import export_volume, save_volume
+    from .phantom import make_infected_cell
+
+    out = Path(args.output)
+    table_path = out.parent / (out.name.split(".")[0] + "_objects.csv")
+    if table_path.exists() and not args.overwrite:
+        raise SxtsegError(f"{table_path}: already exists; pass --overwrite to replace it")
+    image, classes, instances, objects = make_infected_cell(
+        shape=tuple(args.shape), voxel_size_nm=args.voxel_size, seed=args.seed
+    )
+    if out.name.lower().endswith(".zarr"):
+        save_volume(
+            image,
+            out,
+            labels={"classes": classes, "instances": instances},
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
+    else:
+        export_volume(image, out, overwrite=args.overwrite)
+    tmp = table_path.with_name("." + table_path.name + ".tmp")
+    objects.to_csv(tmp, index=False)
+    tmp.replace(table_path)
+    if not args.quiet:
+        counts = objects["class_name"].value_counts().to_dict()
+        print(f"wrote {out} ({'x'.join(map(str, image.shape))}, {args.voxel_size:g} nm voxels, seed {args.seed})")
+        print(f"wrote {table_path} ({len(objects)} objects: {counts})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``sxtseg`` command."""
+    parser = argparse.ArgumentParser(prog="sxtseg", description="Soft X-ray tomography segmentation and analysis.")
+    parser.add_argument("--version", action="version", version=f"sxtseg {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("info", help="describe a volume file (shape, dtype, voxel size, chunks)")
+    p.add_argument("path", help="volume file or folder")
+    p.add_argument("--dataset", help="dataset inside an HDF5 file or Zarr group")
+    p.add_argument("--level", type=int, default=0, help="OME-Zarr pyramid level (default 0)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("convert", help="convert a volume to an OME-Zarr pyramid")
+    p.add_argument("input", help="MRC, TIFF (file or folder of slices), Zarr, HDF5 or NPY")
+    p.add_argument("output", help="output folder, *.ome.zarr")
+    p.add_argument("--chunks", type=_int_tuple, help="output chunk shape, e.g. 128,128,128")
+    p.add_argument("--voxel-size", type=_float_tuple, help="voxel size (one value or Z,Y,X) replacing the file's")
+    p.add_argument("--unit", default="nm", choices=["nm", "um", "mm"], help="unit of --voxel-size (default nm)")
+    p.add_argument("--dataset", help="dataset inside an HDF5 file or Zarr group")
+    p.add_argument("--level", type=int, default=0, help="OME-Zarr pyramid level to read (default 0)")
+    p.add_argument("--ngff", default="0.4", choices=["0.4", "0.5"], help="OME-NGFF version (default 0.4)")
+    p.add_argument("--allow-nan", action="store_true", help="accept NaN/infinite voxels")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("phantom", help="write a synthetic SARS-CoV-2-infected cell with ground truth")
+    p.add_argument("output", help="output: *.ome.zarr (with labels), *.tif or *.mrc; a *_objects.csv goes beside it")
+    p.add_argument("--shape", type=_int_tuple, default=(128, 256, 256), help="Z,Y,X voxels (default 128,256,256)")
+    p.add_argument("--voxel-size", type=float, default=30.0, help="isotropic voxel size in nm (default 30)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=_cmd_phantom)
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
+    print(f"sxtseg: warning: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``sxtseg`` command; returns the exit code (0 ok, 2 bad input, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="sxtseg: %(message)s")
+    warnings.showwarning = _show_warning
+    try:
+        return args.func(args)
+    except SxtsegError as exc:
+        print(f"sxtseg: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sxtseg: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
