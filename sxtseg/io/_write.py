@@ -83,20 +83,19 @@ def pyramid_factors(shape: tuple[int, ...], min_size: int = 256, min_axis: int =
     return factors
 
 
-def _block_mean(block: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
-    from sxtseg.kernels import downsample_mean
+def downsample_block(block: np.ndarray, factors: tuple[int, ...], method: str) -> np.ndarray:
+    """Downsample one in-memory block by the block ``"mean"`` or ``"mode"`` (Numba kernels).
 
+    Trailing voxels that do not fill a whole block are dropped.
+    """
+    from sxtseg.kernels import downsample_mean, downsample_mode
+
+    kernels = {"mean": downsample_mean, "mode": downsample_mode}
+    if method not in kernels:
+        raise ValueError(f"method must be 'mean' or 'mode', not {method!r}")
     if block.ndim == 2:
-        return downsample_mean(block[None], (1, *factors))[0]
-    return downsample_mean(block, factors)
-
-
-def _block_mode(block: np.ndarray, factors: tuple[int, ...]) -> np.ndarray:
-    from sxtseg.kernels import downsample_mode
-
-    if block.ndim == 2:
-        return downsample_mode(block[None], (1, *factors))[0]
-    return downsample_mode(block, factors)
+        return kernels[method](block[None], (1, *factors))[0]
+    return kernels[method](block, factors)
 
 
 def downsample(data: da.Array, factors: tuple[int, ...], method: str) -> da.Array:
@@ -110,13 +109,10 @@ def downsample(data: da.Array, factors: tuple[int, ...], method: str) -> da.Arra
     target = tuple(max(f, (c[0] // f) * f) for c, f in zip(trimmed.chunks, factors))
     trimmed = trimmed.rechunk(target)
     out_chunks = tuple(tuple(c // f for c in cs) for cs, f in zip(trimmed.chunks, factors))
-    if method == "mean":
-        func, kwargs = _block_mean, {"factors": factors}
-    elif method == "mode":
-        func, kwargs = _block_mode, {"factors": factors}
-    else:
-        raise ValueError(f"method must be 'mean' or 'mode', not {method!r}")
-    return trimmed.map_blocks(func, chunks=out_chunks, dtype=data.dtype, meta=np.empty((0,) * data.ndim, data.dtype), **kwargs)
+    return trimmed.map_blocks(
+        downsample_block, factors=factors, method=method,
+        chunks=out_chunks, dtype=data.dtype, meta=np.empty((0,) * data.ndim, data.dtype),
+    )
 
 
 def _jsonable(obj: Any) -> Any:
@@ -194,34 +190,47 @@ def _fusable(shape: tuple[int, ...], block: tuple[int, ...], factors: tuple[int,
     return True
 
 
+def _write_block(block, array, z_offset, next_level, method, block_info=None):
+    """One task: write a block and, when asked, its downsampled version to the next level."""
+    location = block_info[0]["array-location"]
+    starts = [z_offset + location[0][0]] + [a for a, _ in location[1:]]
+    array[tuple(slice(a, a + n) for a, n in zip(starts, block.shape))] = block
+    if next_level is not None:
+        factors, next_array = next_level
+        down = downsample_block(block, factors, method)
+        if down.size:
+            next_starts = [a // f for a, f in zip(starts, factors)]
+            next_array[tuple(slice(a, a + n) for a, n in zip(next_starts, down.shape))] = down
+    return np.ones((1,) * block.ndim, dtype=bool)
+
+
 def _store_in_slabs(data: da.Array, array, block: tuple[int, ...], method: str, bar,
                     next_level: tuple[tuple[int, ...], Any] | None = None) -> None:
     """Write ``data`` into ``array`` one slab of blocks (one block deep along axis 0) at a time.
 
-    Each slab is one ``da.store`` call, parallel over its blocks on the active
-    dask scheduler.  Slab by slab, memory is bounded by construction (a slab's
-    inputs and its blocks in flight) instead of depending on how far ahead
-    the scheduler reads.  With ``next_level=(factors, next_array)`` the
-    downsampled slab is written in the same call, from the same blocks in
-    memory, so the next level costs no re-reading.
+    Each slab is one dask computation, parallel over its blocks on the active
+    scheduler, and each block is one task that writes itself (and, with
+    ``next_level=(factors, next_array)``, its downsampled version to the next
+    pyramid level) and is then released.  Slab by slab, memory is bounded by
+    construction instead of depending on how far ahead the scheduler reads;
+    the next level costs no re-reading.
     """
     blocks = data.rechunk(block)
     depth = block[0]
     for start in range(0, data.shape[0], depth):
         stop = min(start + depth, data.shape[0])
         slab = blocks[start:stop]
-        sources = [slab]
-        targets = [array]
-        regions = [(slice(start, stop),) + tuple(slice(0, n) for n in data.shape[1:])]
-        if next_level is not None:
-            factors, next_array = next_level
-            down = downsample(slab, factors, method)
-            z0 = start // factors[0]
-            if down.shape[0]:
-                sources.append(down)
-                targets.append(next_array)
-                regions.append((slice(z0, z0 + down.shape[0]),) + tuple(slice(0, n) for n in down.shape[1:]))
-        da.store(sources, targets, regions=regions, lock=False, compute=True)
+        done = slab.map_blocks(
+            _write_block,
+            array=array,
+            z_offset=start,
+            next_level=next_level,
+            method=method,
+            chunks=tuple((1,) * len(c) for c in slab.chunks),
+            dtype=bool,
+            meta=np.empty((0,) * slab.ndim, dtype=bool),
+        )
+        done.compute()
         if bar is not None:
             bar.update(stop - start)
 
