@@ -13,6 +13,23 @@ import numpy as np
 __all__ = ["downsample_mode", "downsample_mean"]
 
 
+def _downsample(array, factors, kinds: str, what: str, kernel) -> np.ndarray:
+    """Check the arguments, allocate the output and run a block kernel on it."""
+    array = np.asarray(array)
+    if array.ndim != 3:
+        raise ValueError(f"{what} must be 3-D, got shape {array.shape}")
+    if array.dtype.kind not in kinds:
+        raise ValueError(f"{what} must have an integer{' or float' if 'f' in kinds else ''} or bool dtype, got {array.dtype}")
+    fz, fy, fx = (int(f) for f in factors)
+    if min(fz, fy, fx) < 1:
+        raise ValueError(f"factors must be >= 1, got {factors}")
+    src = array.view(np.uint8) if array.dtype == bool else np.ascontiguousarray(array)
+    out = np.empty((array.shape[0] // fz, array.shape[1] // fy, array.shape[2] // fx), src.dtype)
+    if out.size:
+        kernel(src, fz, fy, fx, out)
+    return out.view(bool) if array.dtype == bool else out
+
+
 @numba.njit(cache=True, nogil=True)
 def _mode_blocks(labels, fz, fy, fx, out):  # pragma: no cover - compiled
     nz, ny, nx = out.shape
@@ -71,20 +88,7 @@ def downsample_mode(labels: np.ndarray, factors: tuple[int, int, int] = (2, 2, 2
     >>> downsample_mode(a).tolist()
     [[[0, 7]]]
     """
-    labels = np.asarray(labels)
-    if labels.ndim != 3:
-        raise ValueError(f"labels must be 3-D, got shape {labels.shape}")
-    if labels.dtype.kind not in "biu":
-        raise ValueError(f"labels must have an integer or bool dtype, got {labels.dtype}")
-    fz, fy, fx = (int(f) for f in factors)
-    if min(fz, fy, fx) < 1:
-        raise ValueError(f"factors must be >= 1, got {factors}")
-    shape = (labels.shape[0] // fz, labels.shape[1] // fy, labels.shape[2] // fx)
-    src = labels.view(np.uint8) if labels.dtype == bool else labels
-    out = np.empty(shape, src.dtype)
-    if out.size:
-        _mode_blocks(np.ascontiguousarray(src), fz, fy, fx, out)
-    return out.view(bool) if labels.dtype == bool else out
+    return _downsample(labels, factors, "biu", "labels", _mode_blocks)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -147,18 +151,5 @@ def downsample_mean(image: np.ndarray, factors: tuple[int, int, int] = (2, 2, 2)
     >>> downsample_mean(a).tolist()   # the two blocks average 6.5 and 8.5: half up
     [[[7, 9]]]
     """
-    image = np.asarray(image)
-    if image.ndim != 3:
-        raise ValueError(f"image must be 3-D, got shape {image.shape}")
-    if image.dtype.kind not in "biuf":
-        raise ValueError(f"image must have a bool, integer or float dtype, got {image.dtype}")
-    fz, fy, fx = (int(f) for f in factors)
-    if min(fz, fy, fx) < 1:
-        raise ValueError(f"factors must be >= 1, got {factors}")
-    shape = (image.shape[0] // fz, image.shape[1] // fy, image.shape[2] // fx)
-    src = image.view(np.uint8) if image.dtype == bool else image
-    out = np.empty(shape, src.dtype)
-    if out.size:
-        kernel = _mean_blocks_float if src.dtype.kind == "f" else _mean_blocks_int
-        kernel(src, fz, fy, fx, out)
-    return out.view(bool) if image.dtype == bool else out
+    kernel = _mean_blocks_float if np.asarray(image).dtype.kind == "f" else _mean_blocks_int
+    return _downsample(image, factors, "biuf", "image", kernel)

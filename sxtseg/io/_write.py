@@ -3,9 +3,10 @@
 The image becomes a multiscale pyramid (2x steps, block mean) and each
 label volume a pyramid in the ``labels/`` group (2x steps, block mode, so
 every voxel keeps a label that is really there), with ``image-label``
-metadata.  Every level is written chunk by chunk from the dask graph, and
-each coarser level is computed from the level just written, so memory stays
-at a few chunks whatever the volume's size.  Everything is written into a
+metadata.  Level 0 is written slab by slab from the dask graph in blocks of
+whole Zarr chunks; level 1 is downsampled from those blocks while they are
+in memory, and each coarser level from the level written before it, so
+memory stays at a few blocks whatever the number of slices.  Everything is written into a
 hidden sibling folder first and renamed into place at the end: a failure
 leaves no half-written output, and an existing path is only replaced with
 ``overwrite=True`` (never when it is one of the inputs).
@@ -101,8 +102,9 @@ def downsample_block(block: np.ndarray, factors: tuple[int, ...], method: str) -
 def downsample(data: da.Array, factors: tuple[int, ...], method: str) -> da.Array:
     """Downsample a dask array by integer ``factors`` with the block ``"mean"`` or ``"mode"``.
 
-    Trailing voxels that do not fill a whole block are dropped, as in
-    ``skimage.transform.downscale_local_mean`` with ``cval`` trimming.
+    Trailing voxels that do not fill a whole block are dropped (the output
+    shape is ``shape // factors``), so every output voxel averages, or takes
+    the mode of, a full block.
     """
     trimmed = data[tuple(slice(0, (n // f) * f) for n, f in zip(data.shape, factors))]
     # chunks must hold whole blocks: round each chunk down to a multiple of its factor
