@@ -1,0 +1,37 @@
+"""The benchmarks' --quick modes run and report what docs/benchmarks.md quotes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _run(script: str, *args: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, str(BENCH / script), "--quick", *args], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.slow
+def test_bench_io_quick(tmp_path):
+    record = _run("bench_io.py", "--repeats", "1", "--workdir", str(tmp_path))
+    assert len(record["sizes"]) == 2
+    for size in record["sizes"]:
+        for method in ("sxtseg", "sxtseg_level0", "plain"):
+            assert size[method]["median_seconds"] > 0 and size[method]["median_peak_rss_bytes"] > 0
+            assert size[method]["output_bytes"] > 0
+        assert size["time_ratio_sxtseg_over_plain"] > 0
+    assert record["machine"]["cores"] >= 1 and "zarr" in record["versions"]
+
+
+@pytest.mark.slow
+def test_bench_downsample_quick():
+    record = _run("bench_downsample.py", "--repeats", "1")
+    assert set(record["results"]) == {"mean_uint16", "mean_float32", "mode_uint8", "codec_uint16"}
+    assert record["results"]["codec_uint16"]["compression_ratio_sxtseg_over_default"] > 0
