@@ -7,5 +7,6 @@ them flat public names, cc3d-style.
 """
 
 from ._downsample import downsample_mean, downsample_mode
+from ._label import label
 
-__all__ = ["downsample_mean", "downsample_mode"]
+__all__ = ["downsample_mean", "downsample_mode", "label"]

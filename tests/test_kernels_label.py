@@ -1,0 +1,98 @@
+"""sxtseg.kernels.label gives the same labels as scipy.ndimage.label and cc3d, number for number."""
+
+from __future__ import annotations
+
+import cc3d
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from sxtseg.kernels import label
+
+STRUCTURES = {6: ndi.generate_binary_structure(3, 1), 18: ndi.generate_binary_structure(3, 2), 26: np.ones((3, 3, 3))}
+
+
+def _check(image, connectivity, threads):
+    ours, n = label(image, connectivity, threads=threads)
+    assert ours.dtype == np.uint32 and ours.shape == image.shape
+    cc = cc3d.connected_components(image, connectivity=connectivity, out_dtype=np.uint32)
+    np.testing.assert_array_equal(ours, cc)
+    assert n == int(cc.max())
+    if image.dtype == bool or image.max() <= 1:
+        ref, n_ref = ndi.label(image, STRUCTURES[connectivity])
+        np.testing.assert_array_equal(ours, ref)
+        assert n == n_ref
+    return ours, n
+
+
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+@pytest.mark.parametrize("threads", [1, 2, 3, 7])
+@pytest.mark.parametrize("density", [0.1, 0.3, 0.6])
+def test_random_masks(connectivity, threads, density):
+    rng = np.random.default_rng(int(density * 10) + threads)
+    _check(rng.random((23, 31, 29)) < density, connectivity, threads)
+
+
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.uint64])
+def test_multiclass_components_never_cross_classes(connectivity, dtype):
+    rng = np.random.default_rng(5)
+    classes = rng.integers(0, 4, size=(17, 19, 23)).astype(dtype)
+    ours, _ = _check(classes, connectivity, threads=3)
+    # every component holds exactly one class
+    for lab in np.unique(ours)[1:20]:
+        assert len(np.unique(classes[ours == lab])) == 1
+
+
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+def test_one_object_spanning_every_slab(connectivity):
+    image = np.zeros((40, 20, 20), bool)
+    image[:, 10, 10] = True  # a rod through all slabs
+    image[5, 2:18, 3] = True  # a side branch
+    image[5, 10, 3:11] = True
+    ours, n = _check(image, connectivity, threads=7)
+    assert n == 1
+
+
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+def test_spiral(connectivity):
+    """A 3D spiral staircase: one component only through diagonal steps under 18/26."""
+    image = np.zeros((48, 21, 21), bool)
+    angle = np.linspace(0, 6 * np.pi, 48)
+    for z, a in enumerate(angle):
+        image[z, int(round(10 + 8 * np.sin(a))), int(round(10 + 8 * np.cos(a)))] = True
+    _check(image, connectivity, threads=5)
+
+
+@pytest.mark.parametrize("connectivity", [18, 26])
+def test_objects_touching_only_at_slab_boundary_corners(connectivity):
+    """Two voxels meeting corner to corner exactly across a slab boundary (threads=2 splits at z=5)."""
+    image = np.zeros((10, 6, 6), bool)
+    image[4, 2, 2] = True
+    image[5, 3, 3] = True  # corner neighbour: joined under 26, not under 18
+    image[4, 0, 0] = True
+    image[5, 0, 1] = True  # edge neighbour: joined under 18 and 26
+    ours, n = _check(image, connectivity, threads=2)
+    assert n == (2 if connectivity == 26 else 3)
+
+
+def test_empty_full_2d_and_fortran_order():
+    assert label(np.zeros((4, 5, 6), bool))[1] == 0
+    full, n = label(np.ones((4, 5, 6), np.uint8), threads=3)
+    assert n == 1 and (full == 1).all()
+    image = np.random.default_rng(2).random((30, 40)) < 0.4
+    labels2d, n2d = label(image, 6)
+    ref, n_ref = ndi.label(image)
+    np.testing.assert_array_equal(labels2d, ref)
+    volume = np.asfortranarray(np.random.default_rng(3).random((9, 10, 11)) < 0.4)
+    _check(volume, 26, threads=2)
+    assert label(np.zeros((0, 4, 4), bool))[1] == 0
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="integer"):
+        label(np.zeros((3, 3, 3), np.float32))
+    with pytest.raises(ValueError, match="connectivity"):
+        label(np.zeros((3, 3, 3), bool), connectivity=8)
+    with pytest.raises(ValueError, match="2-D or 3-D"):
+        label(np.zeros((2, 3, 3, 3), bool))
