@@ -8,5 +8,6 @@ them flat public names, cc3d-style.
 
 from ._downsample import downsample_mean, downsample_mode
 from ._label import label
+from ._stats import STAT_FIELDS, region_stats
 
-__all__ = ["downsample_mean", "downsample_mode", "label"]
+__all__ = ["STAT_FIELDS", "downsample_mean", "downsample_mode", "label", "region_stats"]
