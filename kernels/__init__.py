@@ -9,5 +9,16 @@ them flat public names, cc3d-style.
 from ._downsample import downsample_mean, downsample_mode
 from ._label import label
 from ._stats import STAT_FIELDS, region_stats
+from ._surface import crofton_direction_weights, surface_area, surface_area_labels, surface_lut
 
-__all__ = ["STAT_FIELDS", "downsample_mean", "downsample_mode", "label", "region_stats"]
+__all__ = [
+    "STAT_FIELDS",
+    "crofton_direction_weights",
+    "downsample_mean",
+    "downsample_mode",
+    "label",
+    "region_stats",
+    "surface_area",
+    "surface_area_labels",
+    "surface_lut",
+]
