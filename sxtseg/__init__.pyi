@@ -1,4 +1,4 @@
-from . import classes, errors, io, phantom, units
+from . import classes, errors, io, morphometrics, phantom, units
 from .classes import SXTClass
 from .errors import (
     AmbiguousDatasetError,
@@ -13,6 +13,7 @@ from .errors import (
     VoxelSizeError,
 )
 from .io import open_volume, save_volume
+from .morphometrics import measure
 from .phantom import make_infected_cell
 from .volume import Volume
 
@@ -33,6 +34,8 @@ __all__ = [
     "errors",
     "io",
     "make_infected_cell",
+    "measure",
+    "morphometrics",
     "open_volume",
     "phantom",
     "save_volume",

@@ -40,7 +40,8 @@ def _as_dask(data: Any) -> da.Array:
     if isinstance(data, da.Array):
         return data
     if isinstance(data, np.ndarray) or hasattr(data, "__array__") or hasattr(data, "shape"):
-        return da.from_array(data, chunks="auto")
+        # name=False: a random graph name instead of hashing every byte (0.2 s per 64 MiB)
+        return da.from_array(data, chunks="auto", name=False)
     raise TypeError(f"Volume data must be a dask or NumPy array, not {type(data).__name__}")
 
 
@@ -242,7 +243,7 @@ class Volume:
         Keyword arguments go to :func:`dask.compute` (``scheduler=``...).
         """
         (array,) = da.compute(self.data, **kwargs)
-        return self.with_data(da.from_array(np.asarray(array), chunks=self.data.chunks))
+        return self.with_data(da.from_array(np.asarray(array), chunks=self.data.chunks, name=False))
 
     def to_numpy(self, **kwargs: Any) -> np.ndarray:
         """Load the voxels and return them as a NumPy array."""

@@ -1,0 +1,228 @@
+"""Per-object measurements in physical units, built on the one-pass Numba kernels.
+
+:func:`measure` turns a label volume (and optionally the grey-value image and
+the class volume) into a :class:`pandas.DataFrame` with one row per object:
+size, surface area, shape, position, bounding box and grey-value statistics,
+with the unit in every column name (and in ``DataFrame.attrs["units"]``).
+
+Examples
+--------
+>>> import numpy as np
+>>> from sxtseg import Volume, measure
+>>> labels = np.zeros((20, 20, 20), np.uint8)
+>>> zz, yy, xx = np.mgrid[:20, :20, :20]
+>>> labels[(zz - 10) ** 2 + (yy - 10) ** 2 + (xx - 10) ** 2 <= 36] = 1
+>>> table = measure(Volume(labels, voxel_size=30.0))
+>>> round(float(table.loc[0, "equivalent_diameter_nm"]))  # a 360 nm ball of 30 nm voxels
+363
+>>> round(float(table.loc[0, "sphericity"]), 2)
+1.01
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .errors import InvalidDataError, ShapeError, VoxelSizeError
+from .volume import Volume
+
+__all__ = ["measure", "COLUMNS"]
+
+#: Columns of the table :func:`measure` returns, with their units.
+COLUMNS: dict[str, str] = {
+    "label": "",
+    "class_id": "",
+    "voxel_count": "voxels",
+    "volume_um3": "um^3",
+    "surface_area_um2": "um^2",
+    "equivalent_diameter_nm": "nm",
+    "sphericity": "1",
+    "principal_axis_major_nm": "nm",
+    "principal_axis_mid_nm": "nm",
+    "principal_axis_minor_nm": "nm",
+    "elongation": "1",
+    "flatness": "1",
+    "centroid_z_vox": "voxels",
+    "centroid_y_vox": "voxels",
+    "centroid_x_vox": "voxels",
+    "centroid_z_nm": "nm",
+    "centroid_y_nm": "nm",
+    "centroid_x_nm": "nm",
+    "bbox_z0": "voxels",
+    "bbox_y0": "voxels",
+    "bbox_x0": "voxels",
+    "bbox_z1": "voxels",
+    "bbox_y1": "voxels",
+    "bbox_x1": "voxels",
+    "inertia_eig_0": "voxels^2",
+    "inertia_eig_1": "voxels^2",
+    "inertia_eig_2": "voxels^2",
+    "intensity_mean": "image unit",
+    "intensity_std": "image unit",
+    "intensity_min": "image unit",
+    "intensity_max": "image unit",
+    "touches_border": "",
+}
+
+
+def _array(vol: Volume | np.ndarray) -> np.ndarray:
+    data = vol.data if isinstance(vol, Volume) else vol
+    return np.asarray(data.compute() if hasattr(data, "compute") else data)
+
+
+def _central_moments(stats: dict, rows: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) central second moments per voxel (covariance of voxel indices)."""
+    n = stats["count"][rows].astype(np.float64)[:, None]
+    mean = stats["first_moment"][rows] / n  # relative to the origin
+    s2 = stats["second_moment"][rows] / n
+    cov = np.empty((len(rows), 3, 3))
+    for col, (i, j) in enumerate([(0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)]):
+        value = s2[:, col] - mean[:, i] * mean[:, j]
+        cov[:, i, j] = value
+        cov[:, j, i] = value
+    return cov
+
+
+def _inertia_eigenvalues(cov: np.ndarray) -> np.ndarray:
+    """Eigenvalues of the inertia tensor, as ``skimage.measure.regionprops`` defines it (descending)."""
+    trace = np.trace(cov, axis1=1, axis2=2)
+    tensor = -cov.copy()
+    for i in range(3):
+        tensor[:, i, i] = trace - cov[:, i, i]
+    eig = np.linalg.eigvalsh(tensor)[:, ::-1]
+    return np.clip(eig, 0, None)
+
+
+def measure(
+    labels: Volume,
+    image: Volume | None = None,
+    classes: Volume | None = None,
+    *,
+    surface_method: str = "auto",
+    threads: int | None = None,
+) -> pd.DataFrame:
+    """Measure every labelled object in physical units.
+
+    Parameters
+    ----------
+    labels : Volume
+        Instance labels (integers, 0 background), with a known voxel size.
+    image : Volume, optional
+        Grey values (LAC in 1/µm for SXT) of the same shape: adds
+        ``intensity_mean/std/min/max`` in the image's unit.
+    classes : Volume, optional
+        Class codes (:class:`sxtseg.SXTClass`) of the same shape: each
+        object's ``class_id`` is the class at its first voxel.
+    surface_method : {"auto", "lindblad", "crofton"}
+        Surface-area estimator: Lindblad's weighted 2x2x2 configurations for
+        cubic voxels, a Crofton 13-direction estimator for anisotropic ones
+        (``"auto"`` picks by the voxel size).
+    threads : int, optional
+        Threads for the one-pass kernel (default: the CPU count).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per label present, ordered by label, with the columns of
+        :data:`COLUMNS`.  ``principal_axis_*_nm`` are the full axis lengths
+        of the ellipsoid with the same second moments (``sqrt(20 λ)``, exact
+        for a solid ellipsoid); ``elongation`` is mid/major and ``flatness``
+        minor/mid; ``sphericity`` is ``π^(1/3) (6V)^(2/3) / A``;
+        ``inertia_eig_*`` are scikit-image's inertia-tensor eigenvalues in
+        voxel units; ``bbox_*1`` are exclusive.  ``attrs["units"]`` maps
+        every column to its unit.  An empty volume gives an empty table.
+
+    Raises
+    ------
+    VoxelSizeError
+        The label volume's voxel size is unknown.
+    InvalidDataError
+        The labels are not integers.
+    ShapeError
+        ``image`` or ``classes`` do not match the labels' shape.
+    """
+    from sxtseg.kernels import region_stats, surface_lut
+
+    name = labels._name() if isinstance(labels, Volume) else "labels"
+    if not isinstance(labels, Volume):
+        raise TypeError("labels must be a sxtseg.Volume (wrap an array with Volume(array, voxel_size=...))")
+    if labels.voxel_size is None:
+        raise VoxelSizeError(f"{name}: the voxel size is unknown, and measure reports physical units; set it first")
+    if labels.dtype.kind not in "biu":
+        raise InvalidDataError(f"{name}: labels must be integers, got {labels.dtype} (segment or label first)")
+    if labels.ndim != 3:
+        raise ShapeError(f"{name}: measure needs a 3-D label volume, got shape {labels.shape}")
+    for other, what in ((image, "image"), (classes, "classes")):
+        if other is not None and tuple(other.shape) != labels.shape:
+            raise ShapeError(f"{name}: {what} has shape {tuple(other.shape)}, the labels {labels.shape}")
+
+    lab = _array(labels)
+    lab = lab.view(np.uint8) if lab.dtype == bool else lab
+    intensity = _array(image) if image is not None else None
+    spacing_nm = np.array(labels.voxel_size_in("nm"))
+    spacing_um = spacing_nm / 1000.0
+    lut = surface_lut(tuple(spacing_um), surface_method)
+    stats = region_stats(lab, intensity, surface_lut=lut, threads=threads)
+
+    rows = np.nonzero(stats["count"])[0]
+    rows = rows[rows > 0]
+    n = stats["count"][rows].astype(np.float64)
+    centroid_vox = stats["origin"][rows] + stats["first_moment"][rows] / n[:, None]
+    cov_vox = _central_moments(stats, rows)
+    cov_nm = cov_vox * np.outer(spacing_nm, spacing_nm)[None]
+    principal = np.sqrt(20.0 * np.clip(np.linalg.eigvalsh(cov_nm)[:, ::-1], 0, None)) if len(rows) else np.zeros((0, 3))
+    volume_um3 = n * float(np.prod(spacing_um))
+    area_um2 = stats["surface_area"][rows]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sphericity = np.where(area_um2 > 0, np.pi ** (1 / 3) * (6 * volume_um3) ** (2 / 3) / area_um2, np.nan)
+        elongation = principal[:, 1] / principal[:, 0]
+        flatness = principal[:, 2] / principal[:, 1]
+    bbox_min, bbox_max = stats["bbox_min"][rows], stats["bbox_max"][rows] + 1
+    shape = np.array(labels.shape)
+    table = {
+        "label": rows.astype(np.int64),
+        "class_id": np.zeros(len(rows), np.int64),
+        "voxel_count": n.astype(np.int64),
+        "volume_um3": volume_um3,
+        "surface_area_um2": area_um2,
+        "equivalent_diameter_nm": (6.0 * volume_um3 / np.pi) ** (1 / 3) * 1000.0,
+        "sphericity": sphericity,
+        "principal_axis_major_nm": principal[:, 0],
+        "principal_axis_mid_nm": principal[:, 1],
+        "principal_axis_minor_nm": principal[:, 2],
+        "elongation": elongation,
+        "flatness": flatness,
+    }
+    for axis, letter in enumerate("zyx"):
+        table[f"centroid_{letter}_vox"] = centroid_vox[:, axis]
+    for axis, letter in enumerate("zyx"):
+        table[f"centroid_{letter}_nm"] = centroid_vox[:, axis] * spacing_nm[axis]
+    for axis, letter in enumerate("zyx"):
+        table[f"bbox_{letter}0"] = bbox_min[:, axis]
+    for axis, letter in enumerate("zyx"):
+        table[f"bbox_{letter}1"] = bbox_max[:, axis]
+    eig = _inertia_eigenvalues(cov_vox) if len(rows) else np.zeros((0, 3))
+    for k in range(3):
+        table[f"inertia_eig_{k}"] = eig[:, k]
+    if intensity is not None:
+        mean = stats["intensity_sum"][rows] / n
+        var = np.clip(stats["intensity_sum_sq"][rows] / n - mean**2, 0, None)
+        table.update(intensity_mean=mean, intensity_std=np.sqrt(var),
+                     intensity_min=stats["intensity_min"][rows], intensity_max=stats["intensity_max"][rows])
+    else:
+        for key in ("intensity_mean", "intensity_std", "intensity_min", "intensity_max"):
+            table[key] = np.full(len(rows), np.nan)
+    table["touches_border"] = ((bbox_min == 0) | (bbox_max == shape)).any(axis=1)
+    if classes is not None and len(rows):
+        class_data = classes.data
+        origin = stats["origin"][rows]
+        table["class_id"] = np.asarray(class_data.vindex[origin[:, 0], origin[:, 1], origin[:, 2]].compute()).astype(np.int64)
+    df = pd.DataFrame(table, columns=list(COLUMNS))
+    units = dict(COLUMNS)
+    image_unit = (image.metadata.get("intensity_unit") if image is not None else None) or "image unit"
+    for key in ("intensity_mean", "intensity_std", "intensity_min", "intensity_max"):
+        units[key] = image_unit
+    df.attrs["units"] = units
+    df.attrs["voxel_size_nm"] = list(spacing_nm)
+    return df
