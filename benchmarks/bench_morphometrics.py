@@ -153,10 +153,11 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="256^3 volumes, 1 repeat")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--size", type=int, default=None, help="edge of the cubic volumes (default 512, quick 256)")
     parser.add_argument("--dask-image", action="store_true", help="also time dask-image (slow)")
     parser.add_argument("--marching-cubes", action="store_true", help="also time skimage with marching cubes (slow)")
     args = parser.parse_args(argv)
-    size = 256 if args.quick else 512
+    size = args.size or (256 if args.quick else 512)
     repeats = args.repeats or (1 if args.quick else 3)
     n_spheres = 16000 * (size / 512) ** 3
 
@@ -203,8 +204,8 @@ def main(argv=None) -> dict:
             for ours, peers in (("label_sxtseg_1", label_methods), ("label_sxtseg_all", label_methods),
                                 ("table_sxtseg", table_methods)):
                 for peer in peers:
-                    if peer.startswith(("label_sxtseg", "table_sxtseg")) or "error" in results.get(peer, {}):
-                        continue
+                    if peer.startswith(("label_sxtseg", "table_sxtseg")) or "error" in results.get(peer, {"error": 1}):
+                        continue  # ours, a peer that failed, or one not run on this input
                     if "error" in results.get(ours, {}):
                         continue
                     ratios[f"{ours}/{peer}"] = results[ours]["median_seconds"] / results[peer]["median_seconds"]

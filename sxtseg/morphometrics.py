@@ -66,9 +66,8 @@ COLUMNS: dict[str, str] = {
 }
 
 
-def _array(vol: Volume | np.ndarray) -> np.ndarray:
-    data = vol.data if isinstance(vol, Volume) else vol
-    return np.asarray(data.compute() if hasattr(data, "compute") else data)
+def _array(vol: Volume) -> np.ndarray:
+    return vol.to_numpy()  # no copy for a Volume made from a NumPy array
 
 
 def _central_moments(stats: dict, rows: np.ndarray) -> np.ndarray:

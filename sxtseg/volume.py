@@ -94,9 +94,14 @@ class Volume:
     unit: str = "nm"
     axes: str = "zyx"
     metadata: dict[str, Any] = field(default_factory=dict)
+    # (dask wrapper, the NumPy array it wraps): lets to_numpy() hand back the array without a copy
+    _in_memory: tuple[da.Array, np.ndarray] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        wrapped = self.data if isinstance(self.data, np.ndarray) else None
         self.data = _as_dask(self.data)
+        if wrapped is not None:
+            self._in_memory = (self.data, wrapped)
         if self.axes not in _AXES:
             raise ShapeError(f"axes must be one of {_AXES}, not {self.axes!r}")
         if self.data.ndim != len(self.axes):
@@ -242,11 +247,21 @@ class Volume:
         the same chunking, so later operations do not read the file again.
         Keyword arguments go to :func:`dask.compute` (``scheduler=``...).
         """
-        (array,) = da.compute(self.data, **kwargs)
-        return self.with_data(da.from_array(np.asarray(array), chunks=self.data.chunks, name=False))
+        array = self.to_numpy(**kwargs)
+        loaded = self.with_data(da.from_array(array, chunks=self.data.chunks, name=False))
+        loaded._in_memory = (loaded.data, array)
+        return loaded
 
     def to_numpy(self, **kwargs: Any) -> np.ndarray:
-        """Load the voxels and return them as a NumPy array."""
+        """Load the voxels and return them as a NumPy array.
+
+        A Volume made from a NumPy array (and whose ``data`` was not replaced
+        since) returns that array itself, read-only, without copying it.
+        """
+        if self._in_memory is not None and self._in_memory[0] is self.data:
+            view = self._in_memory[1].view()
+            view.flags.writeable = False
+            return view
         return np.asarray(self.data.compute(**kwargs))
 
     # ------------------------------------------------------------ display

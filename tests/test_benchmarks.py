@@ -35,3 +35,13 @@ def test_bench_downsample_quick():
     record = _run("bench_downsample.py", "--repeats", "1")
     assert set(record["results"]) == {"mean_uint16", "mean_float32", "mode_uint8", "codec_uint16"}
     assert record["results"]["codec_uint16"]["compression_ratio_sxtseg_over_default"] > 0
+
+
+@pytest.mark.slow
+def test_bench_morphometrics_small():
+    record = _run("bench_morphometrics.py", "--size", "64", "--repeats", "1")
+    for name in ("spheres", "noisy"):
+        results = record["inputs"][name]["results"]
+        counts = {m: r["result"] for m, r in results.items() if m.startswith("label_")}
+        assert len(set(counts.values())) == 1, counts  # every labeller finds the same number of objects
+        assert "table_sxtseg/table_skimage" in record["inputs"][name]["time_ratios"]

@@ -13,6 +13,7 @@ def test_readme_python_example_runs(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "(900.0, 3840.0, 3840.0) nm" in result.stdout
+    assert "equivalent_diameter_nm" in result.stdout and "sphericity" in result.stdout
     assert (tmp_path / "cell.ome.zarr" / "labels" / "classes").is_dir()
 
 

@@ -95,3 +95,16 @@ def test_voxel_size_in_other_units():
 def test_repr_names_source():
     vol = Volume(np.zeros((2, 2, 2), np.uint8), voxel_size=30.0, metadata={"source": {"path": "/data/cell.mrc"}})
     assert "cell.mrc" in repr(vol) and "30x30x30 nm" in repr(vol)
+
+
+def test_to_numpy_of_an_in_memory_volume_is_a_read_only_view(small_volume):
+    vol = Volume(small_volume, voxel_size=30.0)
+    view = vol.to_numpy()
+    assert np.shares_memory(view, small_volume) and not view.flags.writeable
+    # once the data is replaced, the cached array no longer applies
+    doubled = vol.with_data(vol.data * 2)
+    np.testing.assert_array_equal(doubled.to_numpy(), small_volume * 2)
+    vol.data = vol.data + 1
+    np.testing.assert_array_equal(vol.to_numpy(), small_volume + 1)
+    loaded = Volume(da.from_array(small_volume, chunks=(4, 20, 28)), voxel_size=30.0).compute()
+    assert np.shares_memory(loaded.to_numpy(), loaded.to_numpy())
