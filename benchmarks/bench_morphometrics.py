@@ -173,11 +173,12 @@ def main(argv=None) -> dict:
     record = {"benchmark": "bench_morphometrics", "shape": [size] * 3, "connectivity": 26, "repeats": repeats,
               "machine": machine(), "versions": {"sxtseg": sxtseg.__version__, "numpy": np.__version__},
               "inputs": {}}
-    for package in ("cc3d", "scipy", "skimage", "dask_image", "numba"):
+    from importlib.metadata import PackageNotFoundError, version
+
+    for package in ("connected-components-3d", "scipy", "scikit-image", "dask-image", "numba"):
         try:
-            module = __import__(package)
-            record["versions"][package] = getattr(module, "__version__", "installed")
-        except ImportError:
+            record["versions"][package] = version(package)
+        except PackageNotFoundError:
             record["versions"][package] = None
 
     with tempfile.TemporaryDirectory(prefix="bench_morpho_") as tmp:
