@@ -1,4 +1,4 @@
-from . import classes, errors, io, morphometrics, phantom, units
+from . import classes, errors, instances, io, morphometrics, phantom, units
 from .classes import SXTClass
 from .errors import (
     AmbiguousDatasetError,
@@ -13,7 +13,8 @@ from .errors import (
     VoxelSizeError,
 )
 from .io import open_volume, save_volume
-from .morphometrics import measure
+from .instances import label_classes, split_touching
+from .morphometrics import measure, summarize
 from .phantom import make_infected_cell
 from .volume import Volume
 
@@ -32,12 +33,16 @@ __all__ = [
     "VoxelSizeError",
     "classes",
     "errors",
+    "instances",
     "io",
+    "label_classes",
     "make_infected_cell",
     "measure",
     "morphometrics",
     "open_volume",
     "phantom",
     "save_volume",
+    "split_touching",
+    "summarize",
     "units",
 ]

@@ -27,7 +27,7 @@ import pandas as pd
 from .errors import InvalidDataError, ShapeError, VoxelSizeError
 from .volume import Volume
 
-__all__ = ["measure", "COLUMNS"]
+__all__ = ["measure", "summarize", "COLUMNS", "DISTANCE_COLUMNS"]
 
 #: Columns of the table :func:`measure` returns, with their units.
 COLUMNS: dict[str, str] = {
@@ -64,6 +64,42 @@ COLUMNS: dict[str, str] = {
     "intensity_max": "image unit",
     "touches_border": "",
 }
+
+#: Columns added when ``classes`` is given: distances from each object's centroid.
+DISTANCE_COLUMNS: dict[str, str] = {
+    "distance_to_nucleus_nm": "nm",
+    "distance_to_cell_boundary_nm": "nm",
+    "nearest_neighbour_nm": "nm",
+}
+
+
+def _distances(table: pd.DataFrame, classes: np.ndarray, spacing_nm: np.ndarray) -> None:
+    """Add distance columns (in place): centroid to nucleus surface, to the cell boundary, to the nearest same-class object."""
+    from scipy import ndimage
+    from scipy.spatial import cKDTree
+
+    from .classes import SXTClass
+
+    n = len(table)
+    voxel = np.rint(table[["centroid_z_vox", "centroid_y_vox", "centroid_x_vox"]].to_numpy()).astype(int)
+    voxel = np.clip(voxel, 0, np.array(classes.shape) - 1)
+    index = tuple(voxel.T)
+    nucleus = np.isin(classes, (SXTClass.NUCLEUS, SXTClass.NUCLEOLUS))
+    if nucleus.any():
+        # distance of every voxel outside the nucleus to the nearest nucleus voxel (0 inside)
+        table["distance_to_nucleus_nm"] = ndimage.distance_transform_edt(~nucleus, sampling=spacing_nm)[index]
+    else:
+        table["distance_to_nucleus_nm"] = np.full(n, np.nan)
+    cell = classes != SXTClass.BACKGROUND
+    table["distance_to_cell_boundary_nm"] = ndimage.distance_transform_edt(cell, sampling=spacing_nm)[index]
+    nearest = np.full(n, np.nan)
+    centres = table[["centroid_z_nm", "centroid_y_nm", "centroid_x_nm"]].to_numpy()
+    for class_id in np.unique(table["class_id"]):
+        rows = np.nonzero(table["class_id"].to_numpy() == class_id)[0]
+        if len(rows) > 1:
+            dist, _ = cKDTree(centres[rows]).query(centres[rows], k=2)
+            nearest[rows] = dist[:, 1]
+    table["nearest_neighbour_nm"] = nearest
 
 
 def _array(vol: Volume) -> np.ndarray:
@@ -124,7 +160,11 @@ def measure(
     -------
     pandas.DataFrame
         One row per label present, ordered by label, with the columns of
-        :data:`COLUMNS`.  ``principal_axis_*_nm`` are the full axis lengths
+        :data:`COLUMNS` (and, with ``classes``, :data:`DISTANCE_COLUMNS`:
+        the distance from the centroid to the nearest nucleus or nucleolus
+        voxel, 0 inside the nucleus; to the nearest background voxel, i.e.
+        the cell boundary; and to the nearest centroid of another object of
+        the same class).  ``principal_axis_*_nm`` are the full axis lengths
         of the ellipsoid with the same second moments (``sqrt(20 λ)``, exact
         for a solid ellipsoid); ``elongation`` is mid/major and ``flatness``
         minor/mid; ``sphericity`` is ``π^(1/3) (6V)^(2/3) / A``;
@@ -219,9 +259,59 @@ def measure(
         table["class_id"] = np.asarray(class_data.vindex[origin[:, 0], origin[:, 1], origin[:, 2]].compute()).astype(np.int64)
     df = pd.DataFrame(table, columns=list(COLUMNS))
     units = dict(COLUMNS)
+    if classes is not None:
+        _distances(df, classes.to_numpy(), spacing_nm)
+        units.update(DISTANCE_COLUMNS)
     image_unit = (image.metadata.get("intensity_unit") if image is not None else None) or "image unit"
     for key in ("intensity_mean", "intensity_std", "intensity_min", "intensity_max"):
         units[key] = image_unit
     df.attrs["units"] = units
     df.attrs["voxel_size_nm"] = list(spacing_nm)
     return df
+
+
+def summarize(table: pd.DataFrame, classes: Volume) -> dict:
+    """Per-cell summary of a :func:`measure` table: counts and volumes per class, DMV load.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Output of :func:`measure` called with ``classes`` (one cell).
+    classes : Volume
+        The class volume the table was measured with (gives the cytoplasm
+        volume).
+
+    Returns
+    -------
+    dict
+        ``classes``: for every class present, ``count``, ``total_volume_um3``
+        and ``mean_volume_um3``; ``cytoplasm_volume_um3`` (the cell minus
+        nucleus and nucleolus); ``dmv_volume_fraction_of_cytoplasm`` (total
+        DMV volume over that); ``dmv_median_distance_to_nucleus_nm``.  Plain
+        numbers, ready for JSON.
+    """
+    from .classes import CLASS_NAMES, SXTClass
+
+    if "class_id" not in table or "distance_to_nucleus_nm" not in table:
+        raise InvalidDataError("summarize needs a table measured with classes= (class and distance columns)")
+    data = classes.to_numpy()
+    voxel_um3 = float(np.prod(classes.voxel_size_in("um")))
+    in_cell = int(np.count_nonzero(data != SXTClass.BACKGROUND))
+    nuclear = int(np.count_nonzero(np.isin(data, (SXTClass.NUCLEUS, SXTClass.NUCLEOLUS))))
+    cytoplasm_um3 = (in_cell - nuclear) * voxel_um3
+    per_class = {}
+    for class_id, group in table.groupby("class_id"):
+        name = CLASS_NAMES.get(int(class_id), str(class_id))
+        per_class[name] = {
+            "count": int(len(group)),
+            "total_volume_um3": float(group["volume_um3"].sum()),
+            "mean_volume_um3": float(group["volume_um3"].mean()),
+        }
+    dmv = table[table["class_id"] == SXTClass.DMV]
+    return {
+        "classes": per_class,
+        "cytoplasm_volume_um3": cytoplasm_um3,
+        "dmv_count": int(len(dmv)),
+        "dmv_volume_fraction_of_cytoplasm": float(dmv["volume_um3"].sum() / cytoplasm_um3) if cytoplasm_um3 else float("nan"),
+        "dmv_median_distance_to_nucleus_nm": float(dmv["distance_to_nucleus_nm"].median()) if len(dmv) else float("nan"),
+    }

@@ -115,3 +115,43 @@ def test_bad_input():
         measure(Volume(np.zeros((4, 4, 4), np.uint8)))
     with pytest.raises(ShapeError, match="image has shape"):
         measure(Volume(np.zeros((4, 4, 4), np.uint8), voxel_size=1.0), Volume(np.zeros((4, 4, 5)), voxel_size=1.0))
+
+
+def _cell_with_nucleus():
+    """A box cell (class 1) with a nucleus slab and two DMV cubes at known places, 10 nm voxels."""
+    classes = np.zeros((20, 40, 40), np.uint8)
+    classes[2:18, 2:38, 2:38] = 1
+    classes[2:18, 2:38, 2:10] = 2  # nucleus: x < 10
+    classes[9:12, 19:22, 19:22] = 6  # DMV centred at x = 20: 11 voxels from the nucleus edge at x = 9
+    classes[9:12, 19:22, 29:32] = 6  # DMV centred at x = 30
+    instances, _ = label(np.where(classes == 1, 0, classes), 26)
+    return Volume(classes, voxel_size=10.0), Volume(instances, voxel_size=10.0)
+
+
+def test_distances_to_nucleus_boundary_and_neighbour():
+    classes, instances = _cell_with_nucleus()
+    table = measure(instances, classes=classes)
+    dmv = table[table["class_id"] == 6].sort_values("centroid_x_nm")
+    assert dmv["distance_to_nucleus_nm"].tolist() == pytest.approx([110.0, 210.0])
+    assert dmv["nearest_neighbour_nm"].tolist() == pytest.approx([100.0, 100.0])
+    # centroid (z 10, y 20, x 20/30): nearest background is the cell's z faces, 8 voxels away
+    assert dmv["distance_to_cell_boundary_nm"].tolist() == pytest.approx([80.0, 80.0])
+    nucleus_row = table[table["class_id"] == 2]
+    assert nucleus_row["distance_to_nucleus_nm"].tolist() == [0.0]
+    assert table.attrs["units"]["nearest_neighbour_nm"] == "nm"
+
+
+def test_summarize_counts_and_dmv_fraction():
+    from sxtseg import summarize
+
+    classes, instances = _cell_with_nucleus()
+    table = measure(instances, classes=classes)
+    summary = summarize(table, classes)
+    assert summary["dmv_count"] == 2 and summary["classes"]["dmv"]["count"] == 2
+    voxel_um3 = 0.01**3
+    cytoplasm = (16 * 36 * 36 - 16 * 36 * 8) * voxel_um3
+    assert summary["cytoplasm_volume_um3"] == pytest.approx(cytoplasm)
+    assert summary["dmv_volume_fraction_of_cytoplasm"] == pytest.approx(2 * 27 * voxel_um3 / cytoplasm)
+    assert summary["dmv_median_distance_to_nucleus_nm"] == pytest.approx(160.0)
+    with pytest.raises(InvalidDataError, match="classes="):
+        summarize(measure(instances), classes)

@@ -1,0 +1,74 @@
+"""label_classes and split_touching: components per class, touching vesicles separated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sxtseg import SXTClass, Volume, label_classes, make_infected_cell, measure, split_touching
+from sxtseg.errors import InvalidArgumentError, InvalidDataError, VoxelSizeError
+
+
+def _balls(centres, radii, shape, spacing=(1.0, 1.0, 1.0)):
+    grids = np.meshgrid(*[np.arange(n) * s for n, s in zip(shape, spacing)], indexing="ij")
+    out = np.zeros(shape, np.uint8)
+    for c, r in zip(centres, radii):
+        out[sum((g - ci) ** 2 for g, ci in zip(grids, c)) <= r * r] = SXTClass.DMV
+    return out
+
+
+def test_label_classes_never_crosses_classes():
+    classes = np.zeros((4, 6, 6), np.uint8)
+    classes[:, :, :3] = SXTClass.DMV
+    classes[:, :, 3:] = SXTClass.LIPID_DROPLET
+    instances = label_classes(Volume(classes, voxel_size=30.0)).to_numpy()
+    assert set(np.unique(instances)) == {1, 2}
+    assert len(np.unique(classes[instances == 1])) == 1
+
+
+@pytest.mark.parametrize("spacing", [(30.0, 30.0, 30.0), (45.0, 30.0, 30.0)])
+def test_two_touching_vesicles_become_two(spacing):
+    radius = 150.0
+    shape = tuple(int(1200 / s) for s in spacing)
+    centre = np.array([600.0, 600.0, 420.0])
+    other = centre + [0.0, 0.0, 0.92 * 2 * radius]  # overlapping a little, as touching DMVs do
+    classes = _balls([centre, other], [radius, radius], shape, spacing)
+    assert label_classes(Volume(classes, voxel_size=spacing)).to_numpy().max() == 1  # one blob
+    split = split_touching(Volume(classes, voxel_size=spacing), SXTClass.DMV)
+    table = measure(split)
+    assert len(table) == 2
+    # each half near its ball's centre, with the volume of about one ball
+    np.testing.assert_allclose(sorted(table["centroid_x_nm"]), [centre[2], other[2]], atol=2 * spacing[2])
+    np.testing.assert_allclose(table["volume_um3"], 4 / 3 * np.pi * 0.15**3, rtol=0.15)
+
+
+def test_a_single_ball_is_not_split():
+    classes = _balls([(20.0, 20.0, 20.0)], [12.5], (40, 40, 40))
+    assert split_touching(Volume(classes, voxel_size=30.0), SXTClass.DMV).to_numpy().max() == 1
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_phantom_dmvs_counted_exactly(seed):
+    image, classes, instances, objects = make_infected_cell((80, 224, 224), seed=seed)
+    split = split_touching(classes, SXTClass.DMV).to_numpy()
+    truth = objects[objects["class_name"] == "dmv"]
+    assert split.max() == len(truth)
+    # every true DMV is covered mostly by one split label, and touching partners by different ones
+    true_ids = instances.to_numpy()
+    owner = {}
+    for instance_id in truth["instance_id"]:
+        values, counts = np.unique(split[true_ids == instance_id], return_counts=True)
+        assert counts.max() / counts.sum() > 0.9
+        owner[instance_id] = values[np.argmax(counts)]
+    assert len(set(owner.values())) == len(truth)
+    assert truth["touching"].sum() > 0
+
+
+def test_bad_input():
+    with pytest.raises(InvalidDataError):
+        split_touching(Volume(np.zeros((4, 4, 4), np.float32), voxel_size=30.0), 6)
+    with pytest.raises(InvalidArgumentError):
+        split_touching(Volume(np.zeros((4, 4, 4), np.uint8), voxel_size=30.0), 6, min_distance_nm=0)
+    with pytest.raises(VoxelSizeError):
+        split_touching(Volume(np.zeros((4, 4, 4), np.uint8)), 6)
+    assert split_touching(Volume(np.zeros((4, 4, 4), np.uint8), voxel_size=30.0), 6).to_numpy().max() == 0
