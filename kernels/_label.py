@@ -116,10 +116,9 @@ def _label_slab(image, z0, z1, offsets, after_left, after_below, out):  # pragma
     delta = np.empty(n_off, np.int64)
     for k in range(n_off):
         delta[k] = (offsets[k, 0] * ny + offsets[k, 1]) * nx + offsets[k, 2]
-    delta_after = np.zeros(4, np.int64)  # at most 4 (6-connectivity has 2)
+    delta_after = np.empty(n_after, np.int64)
     for k in range(n_after):
         delta_after[k] = (after_left[k, 0] * ny + after_left[k, 1]) * nx + after_left[k, 2]
-    d0, d1, d2, d3 = delta_after[0], delta_after[1], delta_after[2], delta_after[3]
     capacity = 1024
     parent = np.empty(capacity, np.int64)
     parent[0] = 0
@@ -150,29 +149,14 @@ def _label_slab(image, z0, z1, offsets, after_left, after_below, out):  # pragma
                 elif x > 0 and flat[i - 1] == v:
                     # the hot path: only the neighbours on the far side of the left one
                     current = np.int64(lab[i - 1])
-                    if interior:
-                        j = i + d0
+                    for k in range(n_after):
+                        if not interior and not _neighbour_ok(
+                            z, y, x, z0, ny, nx, after_left[k, 0], after_left[k, 1], after_left[k, 2]
+                        ):
+                            continue
+                        j = i + delta_after[k]
                         if flat[j] == v and lab[j] != current:
                             current = _union(parent, current, np.int64(lab[j]))
-                        j = i + d1
-                        if flat[j] == v and lab[j] != current:
-                            current = _union(parent, current, np.int64(lab[j]))
-                        if n_after > 2:
-                            j = i + d2
-                            if flat[j] == v and lab[j] != current:
-                                current = _union(parent, current, np.int64(lab[j]))
-                            j = i + d3
-                            if flat[j] == v and lab[j] != current:
-                                current = _union(parent, current, np.int64(lab[j]))
-                    else:
-                        for k in range(n_after):
-                            if not _neighbour_ok(
-                                z, y, x, z0, ny, nx, after_left[k, 0], after_left[k, 1], after_left[k, 2]
-                            ):
-                                continue
-                            j = i + delta_after[k]
-                            if flat[j] == v and lab[j] != current:
-                                current = _union(parent, current, np.int64(lab[j]))
                 else:
                     for k in range(n_off):
                         if not interior and not _neighbour_ok(
