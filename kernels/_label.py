@@ -205,6 +205,13 @@ def _merge_boundary(image, z, offsets, out, slab_offset_below, slab_offset_here,
 
 
 @numba.njit(cache=True, nogil=True)
+def _union_pairs(parent, pairs):  # pragma: no cover - compiled
+    """Join every pair (a, b) of labels in ``parent``."""
+    for k in range(pairs.shape[0]):
+        _union(parent, pairs[k, 0], pairs[k, 1])
+
+
+@numba.njit(cache=True, nogil=True)
 def _final_table(parent):  # pragma: no cover - compiled
     """Final label of every provisional label: roots numbered 1, 2, ... in increasing order."""
     n = parent.shape[0]

@@ -46,12 +46,25 @@ def label_classes(class_labels: Volume, connectivity: int = 26) -> Volume:
     Returns
     -------
     Volume
-        uint32 instance labels numbered in raster order, with the class
-        volume's voxel size; ``metadata["instances"]`` records the count.
+        uint32 instance labels, with the class volume's voxel size;
+        ``metadata["instances"]`` records the count.  An in-memory volume
+        (one chunk) is numbered in raster order.  A volume of several dask
+        chunks is labelled block by block on the active dask scheduler and
+        returned lazily, numbered by block (same partition), so volumes larger
+        than memory work; see :mod:`sxtseg._chunked_label`.
     """
     from sxtseg.kernels import label
 
-    labels, count = label(_class_array(class_labels), connectivity)
+    if class_labels.data.npartitions > 1:
+        from ._chunked_label import label_dask
+
+        if class_labels.dtype.kind not in "biu":
+            raise InvalidDataError(f"{class_labels._name()}: class labels must be integers, got {class_labels.dtype}")
+        if class_labels.ndim != 3:
+            raise ShapeError(f"{class_labels._name()}: a 3-D class volume is needed, got shape {class_labels.shape}")
+        labels, count = label_dask(class_labels.data, connectivity)
+    else:
+        labels, count = label(_class_array(class_labels), connectivity)
     return class_labels.with_data(labels, metadata={
         **class_labels.metadata, "instances": {"count": count, "connectivity": connectivity}})
 

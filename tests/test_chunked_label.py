@@ -1,0 +1,65 @@
+"""Block-by-block labelling of dask volumes gives the same partition as labelling in memory."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from sxtseg import Volume, label_classes
+from sxtseg._chunked_label import label_dask
+from sxtseg.kernels import label
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Same objects, whatever their numbers: every label of a maps to exactly one of b and back."""
+    if not np.array_equal(a > 0, b > 0):
+        return False
+    pairs = np.unique(np.stack([a[a > 0], b[b > 0]]), axis=1)
+    return pairs.shape[1] == len(np.unique(a[a > 0])) == len(np.unique(b[b > 0]))
+
+
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+@pytest.mark.parametrize("chunks", [(7, 9, 11), (16, 16, 16), (30, 5, 40)])
+def test_random_masks_match_in_memory(connectivity, chunks):
+    rng = np.random.default_rng(sum(chunks) + connectivity)
+    mask = rng.random((30, 33, 40)) < 0.3
+    ref, n = label(mask, connectivity)
+    out, count = label_dask(da.from_array(mask, chunks=chunks), connectivity)
+    assert count == n
+    assert same_partition(out.compute(), ref)
+
+
+@pytest.mark.parametrize("connectivity", [6, 26])
+def test_objects_across_block_edges_and_corners(connectivity):
+    mask = np.zeros((16, 16, 16), bool)
+    mask[7, 7, 7] = mask[8, 8, 8] = True  # corner to corner across 8 blocks of 8^3
+    mask[0:16, 3, 3] = True  # one rod through two blocks
+    mask[3, 7, 12] = mask[3, 8, 12] = True  # face neighbours across a y boundary
+    ref, n = label(mask, connectivity)
+    out, count = label_dask(da.from_array(mask, chunks=8), connectivity)
+    assert count == n == (3 if connectivity == 26 else 4)
+    assert same_partition(out.compute(), ref)
+
+
+def test_label_classes_goes_chunked_for_dask_volumes():
+    rng = np.random.default_rng(3)
+    classes = rng.integers(0, 3, size=(20, 24, 28)).astype(np.uint8)
+    lazy = label_classes(Volume(da.from_array(classes, chunks=(6, 7, 9)), voxel_size=30.0))
+    in_memory = label_classes(Volume(classes, voxel_size=30.0))
+    assert lazy.data.npartitions > 1  # returned lazily, block by block
+    assert lazy.metadata["instances"]["count"] == in_memory.metadata["instances"]["count"]
+    assert same_partition(lazy.to_numpy(), in_memory.to_numpy())
+
+
+@pytest.mark.slow
+def test_runs_on_a_distributed_cluster():
+    distributed = pytest.importorskip("distributed")
+    rng = np.random.default_rng(9)
+    mask = rng.random((24, 30, 30)) < 0.35
+    ref, n = label(mask, 26)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with distributed.Client(cluster):
+            out, count = label_dask(da.from_array(mask, chunks=(8, 10, 15)), 26)
+            result = out.compute()
+    assert count == n and same_partition(result, ref)
