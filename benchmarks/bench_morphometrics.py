@@ -8,7 +8,8 @@ salt noise; 26-connectivity.
   ``cc3d.connected_components`` (one thread, uint32 output like ours),
   ``scipy.ndimage.label``, ``skimage.measure.label`` and
   ``dask_image.ndmeasure.label`` with 128^3 chunks (only with ``--dask-image``:
-  it takes minutes at 512^3);
+  it takes minutes at 512^3), which is compared with sxtseg's chunked
+  labelling of the same 128^3-chunked dask array;
 * object table (count, centroid, bbox, inertia eigenvalues, mean intensity,
   surface area): ``sxtseg.measure`` against ``skimage.measure.regionprops_table``
   (plus marching-cubes surface area per object with ``--marching-cubes``),
@@ -65,6 +66,12 @@ CHILD = textwrap.dedent(
         if method == "label_sxtseg_all":
             from sxtseg.kernels import label
             return label(mask, 26)[1]
+        if method == "label_sxtseg_chunked":
+            import dask.array as da
+            from sxtseg._chunked_label import label_dask
+            out, n = label_dask(da.from_array(mask, chunks=128), 26)
+            out.compute()
+            return n
         if method == "label_cc3d":
             import cc3d
             return int(cc3d.connected_components(mask, connectivity=26, out_dtype=np.uint32).max())
@@ -156,17 +163,22 @@ def main(argv=None) -> dict:
     parser.add_argument("--size", type=int, default=None, help="edge of the cubic volumes (default 512, quick 256)")
     parser.add_argument("--dask-image", action="store_true", help="also time dask-image (slow)")
     parser.add_argument("--marching-cubes", action="store_true", help="also time skimage with marching cubes (slow)")
+    parser.add_argument("--only", nargs="+", help="run only these methods, e.g. label_sxtseg_chunked label_dask_image")
     args = parser.parse_args(argv)
     size = args.size or (256 if args.quick else 512)
     repeats = args.repeats or (1 if args.quick else 3)
     n_spheres = 16000 * (size / 512) ** 3
 
-    label_methods = ["label_sxtseg_1", "label_sxtseg_all", "label_cc3d", "label_scipy", "label_skimage"]
+    label_methods = ["label_sxtseg_1", "label_sxtseg_all", "label_sxtseg_chunked", "label_cc3d", "label_scipy",
+                     "label_skimage"]
     if args.dask_image:
         label_methods.append("label_dask_image")
     table_methods = ["table_sxtseg", "table_cc3d", "table_scipy", "table_skimage"]
     if args.marching_cubes:
         table_methods.append("table_skimage_mc")
+    if args.only:
+        label_methods = [m for m in label_methods + ["label_dask_image"] if m in args.only]
+        table_methods = [m for m in table_methods + ["table_skimage_mc"] if m in args.only]
 
     import sxtseg
 
@@ -203,7 +215,7 @@ def main(argv=None) -> dict:
                       f"{results[method]['peak_rss_bytes'] / 2**20:.0f} MiB", file=sys.stderr)
             ratios = {}
             for ours, peers in (("label_sxtseg_1", label_methods), ("label_sxtseg_all", label_methods),
-                                ("table_sxtseg", table_methods)):
+                                ("label_sxtseg_chunked", ["label_dask_image"]), ("table_sxtseg", table_methods)):
                 for peer in peers:
                     if peer.startswith(("label_sxtseg", "table_sxtseg")) or "error" in results.get(peer, {"error": 1}):
                         continue  # ours, a peer that failed, or one not run on this input
