@@ -219,8 +219,8 @@ def main(argv=None) -> dict:
                 for peer in peers:
                     if peer.startswith(("label_sxtseg", "table_sxtseg")) or "error" in results.get(peer, {"error": 1}):
                         continue  # ours, a peer that failed, or one not run on this input
-                    if "error" in results.get(ours, {}):
-                        continue
+                    if "error" in results.get(ours, {"error": 1}):
+                        continue  # ours failed or was not run
                     ratios[f"{ours}/{peer}"] = results[ours]["median_seconds"] / results[peer]["median_seconds"]
             record["inputs"][name] = {"foreground_fraction": float(volume.mean()), "results": results, "time_ratios": ratios}
     print(json.dumps(record, indent=2))
