@@ -18,7 +18,6 @@ Every step is a dask computation, so it runs on any scheduler, including
 
 from __future__ import annotations
 
-import itertools
 
 import dask
 import dask.array as da

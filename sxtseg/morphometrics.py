@@ -253,14 +253,14 @@ def measure(
         for key in ("intensity_mean", "intensity_std", "intensity_min", "intensity_max"):
             table[key] = np.full(len(rows), np.nan)
     table["touches_border"] = ((bbox_min == 0) | (bbox_max == shape)).any(axis=1)
-    if classes is not None and len(rows):
-        class_data = classes.data
+    class_array = classes.to_numpy() if classes is not None else None
+    if class_array is not None and len(rows):
         origin = stats["origin"][rows]
-        table["class_id"] = np.asarray(class_data.vindex[origin[:, 0], origin[:, 1], origin[:, 2]].compute()).astype(np.int64)
+        table["class_id"] = class_array[origin[:, 0], origin[:, 1], origin[:, 2]].astype(np.int64)
     df = pd.DataFrame(table, columns=list(COLUMNS))
     units = dict(COLUMNS)
     if classes is not None:
-        _distances(df, classes.to_numpy(), spacing_nm)
+        _distances(df, class_array, spacing_nm)
         units.update(DISTANCE_COLUMNS)
     image_unit = (image.metadata.get("intensity_unit") if image is not None else None) or "image unit"
     for key in ("intensity_mean", "intensity_std", "intensity_min", "intensity_max"):
