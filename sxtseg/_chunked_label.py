@@ -3,13 +3,14 @@
 1. Each block is labelled on its own (``sxtseg.kernels.label``); the task
    returns only the block's label count and its six face planes (labels and
    values), never the block's labels.
-2. Block labels get global ids (block offset + local label).  At every
-   boundary between blocks along z, y and x, the two *global* planes on
-   either side are assembled from the blocks' faces and compared with every
-   in-plane offset the connectivity allows: this also joins objects that
-   cross an edge or a corner of four or eight blocks.  Union-find runs over
-   these global ids only.
-3. The label volume is returned lazily: each block is labelled again when
+2. For every plane between two layers of blocks along z, y and x, a task
+   assembles the two facing planes from the blocks' faces and compares them
+   with every in-plane offset the connectivity allows (this also joins
+   objects that cross an edge or a corner of four or eight blocks); it
+   returns the distinct pairs of (block, local label) that touch.
+3. Block labels get global ids (block offset + local label), and union-find
+   runs over the pairs only.
+4. The label volume is returned lazily: each block is labelled again when
    computed and mapped through the final table.
 
 Every step is a dask computation, so it runs on any scheduler, including
@@ -26,17 +27,18 @@ import numpy as np
 __all__ = ["label_dask"]
 
 
-def _block_summary(block: np.ndarray, connectivity: int) -> dict:
+def _block_summary(block: np.ndarray, connectivity: int) -> tuple[int, dict]:
+    """The block's label count, and its six face planes (labels and values)."""
     from sxtseg.kernels import label
 
     labels, n = label(block, connectivity, threads=1)
     faces = {}
     for axis in range(3):
-        first = tuple(slice(0, 1) if a == axis else slice(None) for a in range(3))
-        last = tuple(slice(-1, None) if a == axis else slice(None) for a in range(3))
-        faces[axis] = (labels[first].squeeze(axis), labels[last].squeeze(axis),
-                       block[first].squeeze(axis), block[last].squeeze(axis))
-    return {"count": n, "faces": faces}
+        first = tuple(0 if a == axis else slice(None) for a in range(3))
+        last = tuple(-1 if a == axis else slice(None) for a in range(3))
+        # copies: a view would keep the whole block alive until its planes are done
+        faces[axis] = tuple(a[s].copy() for a, s in ((labels, first), (labels, last), (block, first), (block, last)))
+    return n, faces
 
 
 def _in_plane_offsets(connectivity: int) -> list[tuple[int, int]]:
@@ -45,17 +47,36 @@ def _in_plane_offsets(connectivity: int) -> list[tuple[int, int]]:
     return [(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1) if abs(a) + abs(b) <= limit]
 
 
-def _pairs_across(low_labels, low_values, high_labels, high_values, offsets) -> np.ndarray:
-    """(global id, global id) pairs of equal nonzero values facing each other across a boundary."""
+def _plane_pairs(columns: list, axis: int, plane_shape: tuple[int, int], connectivity: int) -> np.ndarray:
+    """Distinct pairs of labels facing each other across the plane between two layers of blocks.
+
+    ``columns`` holds, for every column of blocks crossing the plane, its
+    in-plane offset and the flat index and faces of the block below and
+    above.  Labels are returned as ``block index << 32 | local label``, as
+    the global numbering is not known yet.
+    """
+    planes = {}
+    for side in ("low", "high"):
+        planes[side + "_labels"] = np.zeros(plane_shape, np.int64)
+        planes[side + "_values"] = np.zeros(plane_shape, columns[0][2][axis][2].dtype)
+    for (r0, r1), below_index, below, above_index, above in columns:
+        h, w = below[axis][1].shape
+        where = (slice(r0, r0 + h), slice(r1, r1 + w))
+        for side, block_index, labels, values in (("low", below_index, below[axis][1], below[axis][3]),
+                                                  ("high", above_index, above[axis][0], above[axis][2])):
+            planes[side + "_labels"][where] = np.where(labels > 0, (block_index << 32) | labels.astype(np.int64), 0)
+            planes[side + "_values"][where] = values
     pairs = []
-    h, w = low_labels.shape
-    for d1, d2 in offsets:
+    h, w = plane_shape
+    for d1, d2 in _in_plane_offsets(connectivity):
         a = (slice(max(0, -d1), h - max(0, d1)), slice(max(0, -d2), w - max(0, d2)))
         b = (slice(max(0, d1), h - max(0, -d1)), slice(max(0, d2), w - max(0, -d2)))
-        same = (low_values[a] == high_values[b]) & (low_values[a] != 0)
+        same = (planes["low_values"][a] == planes["high_values"][b]) & (planes["low_values"][a] != 0)
         if same.any():
-            pairs.append(np.stack([low_labels[a][same], high_labels[b][same]], axis=1))
-    return np.concatenate(pairs) if pairs else np.zeros((0, 2), np.int64)
+            # one object covering the plane gives a pair per voxel: keep each pair once
+            found = np.stack([planes["low_labels"][a][same], planes["high_labels"][b][same]], axis=1)
+            pairs.append(np.unique(found, axis=0))
+    return np.unique(np.concatenate(pairs), axis=0) if pairs else np.zeros((0, 2), np.int64)
 
 
 def label_dask(data: da.Array, connectivity: int = 26) -> tuple[da.Array, int]:
@@ -71,41 +92,33 @@ def label_dask(data: da.Array, connectivity: int = 26) -> tuple[da.Array, int]:
         raise ValueError(f"need a 3-D array, got shape {data.shape}")
     grid = data.numblocks
     blocks = data.to_delayed()
-    summaries = dask.compute(*[dask.delayed(_block_summary)(blocks[i], connectivity)
-                               for i in np.ndindex(grid)])
     index = {i: k for k, i in enumerate(np.ndindex(grid))}
-    counts = np.array([s["count"] for s in summaries], np.int64)
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    total = int(counts.sum())
-
+    counts, faces = {}, {}
+    for i in np.ndindex(grid):
+        counts[i], faces[i] = dask.delayed(_block_summary, nout=2)(blocks[i], connectivity)
     starts = [np.concatenate([[0], np.cumsum(c)[:-1]]) for c in data.chunks]
-    pairs = []
-    plane_offsets = _in_plane_offsets(connectivity)
+    planes = []
     for axis in range(3):
         other = [a for a in range(3) if a != axis]
-        shape2d = (data.shape[other[0]], data.shape[other[1]])
         for k in range(grid[axis] - 1):
-            planes = {name: np.zeros(shape2d, np.int64 if "labels" in name else data.dtype)
-                      for name in ("low_labels", "low_values", "high_labels", "high_values")}
+            columns = []
             for i in np.ndindex(grid):
-                if i[axis] not in (k, k + 1):
-                    continue
-                s = summaries[index[i]]
-                first_l, last_l, first_v, last_v = s["faces"][axis]
-                r0, r1 = starts[other[0]][i[other[0]]], starts[other[1]][i[other[1]]]
-                where = (slice(r0, r0 + first_l.shape[0]), slice(r1, r1 + first_l.shape[1]))
-                off = offsets[index[i]]
-                if i[axis] == k:  # the last plane of the lower block faces the boundary
-                    planes["low_labels"][where] = np.where(last_l > 0, last_l.astype(np.int64) + off, 0)
-                    planes["low_values"][where] = last_v
-                else:
-                    planes["high_labels"][where] = np.where(first_l > 0, first_l.astype(np.int64) + off, 0)
-                    planes["high_values"][where] = first_v
-            pairs.append(_pairs_across(planes["low_labels"], planes["low_values"],
-                                       planes["high_labels"], planes["high_values"], plane_offsets))
+                if i[axis] == k:
+                    above = tuple(j + 1 if a == axis else j for a, j in enumerate(i))
+                    where = (int(starts[other[0]][i[other[0]]]), int(starts[other[1]][i[other[1]]]))
+                    columns.append((where, index[i], faces[i], index[above], faces[above]))
+            planes.append(dask.delayed(_plane_pairs)(
+                columns, axis, (data.shape[other[0]], data.shape[other[1]]), connectivity))
+    # the faces are intermediate results: dropped as soon as both planes they border are done
+    results = dask.compute(*counts.values(), *planes)
+    counts = np.array(results[: len(counts)], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    total = int(counts.sum())
     parent = np.arange(total + 1, dtype=np.int64)
-    if pairs:
-        _union_pairs(parent, np.concatenate(pairs).astype(np.int64))
+    for pairs in results[len(counts):]:
+        if len(pairs):
+            glob = offsets[pairs >> 32] + (pairs & 0xFFFFFFFF)
+            _union_pairs(parent, glob)
     table, count = _final_table(parent)
     table = table.astype(np.uint32)
     offset_grid = offsets.reshape(grid)

@@ -21,6 +21,10 @@ Examples
 
 from __future__ import annotations
 
+import os
+
+import dask
+import dask.array as da
 import numpy as np
 import pandas as pd
 
@@ -73,25 +77,32 @@ DISTANCE_COLUMNS: dict[str, str] = {
 }
 
 
-def _distances(table: pd.DataFrame, classes: np.ndarray, spacing_nm: np.ndarray) -> None:
-    """Add distance columns (in place): centroid to nucleus surface, to the cell boundary, to the nearest same-class object."""
-    from scipy import ndimage
+def _distances(table: pd.DataFrame, class_at_centroid: np.ndarray, nucleus_points: np.ndarray,
+               cell_points: np.ndarray, spacing_nm: np.ndarray) -> None:
+    """Add distance columns (in place): centroid to nucleus, to the cell boundary, to the nearest same-class object.
+
+    Distances run from the centroid's voxel to the nearest nucleus voxel (0
+    inside the nucleus) and to the nearest background voxel (0 outside the
+    cell), as Euclidean distance transforms with the voxel size as sampling
+    would give them.  Only boundary voxels can be nearest, so a k-d tree of
+    the boundary voxels (a surface, not the volume) answers exactly, with no
+    volume-sized float arrays.
+    """
     from scipy.spatial import cKDTree
 
     from .classes import SXTClass
 
     n = len(table)
-    voxel = np.rint(table[["centroid_z_vox", "centroid_y_vox", "centroid_x_vox"]].to_numpy()).astype(int)
-    voxel = np.clip(voxel, 0, np.array(classes.shape) - 1)
-    index = tuple(voxel.T)
-    nucleus = np.isin(classes, (SXTClass.NUCLEUS, SXTClass.NUCLEOLUS))
-    if nucleus.any():
-        # distance of every voxel outside the nucleus to the nearest nucleus voxel (0 inside)
-        table["distance_to_nucleus_nm"] = ndimage.distance_transform_edt(~nucleus, sampling=spacing_nm)[index]
-    else:
-        table["distance_to_nucleus_nm"] = np.full(n, np.nan)
-    cell = classes != SXTClass.BACKGROUND
-    table["distance_to_cell_boundary_nm"] = ndimage.distance_transform_edt(cell, sampling=spacing_nm)[index]
+    centres_vox = np.rint(table[["centroid_z_vox", "centroid_y_vox", "centroid_x_vox"]].to_numpy())
+    for column, points, inside_is_zero in (
+        ("distance_to_nucleus_nm", nucleus_points, np.isin(class_at_centroid, (SXTClass.NUCLEUS, SXTClass.NUCLEOLUS))),
+        ("distance_to_cell_boundary_nm", cell_points, class_at_centroid == SXTClass.BACKGROUND),
+    ):
+        distance = np.full(n, np.nan)
+        if len(points) and n:
+            distance, _ = cKDTree(points * spacing_nm).query(centres_vox * spacing_nm)
+            distance[inside_is_zero] = 0.0
+        table[column] = distance
     nearest = np.full(n, np.nan)
     centres = table[["centroid_z_nm", "centroid_y_nm", "centroid_x_nm"]].to_numpy()
     for class_id in np.unique(table["class_id"]):
@@ -181,7 +192,10 @@ def measure(
     ShapeError
         ``image`` or ``classes`` do not match the labels' shape.
     """
-    from sxtseg.kernels import region_stats, surface_lut
+    from sxtseg.kernels import surface_lut
+    from sxtseg.kernels._stats import _as_dict
+
+    from ._chunked_measure import block_stats, chunked_stats
 
     name = labels._name() if isinstance(labels, Volume) else "labels"
     if not isinstance(labels, Volume):
@@ -196,16 +210,25 @@ def measure(
         if other is not None and tuple(other.shape) != labels.shape:
             raise ShapeError(f"{name}: {what} has shape {tuple(other.shape)}, the labels {labels.shape}")
 
-    lab = _array(labels)
-    lab = lab.view(np.uint8) if lab.dtype == bool else lab
-    intensity = _array(image) if image is not None else None
     spacing_nm = np.array(labels.voxel_size_in("nm"))
     spacing_um = spacing_nm / 1000.0
     lut = surface_lut(tuple(spacing_um), surface_method)
-    stats = region_stats(lab, intensity, surface_lut=lut, threads=threads)
-
-    rows = np.nonzero(stats["count"])[0]
-    rows = rows[rows > 0]
+    if labels.data.npartitions > 1:  # block by block, for volumes larger than memory
+        merged = chunked_stats(labels.data, image.data if image is not None else None,
+                               classes.data if classes is not None else None, lut)
+    else:
+        lab = _array(labels)
+        lab = lab.view(np.uint8) if lab.dtype == bool else lab
+        largest = int(lab.max()) if lab.size else 0
+        merged = block_stats(
+            lab,
+            _array(image) if image is not None else None,
+            _array(classes) if classes is not None else None,
+            lut=lut, threads=threads or int(os.environ.get("SXTSEG_THREADS", 0)) or (os.cpu_count() or 1),
+            # one accumulator row (192 bytes) per label number: renumber sparse, large label numbers first
+            compact=largest >= 2**16 and (largest + 1) * 192 > lab.nbytes)
+    stats = _as_dict(merged["acc_i"][:, :10], merged["acc_f"], image is not None)
+    rows = np.nonzero(stats["count"] > 0)[0]
     n = stats["count"][rows].astype(np.float64)
     centroid_vox = stats["origin"][rows] + stats["first_moment"][rows] / n[:, None]
     cov_vox = _central_moments(stats, rows)
@@ -220,7 +243,7 @@ def measure(
     bbox_min, bbox_max = stats["bbox_min"][rows], stats["bbox_max"][rows] + 1
     shape = np.array(labels.shape)
     table = {
-        "label": rows.astype(np.int64),
+        "label": merged["ids"][rows].astype(np.int64),
         "class_id": np.zeros(len(rows), np.int64),
         "voxel_count": n.astype(np.int64),
         "volume_um3": volume_um3,
@@ -244,7 +267,7 @@ def measure(
     eig = _inertia_eigenvalues(cov_vox) if len(rows) else np.zeros((0, 3))
     for k in range(3):
         table[f"inertia_eig_{k}"] = eig[:, k]
-    if intensity is not None:
+    if image is not None:
         mean = stats["intensity_sum"][rows] / n
         var = np.clip(stats["intensity_sum_sq"][rows] / n - mean**2, 0, None)
         table.update(intensity_mean=mean, intensity_std=np.sqrt(var),
@@ -253,14 +276,17 @@ def measure(
         for key in ("intensity_mean", "intensity_std", "intensity_min", "intensity_max"):
             table[key] = np.full(len(rows), np.nan)
     table["touches_border"] = ((bbox_min == 0) | (bbox_max == shape)).any(axis=1)
-    class_array = classes.to_numpy() if classes is not None else None
-    if class_array is not None and len(rows):
-        origin = stats["origin"][rows]
-        table["class_id"] = class_array[origin[:, 0], origin[:, 1], origin[:, 2]].astype(np.int64)
+    if classes is not None:
+        table["class_id"] = merged["acc_i"][rows, 10]
     df = pd.DataFrame(table, columns=list(COLUMNS))
     units = dict(COLUMNS)
     if classes is not None:
-        _distances(df, class_array, spacing_nm)
+        voxel = np.clip(np.rint(centroid_vox).astype(np.int64), 0, shape - 1)
+        if len(rows) and classes.data.npartitions > 1:
+            class_at_centroid = np.asarray(classes.data.vindex[tuple(voxel.T)].compute())
+        else:
+            class_at_centroid = _array(classes)[tuple(voxel.T)]
+        _distances(df, class_at_centroid, merged["nucleus_points"], merged["cell_points"], spacing_nm)
         units.update(DISTANCE_COLUMNS)
     image_unit = (image.metadata.get("intensity_unit") if image is not None else None) or "image unit"
     for key in ("intensity_mean", "intensity_std", "intensity_min", "intensity_max"):
@@ -294,10 +320,11 @@ def summarize(table: pd.DataFrame, classes: Volume) -> dict:
 
     if "class_id" not in table or "distance_to_nucleus_nm" not in table:
         raise InvalidDataError("summarize needs a table measured with classes= (class and distance columns)")
-    data = classes.to_numpy()
+    data = classes.data  # counted block by block: the class volume may be larger than memory
     voxel_um3 = float(np.prod(classes.voxel_size_in("um")))
-    in_cell = int(np.count_nonzero(data != SXTClass.BACKGROUND))
-    nuclear = int(np.count_nonzero(np.isin(data, (SXTClass.NUCLEUS, SXTClass.NUCLEOLUS))))
+    in_cell, nuclear = (int(n) for n in dask.compute(
+        da.count_nonzero(data != SXTClass.BACKGROUND),
+        da.count_nonzero(da.isin(data, (SXTClass.NUCLEUS, SXTClass.NUCLEOLUS)))))
     cytoplasm_um3 = (in_cell - nuclear) * voxel_um3
     per_class = {}
     for class_id, group in table.groupby("class_id"):
