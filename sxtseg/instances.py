@@ -14,6 +14,7 @@ Examples
 
 from __future__ import annotations
 
+import dask.array as da
 import numpy as np
 from scipy import ndimage
 
@@ -69,6 +70,67 @@ def label_classes(class_labels: Volume, connectivity: int = 26) -> Volume:
         **class_labels.metadata, "instances": {"count": count, "connectivity": connectivity}})
 
 
+def _footprints(spacing: np.ndarray, min_distance_nm: float) -> tuple[np.ndarray, np.ndarray]:
+    """Balls of radius ``min_distance_nm`` (peak spacing) and half of it (seed growth), in voxels."""
+    balls = []
+    for radius_nm in (min_distance_nm, min_distance_nm / 2):
+        radius = np.maximum(np.round(radius_nm / spacing).astype(int), 1)
+        zz, yy, xx = np.ogrid[-radius[0] : radius[0] + 1, -radius[1] : radius[1] + 1, -radius[2] : radius[2] + 1]
+        balls.append((zz * spacing[0]) ** 2 + (yy * spacing[1]) ** 2 + (xx * spacing[2]) ** 2 <= radius_nm**2)
+    return balls[0], balls[1]
+
+
+def _split_component(component: np.ndarray, spacing: np.ndarray, min_distance_nm: float,
+                     connectivity: int) -> tuple[np.ndarray, int]:
+    """Split one connected component (a mask cropped to its box plus one voxel, clipped at the volume's edges).
+
+    Returns the pieces labelled 1..n in raster order of their first voxels.
+    Every step sees this component only, so the result does not depend on
+    neighbouring objects or on how the volume is cut into blocks.
+    """
+    from skimage.feature import peak_local_max
+    from skimage.segmentation import watershed
+
+    from sxtseg.kernels import label
+
+    distance = ndimage.distance_transform_edt(component, sampling=spacing)
+    footprint, ball = _footprints(spacing, min_distance_nm)
+    peaks = peak_local_max(distance, footprint=footprint, labels=component.astype(np.uint8),
+                           threshold_abs=0.0, exclude_border=False)
+    # a ball's distance map often ties at several neighbouring maxima: grow the peaks by half
+    # the minimum distance and take each connected group as one seed
+    peak_mask = np.zeros(component.shape, bool)
+    peak_mask[tuple(peaks.T)] = True
+    grown = ndimage.binary_dilation(peak_mask, structure=ball) & component
+    markers, n_markers = label(grown, connectivity)
+    markers = markers.astype(np.int64)
+    if n_markers == 0:  # no strict peak (a thin or flat piece): one seed at its first voxel
+        markers.flat[np.flatnonzero(component)[0]] = 1
+    split = watershed(-distance, markers, mask=component)
+    return label(split.astype(np.uint32), connectivity)  # a seed's region may fall apart: pieces stay separate
+
+
+def _component_boxes(components: np.ndarray, count: int, shape) -> list[tuple[slice, ...]]:
+    """Box of every component grown by one voxel (clipped at the volume's edges)."""
+    boxes = ndimage.find_objects(components, max_label=count)
+    return [tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box, shape)) for box in boxes]
+
+
+def _paint(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]], numbers: np.ndarray, lo, shape) -> np.ndarray:
+    """Label volume of the box at ``lo`` of ``shape``, with every piece painted with its global number."""
+    out = np.zeros(shape, np.uint32)
+    lo = np.asarray(lo)
+    for (start, piece, _), number in zip(pieces, numbers):
+        a = np.maximum(start, lo)
+        b = np.minimum(start + np.array(piece.shape), lo + np.array(shape))
+        if (b <= a).any():
+            continue
+        src = piece[tuple(slice(i, j) for i, j in zip(a - start, b - start))]
+        dst = out[tuple(slice(i, j) for i, j in zip(a - lo, b - lo))]
+        dst[src > 0] = number[src[src > 0] - 1]
+    return out
+
+
 def split_touching(
     class_labels: Volume,
     class_id: int,
@@ -82,7 +144,17 @@ def split_touching(
     voxel size as sampling, so anisotropic voxels are handled) peaks at the
     centre of every round object; peaks at least ``min_distance_nm`` apart
     seed a watershed of the negated distance, restricted to the mask, so that
-    two touching vesicles meeting at a neck become two labels.
+    two touching vesicles meeting at a neck become two labels.  Each
+    connected component is split on its own (cropped to its box), so
+    neighbouring objects never seed one another.
+
+    A class volume of several dask chunks is processed block by block: its
+    components are found with :func:`label_classes`' block-wise labelling,
+    each is split by the task of the block holding its first voxel (reading
+    its box, which may reach into neighbouring blocks), and the result is
+    returned lazily.  The result is identical to the in-memory one.  Pass a
+    volume backed by storage (OME-Zarr, a file), not an expensive lazy
+    computation, as boxes are read more than once.
 
     Parameters
     ----------
@@ -109,49 +181,125 @@ def split_touching(
         The voxel size is unknown.
     InvalidArgumentError
         ``min_distance_nm`` is not positive.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sxtseg import SXTClass, Volume
+    >>> zz, yy, xx = np.mgrid[:16, :16, :28]
+    >>> classes = np.zeros((16, 16, 28), np.uint8)
+    >>> for centre in (8, 19):  # two 300 nm vesicles of 30 nm voxels, overlapping a little
+    ...     classes[(zz - 8) ** 2 + (yy - 8) ** 2 + (xx - centre) ** 2 <= 25] = SXTClass.DMV
+    >>> int(split_touching(Volume(classes, voxel_size=30.0), SXTClass.DMV).to_numpy().max())
+    2
     """
-    from skimage.feature import peak_local_max
-    from skimage.segmentation import watershed
-
-    from sxtseg.kernels import label
-
-    classes = _class_array(class_labels)
+    if not isinstance(class_labels, Volume):
+        raise TypeError("class_labels must be a sxtseg.Volume")
+    if class_labels.dtype.kind not in "biu":
+        raise InvalidDataError(f"{class_labels._name()}: class labels must be integers, got {class_labels.dtype}")
+    if class_labels.ndim != 3:
+        raise ShapeError(f"{class_labels._name()}: a 3-D class volume is needed, got shape {class_labels.shape}")
     spacing = np.array(class_labels.voxel_size_in("nm"))
     if not min_distance_nm > 0:
         raise InvalidArgumentError(f"min_distance_nm must be positive, not {min_distance_nm!r}")
-    mask = classes == class_id
-    components, count = label(mask, connectivity)
-    out = np.zeros(mask.shape, np.uint32)
-    if count:
-        distance = ndimage.distance_transform_edt(mask, sampling=spacing)
-        radius = np.maximum(np.round(min_distance_nm / spacing).astype(int), 1)
-        zz, yy, xx = np.ogrid[-radius[0] : radius[0] + 1, -radius[1] : radius[1] + 1, -radius[2] : radius[2] + 1]
-        footprint = (zz * spacing[0]) ** 2 + (yy * spacing[1]) ** 2 + (xx * spacing[2]) ** 2 <= min_distance_nm**2
-        peaks = peak_local_max(distance, footprint=footprint, labels=components, exclude_border=False)
-        # a ball's distance map often ties at several neighbouring maxima: grow the peaks by half
-        # the minimum distance and take each connected group (within one component) as one seed
-        half = np.maximum(radius // 2, 1)
-        zz, yy, xx = np.ogrid[-half[0] : half[0] + 1, -half[1] : half[1] + 1, -half[2] : half[2] + 1]
-        ball = (zz * spacing[0]) ** 2 + (yy * spacing[1]) ** 2 + (xx * spacing[2]) ** 2 <= (min_distance_nm / 2) ** 2
-        peak_mask = np.zeros(mask.shape, bool)
-        peak_mask[tuple(peaks.T)] = True
-        grown = ndimage.binary_dilation(peak_mask, structure=ball) & mask
-        markers, n_markers = label(np.where(grown, components, 0).astype(np.uint32), connectivity)
-        markers = markers.astype(np.int64)
-        # every component gets at least one seed, even one without a strict peak
-        seeded = np.zeros(count + 1, bool)
-        seeded[components[grown]] = True
-        unseeded = np.nonzero(~seeded[1:])[0] + 1
-        if len(unseeded):
-            flat = components.ravel()
-            nonzero = np.flatnonzero(flat)
-            comps, first = np.unique(flat[nonzero], return_index=True)
-            first_voxel = dict(zip(comps.tolist(), nonzero[first].tolist()))
-            for offset, comp in enumerate(unseeded, start=n_markers + 1):
-                markers.flat[first_voxel[int(comp)]] = offset
-        split = watershed(-distance, markers, mask=mask)
-        out, _ = label(split.astype(np.uint32), connectivity)  # renumber in raster order; pieces stay separate
+    if class_labels.data.npartitions > 1:
+        out, count = _split_chunked(class_labels.data, class_id, spacing, min_distance_nm, connectivity)
+    else:
+        out, count = _split_in_memory(class_labels.to_numpy() == class_id, spacing, min_distance_nm, connectivity)
     return class_labels.with_data(out, metadata={
         **class_labels.metadata,
         "instances": {"class_id": int(class_id), "split": "distance-transform watershed",
-                      "min_distance_nm": float(min_distance_nm), "count": int(out.max())}})
+                      "min_distance_nm": float(min_distance_nm), "count": int(count)}})
+
+
+def _split_boxes(mask: np.ndarray, boxes: list, origins: np.ndarray, offset, spacing, min_distance_nm,
+                 connectivity) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Split the components whose box (in ``mask``'s coordinates) and first voxel are given.
+
+    Returns one ``(global start, pieces, first voxels)`` entry per component:
+    the pieces labelled 1..n in the box, and the global (z, y, x) of each
+    piece's first voxel.
+    """
+    from sxtseg.kernels import label
+
+    out = []
+    for box, origin in zip(boxes, origins):
+        crop = mask[box]
+        parts, _ = label(crop, connectivity)
+        component = parts == parts[tuple(np.asarray(origin) - [s.start for s in box])]
+        pieces, n = _split_component(component, spacing, min_distance_nm, connectivity)
+        flat = pieces.ravel()
+        nonzero = np.flatnonzero(flat)
+        _, first = np.unique(flat[nonzero], return_index=True)
+        start = np.array([s.start for s in box]) + np.asarray(offset)
+        firsts = np.stack(np.unravel_index(nonzero[first], pieces.shape), axis=1) + start
+        out.append((start, pieces, firsts))
+    return out
+
+
+def _numbers(pieces: list) -> list[np.ndarray]:
+    """Global numbers of every piece: 1..N in raster order of the pieces' first voxels."""
+    if not pieces:
+        return []
+    firsts = np.concatenate([f for _, _, f in pieces])
+    order = np.lexsort(firsts.T[::-1])
+    numbers = np.empty(len(firsts), np.uint32)
+    numbers[order] = np.arange(1, len(firsts) + 1, dtype=np.uint32)
+    return np.split(numbers, np.cumsum([len(f) for _, _, f in pieces])[:-1])
+
+
+def _split_in_memory(mask: np.ndarray, spacing, min_distance_nm, connectivity) -> tuple[np.ndarray, int]:
+    from sxtseg.kernels import label
+
+    components, count = label(mask, connectivity)
+    boxes = _component_boxes(components, count, mask.shape)
+    flat = components.ravel()
+    nonzero = np.flatnonzero(flat)
+    _, first = np.unique(flat[nonzero], return_index=True)
+    origins = np.stack(np.unravel_index(nonzero[first], mask.shape), axis=1) if count else np.zeros((0, 3), int)
+    pieces = _split_boxes(mask, boxes, origins, (0, 0, 0), spacing, min_distance_nm, connectivity)
+    numbers = _numbers(pieces)
+    return _paint(pieces, numbers, (0, 0, 0), mask.shape), int(sum(len(n) for n in numbers))
+
+
+def _split_task(region: np.ndarray, class_id, boxes, origins, offset, spacing, min_distance_nm, connectivity):
+    return _split_boxes(region == class_id, boxes, origins, offset, spacing, min_distance_nm, connectivity)
+
+
+def _split_chunked(data, class_id, spacing, min_distance_nm, connectivity) -> tuple[da.Array, int]:
+    """Block-wise :func:`split_touching`: components found lazily, each split by the block of its first voxel."""
+    import dask
+
+    from ._chunked_label import label_dask
+    from ._chunked_measure import chunked_stats
+
+    components, _ = label_dask(data == class_id, connectivity)
+    stats = chunked_stats(components, None, None, None)
+    shape = np.array(data.shape)
+    lo = np.maximum(stats["acc_i"][:, 1:4] - 1, 0)
+    hi = np.minimum(stats["acc_i"][:, 4:7] + 2, shape)
+    origins = stats["acc_i"][:, 7:10]
+    starts = [np.concatenate([[0], np.cumsum(c)]) for c in data.chunks]
+    owner = np.stack([np.searchsorted(starts[a], origins[:, a], side="right") - 1 for a in range(3)], axis=1)
+    tasks = []
+    for index in {tuple(o) for o in owner.tolist()}:
+        rows = np.nonzero((owner == index).all(axis=1))[0]
+        r_lo, r_hi = lo[rows].min(axis=0), hi[rows].max(axis=0)
+        boxes = [tuple(slice(int(a - r), int(b - r)) for a, b, r in zip(lo[k], hi[k], r_lo)) for k in rows]
+        region = data[tuple(slice(int(a), int(b)) for a, b in zip(r_lo, r_hi))]
+        tasks.append(dask.delayed(_split_task)(region, class_id, boxes, origins[rows] - r_lo, tuple(r_lo.tolist()),
+                                               spacing, min_distance_nm, connectivity))
+    pieces = [p for result in dask.compute(*tasks) for p in result]
+    numbers = _numbers(pieces)
+    count = int(sum(len(n) for n in numbers))
+    ends = [np.array(s[1:]) for s in starts]
+    blocks = np.empty(data.numblocks, object)
+    for index in np.ndindex(data.numblocks):
+        b_lo = np.array([starts[a][i] for a, i in enumerate(index)])
+        b_hi = np.array([ends[a][i] for a, i in enumerate(index)])
+        mine = [k for k, (start, piece, _) in enumerate(pieces)
+                if (start < b_hi).all() and (start + np.array(piece.shape) > b_lo).all()]
+        painted = dask.delayed(_paint)([pieces[k] for k in mine], [numbers[k] for k in mine],
+                                       tuple(b_lo.tolist()), tuple((b_hi - b_lo).tolist()))
+        blocks[index] = da.from_delayed(painted, tuple((b_hi - b_lo).tolist()), np.uint32)
+    return da.block(blocks.tolist()), count

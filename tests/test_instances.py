@@ -72,3 +72,34 @@ def test_bad_input():
     with pytest.raises(VoxelSizeError):
         split_touching(Volume(np.zeros((4, 4, 4), np.uint8)), 6)
     assert split_touching(Volume(np.zeros((4, 4, 4), np.uint8), voxel_size=30.0), 6).to_numpy().max() == 0
+
+
+@pytest.mark.parametrize("chunks", [(32, 64, 64), (20, 50, 90), (80, 17, 224)])
+def test_split_touching_block_by_block_equals_in_memory(chunks):
+    _, classes, _, objects = make_infected_cell((80, 160, 160), seed=3, n_dmv=40)
+    want = split_touching(classes, SXTClass.DMV)
+    lazy = split_touching(classes.rechunk(chunks), SXTClass.DMV)
+    assert lazy.data.npartitions > 1  # returned lazily, block by block
+    assert lazy.metadata["instances"]["count"] == want.metadata["instances"]["count"]
+    np.testing.assert_array_equal(lazy.to_numpy(), want.to_numpy())
+    assert want.to_numpy().max() == (objects["class_name"] == "dmv").sum()
+
+
+def test_a_small_neighbour_stays_its_own_object():
+    # a ball and, two voxels away, a two-voxel blob without a strict peak: one object each
+    classes = _balls([(20.0, 20.0, 14.0)], [8.0], (40, 40, 40))
+    classes[20, 20, 24:26] = SXTClass.DMV
+    split = split_touching(Volume(classes, voxel_size=30.0), SXTClass.DMV).to_numpy()
+    assert split.max() == 2
+    assert len(np.unique(split[20, 20, 24:26])) == 1
+
+
+@pytest.mark.slow
+def test_split_touching_on_a_distributed_cluster():
+    distributed = pytest.importorskip("distributed")
+    _, classes, _, _ = make_infected_cell((64, 128, 128), seed=8, n_dmv=25)
+    want = split_touching(classes, SXTClass.DMV).to_numpy()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster):
+        got = split_touching(classes.rechunk(32), SXTClass.DMV).to_numpy()
+    np.testing.assert_array_equal(got, want)
