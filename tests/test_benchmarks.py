@@ -45,3 +45,19 @@ def test_bench_morphometrics_small():
         counts = {m: r["result"] for m, r in results.items() if m.startswith("label_")}
         assert len(set(counts.values())) == 1, counts  # every labeller finds the same number of objects
         assert "table_sxtseg/table_skimage" in record["inputs"][name]["time_ratios"]
+
+
+@pytest.mark.slow
+def test_bench_models_quick():
+    record = _run("bench_models.py")
+    cases = {case["method"]: case for case in record["cases"]}
+    assert {"sxtseg_msdnet", "cat_msdnet", "monai_unet_matched", "monai_unet_default"} <= set(cases)
+    for method in ("sxtseg_msdnet", "cat_msdnet", "monai_unet_matched"):
+        for mode in ("forward", "train"):
+            result = cases[method][mode]
+            assert result["median_seconds"] > 0 and result["peak_rss_bytes"] >= 0 and result["voxels_per_second"] > 0
+    # the same architecture on both sides of the ratio
+    assert cases["sxtseg_msdnet"]["train"]["parameters"] == cases["cat_msdnet"]["train"]["parameters"]
+    assert set(record["ratios"]["8/1"]["cat_msdnet"]) == {"forward_time", "forward_peak_rss", "train_time",
+                                                          "train_peak_rss"}
+    assert record["versions"]["torch"] and record["machine"]["cores"] >= 1
