@@ -5,6 +5,9 @@ Subcommands::
     sxtseg info PATH                       shape, dtype, voxel size, chunks, reader
     sxtseg convert IN OUT.ome.zarr         any readable volume -> OME-Zarr pyramid
     sxtseg phantom OUT                     synthetic infected cell (.ome.zarr, .tif or .mrc)
+    sxtseg run IN [IN...] -o OUTDIR        segment, split and measure cells (the main job)
+    sxtseg demo [-o OUTDIR]                the main job on a generated cell, scored against its truth
+    sxtseg train CONFIG.yaml               train a segmentation model
 
 Bad input gives a one-line message naming the file and exit code 2.
 """
@@ -127,6 +130,62 @@ def _cmd_phantom(args: argparse.Namespace) -> int:
     return 0
 
 
+def _client(args: argparse.Namespace):
+    """A dask.distributed client from --scheduler ADDRESS or --cluster local:N (None without either)."""
+    if not (args.scheduler or args.cluster):
+        return None
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        from .errors import InvalidArgumentError
+
+        raise InvalidArgumentError("--scheduler/--cluster need dask.distributed: pip install distributed") from None
+    if args.scheduler:
+        return Client(args.scheduler)
+    kind, _, count = args.cluster.partition(":")
+    if kind != "local" or not count.isdigit() or int(count) < 1:
+        from .errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"--cluster takes local:N (N workers), not {args.cluster!r}")
+    return Client(LocalCluster(n_workers=int(count), threads_per_worker=1, dashboard_address=None))
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import run
+
+    client = _client(args)
+    try:
+        inputs = args.inputs[0] if len(args.inputs) == 1 else args.inputs
+        result = run(inputs, args.output, args.model, overwrite=args.overwrite, device=args.device, client=client,
+                     progress=not args.quiet)
+    finally:
+        if client is not None:
+            client.close()
+    for name, report in result["samples"].items():
+        summary = report["summary"]
+        print(f"{name}: {report['objects']} objects, {summary['dmv_count']} DMVs, "
+              f"DMV volume fraction of cytoplasm {summary['dmv_volume_fraction_of_cytoplasm']:.4f}")
+    print(f"results in {result['output_dir']}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import demo, format_report
+
+    summary = demo(args.output, shape=args.shape, seed=args.seed, model=args.model, device=args.device,
+                   progress=not args.quiet)
+    print(json.dumps(summary) if args.json else format_report(summary))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import fit_from_config
+
+    result = fit_from_config(args.config, resume=args.resume, progress=not args.quiet)
+    print(f"best checkpoint {result['best_checkpoint']} (score {result['best_score']:.4f})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``sxtseg`` command."""
     parser = argparse.ArgumentParser(prog="sxtseg", description="Soft X-ray tomography segmentation and analysis.")
@@ -163,6 +222,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_phantom)
+
+    p = sub.add_parser("run", help="segment, split and measure one or more cells (the main job)")
+    p.add_argument("inputs", nargs="+", help="tomograms: MRC, TIFF, OME-Zarr, HDF5, NPY")
+    p.add_argument("-o", "--output", required=True, help="results folder (must not exist unless --overwrite)")
+    p.add_argument("--model", default="default", help="shipped model name or checkpoint file (default: default)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1...")
+    p.add_argument("--scheduler", help="address of a running dask.distributed scheduler")
+    p.add_argument("--cluster", help="start a local dask cluster: local:N (N workers)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("demo", help="run the main job on a generated cell and score it against the truth")
+    p.add_argument("-o", "--output", default="sxtseg-demo", help="results folder (default ./sxtseg-demo, replaced)")
+    p.add_argument("--shape", type=_int_tuple, default=(128, 384, 384), help="Z,Y,X voxels (default 128,384,384)")
+    p.add_argument("--seed", type=int, default=4242, help="phantom seed (default 4242)")
+    p.add_argument("--model", default="default", help="shipped model name or checkpoint file")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda...")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("train", help="train a segmentation model from a YAML configuration")
+    p.add_argument("config", help="YAML file: data, validation, output and training settings")
+    p.add_argument("--resume", action="store_true", help="continue from the output folder's last checkpoint")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train)
     return parser
 
 

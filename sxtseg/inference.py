@@ -92,7 +92,7 @@ def predict_array(
     def run(x: torch.Tensor) -> torch.Tensor:
         with autocast:
             logits = sliding_window_inference(x, tuple(patch_size), batch_size, model, overlap=overlap,
-                                              mode="gaussian", padding_mode="reflect")
+                                              mode="gaussian", padding_mode="replicate")
         return torch.softmax(logits.float(), dim=1)
 
     image = np.ascontiguousarray(image, np.float32)

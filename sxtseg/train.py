@@ -509,3 +509,61 @@ def _write_log(path: Path, history: list[dict]) -> None:
         writer.writeheader()
         writer.writerows(history)
     tmp.replace(path)
+
+
+def fit_from_config(path, *, resume: bool = False, progress: bool = True) -> dict:
+    """Train from a YAML file (what ``sxtseg train CONFIG.yaml`` runs).
+
+    The file names the data and the output, and any :class:`TrainingConfig`
+    field under ``training``; relative paths are relative to the file::
+
+        output: runs/my-model
+        data:
+          - {image: cell1.mrc, labels: cell1_labels.tif}
+          - {image: cell2.mrc, labels: cell2_labels.tif}
+        validation: {image: cell3.mrc, labels: cell3_labels.tif}
+        training: {model: unet, epochs: 20, patch_size: [64, 64, 64]}
+
+    Label files hold class codes, and 255 where nothing was annotated.
+
+    Returns
+    -------
+    dict
+        What :func:`fit` returns.
+    """
+    import yaml
+
+    from .errors import CorruptFileError, InputNotFoundError
+    from .io import open_volume
+
+    path = Path(path)
+    if not path.exists():
+        raise InputNotFoundError(f"{path}: no such configuration file")
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise CorruptFileError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(spec, dict) or "data" not in spec or "output" not in spec:
+        raise InvalidArgumentError(f"{path}: needs 'data' (a list of image/labels pairs) and 'output'")
+    base = path.parent
+
+    def pair(entry, where):
+        if not isinstance(entry, dict) or {"image", "labels"} - set(entry):
+            raise InvalidArgumentError(f"{path}: every {where} entry needs 'image' and 'labels'")
+        image = open_volume(base / entry["image"], voxel_size=entry.get("voxel_size"))
+        labels = open_volume(base / entry["labels"])
+        if labels.voxel_size is None:
+            labels = labels.with_data(labels.data, voxel_size=image.voxel_size, unit=image.unit)
+        return image, labels
+
+    fields = {f.name for f in dataclasses.fields(TrainingConfig)}
+    options = spec.get("training") or {}
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise InvalidArgumentError(f"{path}: unknown training settings {unknown}; known: {sorted(fields)}")
+    if "patch_size" in options:
+        options["patch_size"] = tuple(options["patch_size"])
+    config = TrainingConfig(**options)
+    pairs = [pair(entry, "data") for entry in spec["data"]]
+    validation = pair(spec["validation"], "validation") if spec.get("validation") else None
+    return fit(pairs, base / spec["output"], config=config, validation=validation, resume=resume, progress=progress)

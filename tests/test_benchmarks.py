@@ -61,3 +61,13 @@ def test_bench_models_quick():
     assert set(record["ratios"]["8/1"]["cat_msdnet"]) == {"forward_time", "forward_peak_rss", "train_time",
                                                           "train_peak_rss"}
     assert record["versions"]["torch"] and record["machine"]["cores"] >= 1
+
+
+@pytest.mark.slow
+def test_bench_sparse_training_quick():
+    record = _run("bench_sparse_training.py")
+    full, sparse = record["results"]["full"], record["results"]["sparse"]
+    assert sparse["annotated_voxels"] < full["annotated_voxels"] / 5  # 5 of 32 slices annotated
+    for result in (full, sparse):
+        assert set(result["mean_dice"]) >= {"dmv", "nucleus", "background"}
+    assert isinstance(record["target_met"], bool)

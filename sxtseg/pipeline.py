@@ -1,0 +1,246 @@
+"""The main job: a tomogram in, organelles segmented and measured out.
+
+:func:`run` takes one or more volumes (paths or Volumes) and, for each,
+opens it, segments it block by block (:func:`sxtseg.segment.segment`),
+finds the instances (connected components per class, touching DMVs split),
+measures them, and writes:
+
+- ``volume.ome.zarr``: the image, with ``labels/classes`` and ``labels/instances``;
+- ``objects.csv`` and ``objects.parquet``: one row per object;
+- ``summary.json``: the per-cell summary, the input, its voxel size, the
+  model's name and hash, the sxtseg version and the seconds of every stage;
+- ``quicklook.png``: three orthogonal slices with the segmentation outlined,
+  the DMV diameters and their distance to the nucleus.
+
+Everything is written to ``OUTDIR.partial`` and renamed to ``OUTDIR`` at the
+end, so a failed run leaves no half-written results, and running the same
+command again resumes the segmentation where it stopped.  With several
+inputs, each gets ``OUTDIR/<sample>/`` and ``OUTDIR/objects.csv`` combines
+their tables with a ``sample`` column.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+
+from .classes import CLASS_COLORS, CLASS_NAMES, SXTClass
+from .errors import InvalidArgumentError, OutputExistsError
+from .volume import Volume
+
+__all__ = ["run", "sample_name"]
+
+
+def sample_name(source) -> str:
+    """A sample name from a path (its file name without extensions) or a Volume's source."""
+    if isinstance(source, Volume):
+        source = source._name()
+    name = Path(str(source).rstrip("/")).name
+    for suffix in (".ome.zarr", ".ome.tiff", ".ome.tif", ".zarr", ".tiff", ".tif", ".mrc", ".rec", ".h5",
+                   ".hdf5", ".npy", ".st", ".map"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)] or "sample"
+    return name or "sample"
+
+
+def _instances(classes: Volume) -> Volume:
+    """Instance labels: connected components of every class, with touching DMVs split apart."""
+    from .instances import label_classes, split_touching
+
+    others = classes.with_data(da.where(classes.data == SXTClass.DMV, 0, classes.data).astype(np.uint8))
+    components = label_classes(others)
+    count = components.metadata["instances"]["count"]
+    dmv = split_touching(classes, SXTClass.DMV)
+    n_dmv = dmv.metadata["instances"]["count"]
+    data = da.where(dmv.data > 0, dmv.data + np.uint32(count), components.data).astype(np.uint32)
+    return classes.with_data(data, metadata={**classes.metadata, "instances": {
+        "count": count + n_dmv, "dmv_split": dmv.metadata["instances"]}})
+
+
+def _quicklook(path: Path, image: Volume, classes: Volume, table: pd.DataFrame, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+    from skimage.segmentation import find_boundaries
+
+    data = classes.data
+    cell = np.argwhere(np.asarray(data[:: max(1, data.shape[0] // 32), ::8, ::8].compute()) != 0)
+    if len(cell):
+        centre = (cell.mean(axis=0) * [max(1, data.shape[0] // 32), 8, 8]).astype(int)
+    else:
+        centre = np.array(data.shape) // 2
+    colors = np.zeros((256, 4))
+    for code, rgba in CLASS_COLORS.items():
+        colors[code] = np.array(rgba) / 255.0 if max(rgba) > 1 else rgba
+    cmap = ListedColormap(colors)
+    fig, axes = plt.subplots(2, 3, figsize=(15, 9.5))
+    views = [("xy, z = %d" % centre[0], (centre[0], slice(None), slice(None))),
+             ("xz, y = %d" % centre[1], (slice(None), centre[1], slice(None))),
+             ("yz, x = %d" % centre[2], (slice(None), slice(None), centre[2]))]
+    spacing = np.array(image.voxel_size_in("nm"))
+    for ax, (name, where) in zip(axes[0], views):
+        grey = np.asarray(image.data[where].compute(), np.float32)
+        lab = np.asarray(data[where].compute())
+        axes_left = [i for i, w in enumerate(where) if isinstance(w, slice)]
+        aspect = spacing[axes_left[0]] / spacing[axes_left[1]]
+        low, high = np.percentile(grey, [1, 99])
+        ax.imshow(grey, cmap="gray", vmin=low, vmax=high, aspect=aspect, interpolation="nearest")
+        edges = np.where(find_boundaries(lab, mode="inner"), lab, 0)
+        ax.imshow(np.ma.masked_equal(edges, 0), cmap=cmap, vmin=0, vmax=255, aspect=aspect, interpolation="nearest")
+        ax.set_title(name)
+        ax.set_axis_off()
+    dmv = table[table["class_id"] == SXTClass.DMV]
+    axes[1, 0].hist(dmv["equivalent_diameter_nm"], bins=20, color="tab:red")
+    axes[1, 0].set_xlabel("DMV equivalent diameter (nm)")
+    axes[1, 0].set_ylabel("count")
+    axes[1, 0].set_title(f"{len(dmv)} DMVs")
+    axes[1, 1].scatter(dmv["distance_to_nucleus_nm"], dmv["equivalent_diameter_nm"], s=10, color="tab:red")
+    axes[1, 1].set_xlabel("distance to nucleus (nm)")
+    axes[1, 1].set_ylabel("DMV equivalent diameter (nm)")
+    counts = table.groupby("class_id").size()
+    axes[1, 2].barh([CLASS_NAMES.get(int(c), str(c)) for c in counts.index], counts.to_numpy())
+    axes[1, 2].set_xlabel("objects")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def _one(source, out: Path, model, *, device, client, block_shape, halo, progress) -> dict:
+    from . import __version__
+    from .io import open_volume, save_volume
+    from .morphometrics import measure, summarize
+    from .segment import segment
+
+    timings = {}
+    started = time.perf_counter()
+    image = source if isinstance(source, Volume) else open_volume(source)
+    if image.ndim != 3:
+        raise InvalidArgumentError(f"{image._name()}: a 3-D volume is needed, got shape {image.shape}")
+    timings["open_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    classes = segment(image, model, output=out / "segmentation.zarr", device=device, client=client,
+                      block_shape=block_shape, halo=halo, progress=progress)
+    timings["segment_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    instances = _instances(classes).compute() if classes.data.npartitions == 1 else _instances(classes)
+    timings["instances_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    table = measure(instances, image, classes)
+    summary = summarize(table, classes)
+    timings["measure_s"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    save_volume(image, out / "volume.ome.zarr", labels={"classes": classes, "instances": instances},
+                overwrite=True, progress=progress)
+    table.to_csv(out / "objects.csv", index=False)
+    table.to_parquet(out / "objects.parquet", index=False)
+    _quicklook(out / "quicklook.png", image, classes, table, sample_name(source))
+    timings["write_s"] = time.perf_counter() - started
+
+    meta = classes.metadata["segmentation"]
+    report = {
+        "sample": sample_name(source),
+        "input": {"path": image._name(), "shape": list(image.shape), "dtype": str(image.dtype)},
+        "voxel_size": list(image.voxel_size), "unit": image.unit,
+        "model": {"name": str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__,
+                  "sha256": meta["model_sha256"]},
+        "sxtseg_version": __version__,
+        "summary": summary,
+        "objects": int(len(table)),
+        "timings_s": {k[:-2]: round(v, 3) for k, v in timings.items()},
+    }
+    (out / "summary.json").write_text(json.dumps(report, indent=1))
+    shutil.rmtree(out / "segmentation.zarr")  # its classes are in volume.ome.zarr now; it served resuming
+    return report
+
+
+def run(
+    inputs,
+    output_dir,
+    model="default",
+    *,
+    overwrite: bool = False,
+    device="auto",
+    client=None,
+    block_shape=(128, 256, 256),
+    halo=None,
+    progress: bool = True,
+) -> dict:
+    """Segment, split and measure one or more cells; write tables, OME-Zarr and a quick look.
+
+    Parameters
+    ----------
+    inputs : path, Volume, or a list of them
+        Tomograms (MRC, TIFF, OME-Zarr, HDF5, NPY...), or Volumes.
+    output_dir : str or Path
+        Results folder (must not exist, unless ``overwrite``).  One input:
+        the files go straight in it; several: one subfolder per sample and a
+        combined ``objects.csv``.
+    model : str, Path or torch.nn.Module
+        ``"default"`` (shipped weights), a checkpoint, or a loaded model.
+    overwrite : bool
+        Replace an existing ``output_dir`` (never an input).
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``...
+    client : dask.distributed.Client, optional
+        Segment the blocks on this cluster.
+    block_shape, halo : tuple of int, optional
+        Segmentation blocks (see :func:`sxtseg.segment.segment`).
+    progress : bool
+        Progress bars.
+
+    Returns
+    -------
+    dict
+        ``output_dir`` and, per sample, what ``summary.json`` holds.
+
+    Raises
+    ------
+    OutputExistsError
+        ``output_dir`` exists and ``overwrite`` is not set, or it is an input.
+    """
+    from .segment import DEFAULT_HALO
+
+    single = isinstance(inputs, (str, os.PathLike, Volume))
+    sources = [inputs] if single else list(inputs)
+    if not sources:
+        raise InvalidArgumentError("no input given")
+    out = Path(output_dir)
+    for source in sources:
+        if not isinstance(source, Volume) and Path(source).resolve() == out.resolve():
+            raise OutputExistsError(f"{out}: is an input; choose another output folder")
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out}: exists; pass --overwrite (overwrite=True) to replace it")
+    names = [sample_name(s) for s in sources]
+    if len(set(names)) != len(names):
+        names = [f"{n}_{k}" for k, n in enumerate(names)]
+    partial = out.with_name(out.name + ".partial")  # kept on failure, so that the same command resumes
+    partial.mkdir(parents=True, exist_ok=True)
+    reports = {}
+    for name, source in zip(names, sources):
+        target = partial if single else partial / name
+        target.mkdir(exist_ok=True)
+        reports[name] = _one(source, target, model, device=device, client=client, block_shape=block_shape,
+                             halo=DEFAULT_HALO if halo is None else halo, progress=progress)
+    if not single:
+        tables = [pd.read_csv(partial / name / "objects.csv").assign(sample=name) for name in names]
+        combined = pd.concat(tables, ignore_index=True)
+        combined.insert(0, "sample", combined.pop("sample"))
+        combined.to_csv(partial / "objects.csv", index=False)
+    if out.exists():
+        shutil.rmtree(out)
+    partial.rename(out)
+    return {"output_dir": str(out), "samples": reports}

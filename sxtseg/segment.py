@@ -1,0 +1,309 @@
+"""Block-wise segmentation of volumes of any size: resumable, on one machine or a dask cluster.
+
+:func:`segment` cuts the volume into blocks (aligned with the output's zarr
+chunks), reads each with a halo of neighbouring voxels, normalises it with
+the volume's own intensity range, resamples it to the model's voxel size
+when the two differ by more than 10%, runs MONAI's Gaussian-weighted
+sliding window inside it (:func:`sxtseg.inference.predict_array`), drops
+the halo and writes the block's class labels (uint8), and optionally its
+class probabilities (float16), to zarr.  Only then is the block marked
+complete (an empty file in ``blocks/``), so an interrupted run given the
+same arguments again skips the finished blocks and ends with the same
+output as an uninterrupted one.  Host memory stays a few blocks; GPU memory
+stays one batch of windows.
+
+Examples
+--------
+>>> import tempfile
+>>> from sxtseg import make_infected_cell, models
+>>> from sxtseg.segment import segment
+>>> image, classes, _, _ = make_infected_cell((32, 64, 64), seed=3, n_dmv=2)
+>>> net = models.build("unet", 3, 1, 7, channels=(4, 8), strides=(2,))
+>>> net.metadata = {"classes": {str(i): i for i in range(7)}, "voxel_size_nm": [30.0] * 3,
+...                 "intensity": {"method": "percentile", "low": 1.0, "high": 99.0},
+...                 "input": {"patch_size": [16, 32, 32], "context_slices": 0}, "sha256": "untrained"}
+>>> labels = segment(image, net, output=tempfile.mkdtemp() + "/seg.zarr", progress=False)
+>>> labels.shape, labels.dtype.name
+((32, 64, 64), 'uint8')
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+
+from .errors import InvalidArgumentError, OutputExistsError, ShapeError, VoxelSizeError
+from .volume import Volume
+
+__all__ = ["DEFAULT_HALO", "segment"]
+
+log = logging.getLogger("sxtseg.segment")
+
+#: Halo (voxels per side, z y x) read around every block by default.
+DEFAULT_HALO = (16, 32, 32)
+#: Relative difference between the volume's and the model's voxel size above which blocks are resampled.
+RESAMPLE_TOLERANCE = 0.10
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_model(name: str, device: str):
+    from .models import load_model
+
+    return load_model(name, device=device)
+
+
+def _model_and_meta(model, device):
+    from .inference import resolve_device
+
+    device = resolve_device(device)
+    if isinstance(model, (str, os.PathLike)):
+        net = _cached_model(str(model), str(device))
+    else:
+        net = model.to(device).eval()
+    meta = getattr(net, "metadata", None)
+    if not meta:
+        raise InvalidArgumentError("the model carries no metadata: load it with sxtseg.models.load_model")
+    return net, meta, device
+
+
+def _normalization(volume: Volume, meta: dict) -> tuple[float, float]:
+    from .models.checkpoint import normalization_range
+
+    step = max(1, int(round((volume.data.size / 4e6) ** (1 / 3))))  # about 4 M voxels
+    sample = volume.data[::step, ::step, ::step].compute()
+    if not np.isfinite(sample).all():
+        raise InvalidArgumentError(f"{volume._name()}: the volume holds NaN or infinite values")
+    return normalization_range(sample, meta["intensity"])
+
+
+def _blocks(shape, block_shape):
+    for index in np.ndindex(*[-(-n // b) for n, b in zip(shape, block_shape)]):
+        lo = np.array(index) * block_shape
+        yield index, lo, np.minimum(lo + block_shape, shape)
+
+
+def _predict_block(region: np.ndarray, inner: tuple[slice, ...], net, meta: dict, device, *, low: float,
+                   high: float, zoom: np.ndarray | None, overlap: float, batch_size: int) -> np.ndarray:
+    """Probabilities (C, *inner shape) of the inner part of a haloed region."""
+    from scipy import ndimage
+
+    from .inference import predict_array
+
+    image = (region.astype(np.float32) - low) / (high - low)
+    if zoom is not None:
+        image = ndimage.zoom(image, zoom, order=1, grid_mode=True, mode="nearest")
+    patch = meta["input"]["patch_size"]
+    spatial_dims = meta["architecture"]["spatial_dims"] if "architecture" in meta else len(patch)
+    probs = predict_array(net, image, patch_size=patch, spatial_dims=spatial_dims,
+                          context=meta["input"].get("context_slices", 0), overlap=overlap,
+                          batch_size=batch_size, device=device)
+    if zoom is not None:
+        back = np.array(region.shape) / np.array(image.shape)
+        probs = np.stack([ndimage.zoom(p, back, order=1, grid_mode=True, mode="nearest") for p in probs])
+        probs = probs[(slice(None), *[slice(0, n) for n in region.shape])]
+    return probs[(slice(None), *inner)]
+
+
+def _manifest(volume: Volume, meta: dict, block_shape, halo, overlap, probabilities, low, high, zoom) -> dict:
+    return {"input": {"name": volume._name(), "shape": list(volume.shape), "dtype": str(volume.dtype),
+                      "voxel_size": list(volume.voxel_size) if volume.voxel_size else None, "unit": volume.unit},
+            "model_sha256": meta.get("sha256"), "block_shape": [int(b) for b in block_shape],
+            "halo": [int(h) for h in halo], "overlap": float(overlap), "probabilities": bool(probabilities),
+            "intensity_range": [low, high], "zoom": None if zoom is None else [float(z) for z in zoom]}
+
+
+def segment(
+    volume: Volume,
+    model="default",
+    *,
+    output=None,
+    device="auto",
+    block_shape=(128, 256, 256),
+    halo=DEFAULT_HALO,
+    overlap: float = 0.25,
+    batch_size: int = 4,
+    probabilities: bool = False,
+    client=None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Volume:
+    """Segment a volume into classes, block by block.
+
+    Parameters
+    ----------
+    volume : Volume
+        Grey values (LAC), 3-D, lazy or in memory, with a known voxel size.
+    model : str, Path or torch.nn.Module
+        A shipped model name (``"default"``), a checkpoint file, or a network
+        loaded with :func:`sxtseg.models.load_model` (its ``metadata`` gives
+        classes, voxel size, normalisation and patch size).
+    output : str or Path, optional
+        Zarr folder for ``classes`` (uint8, chunks = ``block_shape``),
+        ``probabilities`` (float16, (C, Z, Y, X)) and the resume bookkeeping
+        (``segment.json``, ``blocks/``).  Default: a temporary folder, and the
+        result is loaded into memory.
+    device : str
+        ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    block_shape : tuple of int
+        Voxels per block (z, y, x), clipped to the volume.
+    halo : tuple of int
+        Voxels read on every side of a block and dropped after inference, so
+        that blocks agree with whole-volume inference at their borders.
+    overlap : float
+        Overlap of the sliding windows inside a block.
+    batch_size : int
+        Windows per forward pass (bounds GPU memory).
+    probabilities : bool
+        Also write class probabilities.
+    client : dask.distributed.Client, optional
+        Run the blocks on this cluster (one block per task; give each worker
+        one GPU); by default blocks run one after another here, with the
+        model using every core.
+    overwrite : bool
+        Start again even if ``output`` holds a run with other settings.
+    progress : bool
+        A tqdm bar over the blocks.
+
+    Returns
+    -------
+    Volume
+        uint8 class codes (lazy, read from ``output``), with the input's
+        voxel size; ``metadata["segmentation"]`` records the settings.
+
+    Raises
+    ------
+    ShapeError
+        The volume is not 3-D.
+    VoxelSizeError
+        The voxel size is unknown.
+    OutputExistsError
+        ``output`` holds an unfinished run with other settings (and not ``overwrite``).
+    """
+    import zarr
+
+    if not isinstance(volume, Volume):
+        raise TypeError("volume must be a sxtseg.Volume")
+    if volume.ndim != 3:
+        raise ShapeError(f"{volume._name()}: segmentation needs a 3-D volume, got shape {volume.shape}")
+    if volume.voxel_size is None:
+        raise VoxelSizeError(f"{volume._name()}: the voxel size is unknown; give it when opening "
+                             "(open_volume(..., voxel_size=...)) so the model sees the scale it was trained at")
+    requested_device = device
+    net, meta, device = _model_and_meta(model, device)
+    in_memory = output is None
+    if in_memory:
+        import tempfile
+
+        output = Path(tempfile.mkdtemp(prefix="sxtseg-segment-")) / "segmentation.zarr"
+    output = Path(output)
+    block_shape = np.minimum(np.array(block_shape, int), volume.shape)
+    halo = np.array(halo, int)
+    model_vs = np.array(meta["voxel_size_nm"], float)
+    ratio = np.array(volume.voxel_size_in("nm")) / model_vs
+    zoom = ratio if np.any(np.abs(ratio - 1) > RESAMPLE_TOLERANCE) else None
+    if zoom is not None:
+        log.warning("%s: voxel size %s nm differs from the model's %s nm by more than %d%%: resampling each block",
+                    volume._name(), list(volume.voxel_size_in("nm")), list(model_vs), int(RESAMPLE_TOLERANCE * 100))
+    low, high = _normalization(volume, meta)
+    manifest = _manifest(volume, meta, block_shape, halo, overlap, probabilities, low, high, zoom)
+    n_classes = len(meta["classes"])
+
+    manifest_path = output / "segment.json"
+    if output.exists() and not overwrite:
+        previous = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
+        if previous != manifest:
+            raise OutputExistsError(f"{output}: holds other data or a run with other settings; "
+                                    "pass overwrite=True to start again")
+    elif output.exists():
+        shutil.rmtree(output)
+    if not manifest_path.exists():
+        output.mkdir(parents=True, exist_ok=True)
+        zarr.create_array(output / "classes", shape=volume.shape, chunks=tuple(block_shape), dtype="uint8",
+                          fill_value=0, overwrite=True)
+        if probabilities:
+            zarr.create_array(output / "probabilities", shape=(n_classes, *volume.shape),
+                              chunks=(n_classes, *block_shape), dtype="float16", fill_value=0, overwrite=True)
+        (output / "blocks").mkdir(exist_ok=True)
+        tmp = manifest_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(manifest, indent=1))
+        tmp.replace(manifest_path)
+
+    todo = [(index, lo, hi) for index, lo, hi in _blocks(volume.shape, block_shape)
+            if not (output / "blocks" / _marker(index)).exists()]
+    settings = {"low": low, "high": high, "zoom": zoom, "overlap": overlap, "batch_size": batch_size}
+    jobs = []
+    for index, lo, hi in todo:
+        r_lo = np.maximum(lo - halo, 0)
+        r_hi = np.minimum(hi + halo, volume.shape)
+        region = volume.data[tuple(slice(int(a), int(b)) for a, b in zip(r_lo, r_hi))]
+        inner = tuple(slice(int(a), int(b)) for a, b in zip(lo - r_lo, hi - r_lo))
+        jobs.append((index, lo, hi, region, inner))
+    _run_jobs(jobs, output, model if client is not None else net, meta,
+              requested_device if client is not None else device, settings, probabilities, client, progress)
+
+    classes = da.from_zarr(str(output / "classes"))
+    result = Volume(classes, voxel_size=volume.voxel_size, unit=volume.unit, axes=volume.axes,
+                    metadata={"segmentation": {**manifest, "output": str(output),
+                                               "classes": meta["classes"]}})
+    if in_memory:
+        result = result.compute()
+        shutil.rmtree(output.parent, ignore_errors=True)
+    return result
+
+
+def _marker(index) -> str:
+    return "block-" + "-".join(str(int(i)) for i in index)
+
+
+def _write_block(output: Path, index, lo, hi, probs: np.ndarray, probabilities: bool) -> None:
+    """Write one block's classes (and probabilities), then mark it complete."""
+    import zarr
+
+    where = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+    zarr.open_array(output / "classes", mode="r+")[where] = probs.argmax(axis=0).astype(np.uint8)
+    if probabilities:
+        zarr.open_array(output / "probabilities", mode="r+")[(slice(None), *where)] = probs.astype(np.float16)
+    (output / "blocks" / _marker(index)).touch()  # only after the data is written
+
+
+def _block_job(region, inner, index, lo, hi, output, model, meta, device, settings, probabilities):
+    """One block, start to finish (runs on a dask worker; loads the model once per process)."""
+    if isinstance(model, (str, os.PathLike)):
+        net, meta, device = _model_and_meta(model, device)
+    else:
+        net = model
+    if hasattr(region, "compute"):  # a dask array slice of the input: read it here, on this worker
+        region = region.compute(scheduler="sync")
+    probs = _predict_block(np.asarray(region), inner, net, meta, device, **settings)
+    _write_block(Path(output), index, lo, hi, probs, probabilities)
+    return index
+
+
+def _run_jobs(jobs, output, model, meta, device, settings, probabilities, client, progress):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(jobs), desc="segment", unit="block", disable=not progress)
+    if client is None:
+        for index, lo, hi, region, inner in jobs:
+            _block_job(region.compute(), inner, index, lo, hi, output, model, meta, device, settings, probabilities)
+            bar.update()
+    else:
+        from distributed import as_completed
+
+        if not isinstance(model, (str, os.PathLike)):
+            raise InvalidArgumentError("with a dask cluster, give the model as a name or checkpoint path "
+                                       "(each worker loads it once)")
+        futures = [client.submit(_block_job, region, inner, index, lo, hi, str(output), str(model), None,
+                                 str(device), settings, probabilities, pure=False)
+                   for index, lo, hi, region, inner in jobs]
+        for future in as_completed(futures):
+            future.result()
+            bar.update()
+    bar.close()

@@ -1,0 +1,169 @@
+"""The main job: block-wise segmentation (resumable, equal to whole-volume), run(), batch mode, CLI errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+
+from sxtseg import Volume, make_infected_cell, open_volume
+from sxtseg.cli import main
+from sxtseg.errors import OutputExistsError, ShapeError
+from sxtseg.models import build, save_checkpoint
+from sxtseg.pipeline import run
+from sxtseg.segment import segment
+
+META = {"classes": {name: code for code, name in enumerate(
+            ["background", "cytoplasm", "nucleus", "nucleolus", "mitochondrion", "lipid_droplet", "dmv"])},
+        "voxel_size_nm": [30.0, 30.0, 30.0],
+        "intensity": {"method": "percentile", "low": 1.0, "high": 99.0},
+        "input": {"patch_size": [16, 32, 32], "context_slices": 0}}
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """An untrained small U-Net checkpoint: enough to test the mechanics, not the accuracy."""
+    import torch
+
+    torch.manual_seed(0)
+    net = build("unet", 3, 1, 7, channels=(4, 8), strides=(2,), num_res_units=0)
+    path = tmp_path_factory.mktemp("model") / "tiny.pt"
+    save_checkpoint(net, path, META)
+    return path
+
+
+@pytest.fixture(scope="module")
+def cell():
+    image, classes, _, objects = make_infected_cell((32, 64, 64), seed=21, n_dmv=4)
+    return image.compute(), classes.compute(), objects
+
+
+def test_blocked_inference_matches_whole_volume_away_from_the_border(tiny_model, cell, tmp_path):
+    image, _, _ = cell
+    whole = segment(image, tiny_model, output=tmp_path / "whole.zarr", block_shape=(32, 64, 64), probabilities=True,
+                    progress=False)
+    blocked = segment(image, tiny_model, output=tmp_path / "blocked.zarr", block_shape=(16, 32, 32),
+                      halo=(8, 16, 16), probabilities=True, progress=False)
+    p_whole = zarr.open_array(tmp_path / "whole.zarr" / "probabilities")[:].astype(np.float32)
+    p_blocked = zarr.open_array(tmp_path / "blocked.zarr" / "probabilities")[:].astype(np.float32)
+    inner = (slice(None), slice(4, -4), slice(8, -8), slice(8, -8))
+    diff = np.abs(p_whole[inner] - p_blocked[inner])
+    agree = (whole.to_numpy() == blocked.to_numpy())[inner[1:]].mean()
+    # windows fall at other places in a block than in the whole volume; an untrained network's outputs
+    # depend on where its window borders lie, so the tolerance is on the bulk, not every voxel
+    assert diff.mean() < 0.01 and np.percentile(diff, 99) < 0.05, (diff.mean(), np.percentile(diff, 99))
+    assert agree > 0.8, agree  # near-equal probabilities of an untrained net: see the default model's test
+
+
+def test_resume_after_an_interruption_gives_identical_output(tiny_model, cell, tmp_path, monkeypatch):
+    import sxtseg.segment as seg
+
+    image, _, _ = cell
+    reference = segment(image, tiny_model, output=tmp_path / "ref.zarr", block_shape=(16, 32, 32),
+                        halo=(4, 8, 8), progress=False).to_numpy()
+    real = seg._write_block
+    written = []
+
+    def interrupted(*args, **kwargs):
+        if len(written) == 5:
+            raise KeyboardInterrupt  # Ctrl-C between blocks
+        real(*args, **kwargs)
+        written.append(args[1])
+
+    monkeypatch.setattr(seg, "_write_block", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        segment(image, tiny_model, output=tmp_path / "run.zarr", block_shape=(16, 32, 32), halo=(4, 8, 8),
+                progress=False)
+    monkeypatch.setattr(seg, "_write_block", real)
+    assert len(list((tmp_path / "run.zarr" / "blocks").iterdir())) == 5
+    again = []
+    monkeypatch.setattr(seg, "_write_block", lambda *a, **k: (again.append(a[1]), real(*a, **k)))
+    resumed = segment(image, tiny_model, output=tmp_path / "run.zarr", block_shape=(16, 32, 32), halo=(4, 8, 8),
+                      progress=False)
+    assert len(again) == 2 * 2 * 2 - 5  # only the blocks not done before
+    np.testing.assert_array_equal(resumed.to_numpy(), reference)
+    with pytest.raises(OutputExistsError, match="other settings"):
+        segment(image, tiny_model, output=tmp_path / "run.zarr", block_shape=(8, 32, 32), halo=(4, 8, 8),
+                progress=False)
+
+
+def test_resampling_when_the_voxel_size_differs(tiny_model, cell, caplog):
+    image, _, _ = cell
+    coarse = Volume(image.to_numpy()[:, ::2, ::2], voxel_size=(30.0, 60.0, 60.0))
+    with caplog.at_level("WARNING", logger="sxtseg.segment"):
+        labels = segment(coarse, tiny_model, progress=False)
+    assert "resampling" in caplog.text
+    assert labels.shape == coarse.shape and labels.voxel_size == coarse.voxel_size
+    assert labels.metadata["segmentation"]["zoom"] == [1.0, 2.0, 2.0]
+
+
+def test_run_writes_every_output(tiny_model, cell, tmp_path):
+    image, _, _ = cell
+    result = run(image, tmp_path / "out", tiny_model, block_shape=(32, 48, 48), halo=(4, 8, 8), progress=False)
+    out = tmp_path / "out"
+    assert result["output_dir"] == str(out)
+    assert not (tmp_path / "out.partial").exists()
+    assert {p.name for p in out.iterdir()} == {"volume.ome.zarr", "objects.csv", "objects.parquet",
+                                               "summary.json", "quicklook.png"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"]["sha256"] and summary["voxel_size"] == [30.0, 30.0, 30.0]
+    assert set(summary["timings_s"]) == {"open", "segment", "instances", "measure", "write"}
+    table = pd.read_csv(out / "objects.csv")
+    assert len(table) == summary["objects"]
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "objects.parquet"), table, check_dtype=False)
+    classes = open_volume(out / "volume.ome.zarr" / "labels" / "classes")
+    instances = open_volume(out / "volume.ome.zarr" / "labels" / "instances").to_numpy()
+    assert classes.shape == image.shape
+    assert sorted(np.unique(instances[instances > 0])) == sorted(table["label"])
+    assert (out / "quicklook.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(OutputExistsError):
+        run(image, out, tiny_model, progress=False)
+
+
+def test_batch_mode_and_cli(tiny_model, cell, tmp_path):
+    image, _, _ = cell
+    for name in ("a", "b"):
+        np.save(tmp_path / f"{name}.npy", image.to_numpy())
+    code = main(["run", str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "-o", str(tmp_path / "batch"),
+                 "--model", str(tiny_model), "-q"])
+    # .npy files carry no voxel size: a clear error, exit code 2
+    assert code == 2
+    from sxtseg.io import save_volume
+
+    for name in ("a", "b"):
+        save_volume(image, tmp_path / f"{name}.ome.zarr")
+    code = main(["run", str(tmp_path / "a.ome.zarr"), str(tmp_path / "b.ome.zarr"), "-o", str(tmp_path / "batch"),
+                 "--model", str(tiny_model), "-q"])
+    assert code == 0
+    combined = pd.read_csv(tmp_path / "batch" / "objects.csv")
+    assert set(combined["sample"]) == {"a", "b"}
+    assert (tmp_path / "batch" / "a" / "summary.json").exists()
+
+
+def test_cli_bad_inputs(tiny_model, tmp_path, capsys):
+    assert main(["run", str(tmp_path / "missing.mrc"), "-o", str(tmp_path / "o1"), "--model", str(tiny_model)]) == 2
+    assert "missing.mrc" in capsys.readouterr().err
+    (tmp_path / "junk.tif").write_bytes(b"not a tiff at all")
+    assert main(["run", str(tmp_path / "junk.tif"), "-o", str(tmp_path / "o2"), "--model", str(tiny_model)]) == 2
+    assert "junk.tif" in capsys.readouterr().err
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "flat.tif", np.zeros((32, 32), np.uint16))
+    assert main(["run", str(tmp_path / "flat.tif"), "-o", str(tmp_path / "o3"), "--model", str(tiny_model)]) == 2
+    assert "flat.tif" in capsys.readouterr().err
+    (tmp_path / "exists").mkdir()
+    image = Volume(np.random.default_rng(0).random((32, 32, 32), np.float32), voxel_size=30.0)
+    from sxtseg.io import save_volume
+
+    save_volume(image, tmp_path / "small.ome.zarr")
+    assert main(["run", str(tmp_path / "small.ome.zarr"), "-o", str(tmp_path / "exists"), "--model",
+                 str(tiny_model)]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+def test_segment_refuses_a_2d_image(tiny_model):
+    with pytest.raises(ShapeError):
+        segment(Volume(np.zeros((32, 32), np.float32), voxel_size=30.0, axes="yx"), tiny_model)
