@@ -300,8 +300,11 @@ def _run_jobs(jobs, output, model, meta, device, settings, probabilities, client
         if not isinstance(model, (str, os.PathLike)):
             raise InvalidArgumentError("with a dask cluster, give the model as a name or checkpoint path "
                                        "(each worker loads it once)")
+        workers = client.scheduler_info().get("workers", {}).values()
+        # workers started with --resources GPU=1 run one block at a time each (one model per GPU)
+        resources = {"GPU": 1} if any("GPU" in w.get("resources", {}) for w in workers) else None
         futures = [client.submit(_block_job, region, inner, index, lo, hi, str(output), str(model), None,
-                                 str(device), settings, probabilities, pure=False)
+                                 str(device), settings, probabilities, pure=False, resources=resources)
                    for index, lo, hi, region, inner in jobs]
         for future in as_completed(futures):
             future.result()

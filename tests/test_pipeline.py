@@ -167,3 +167,34 @@ def test_cli_bad_inputs(tiny_model, tmp_path, capsys):
 def test_segment_refuses_a_2d_image(tiny_model):
     with pytest.raises(ShapeError):
         segment(Volume(np.zeros((32, 32), np.float32), voxel_size=30.0, axes="yx"), tiny_model)
+
+
+def test_slurm_config_builds_a_gpu_job_script():
+    """The SLURMCluster of docs/pipeline.md, built as written: its job script asks SLURM for what we document."""
+    jobqueue = pytest.importorskip("dask_jobqueue")
+    cluster = jobqueue.SLURMCluster(
+        queue="gpu", cores=8, processes=1, memory="64GB", walltime="02:00:00",
+        job_extra_directives=["--gres=gpu:1"], worker_extra_args=["--resources", "GPU=1"],
+        job_script_prologue=["module load cuda", "source ~/venvs/sxtseg/bin/activate"])
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    for line in ("#SBATCH -p gpu", "#SBATCH --gres=gpu:1", "#SBATCH -t 02:00:00", "module load cuda"):
+        assert line in script
+    assert "--resources GPU=1" in script
+    docs = (__import__("pathlib").Path(__file__).resolve().parents[1] / "docs" / "pipeline.md").read_text()
+    assert 'worker_extra_args=["--resources", "GPU=1"]' in docs and 'job_extra_directives=["--gres=gpu:1"]' in docs
+
+
+@pytest.mark.slow
+def test_segment_on_a_distributed_cluster(tiny_model, cell, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    image, _, _ = cell
+    reference = segment(image, tiny_model, output=tmp_path / "ref.zarr", block_shape=(16, 32, 32), halo=(4, 8, 8),
+                        progress=False).to_numpy()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        got = segment(image, str(tiny_model), output=tmp_path / "dist.zarr", block_shape=(16, 32, 32),
+                      halo=(4, 8, 8), client=client, progress=False).to_numpy()
+    np.testing.assert_array_equal(got, reference)
