@@ -31,9 +31,12 @@ from sxtseg.models.checkpoint import normalization_range
 from sxtseg.train import TrainingConfig, fit
 
 ARCHITECTURES = {
-    # a MONAI U-Net of 1.2 M parameters (4.8 MB of weights): 3-D, 64^3 patches
+    # a MONAI U-Net of 1.2 M parameters (4.8 MB of weights): 3-D, 64^3 patches.  Batch norm, not
+    # instance norm: instance norm rescales every patch on its own, so a window of pure ice (or of
+    # nucleus interior) loses the absolute LAC that tells it from cytoplasm (measured: ice corners of
+    # a 128x384x384 cell read as cytoplasm, background Dice 0.92, nucleus 0.74 with instance norm)
     "unet": dict(model="unet", model_config={"channels": (16, 32, 64, 128), "strides": (2, 2, 2),
-                                             "num_res_units": 2},
+                                             "num_res_units": 2, "normalization": "batch"},
                  spatial_dims=3, patch_size=(64, 64, 64), batch_size=2),
     # Pelt and Sethian's 2-D MSD-net applied slice by slice, two neighbouring slices on each side as channels
     "msdnet2d": dict(model="msdnet", model_config={"depth": 50, "normalization": "batch"},

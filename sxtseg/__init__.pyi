@@ -1,4 +1,5 @@
-from . import classes, errors, instances, io, morphometrics, phantom, units
+from . import blockwise, classes, errors, inference, instances, io, models, morphometrics, phantom, pipeline, train, units
+from .blockwise import segment
 from .classes import SXTClass
 from .errors import (
     AmbiguousDatasetError,
@@ -16,6 +17,7 @@ from .io import open_volume, save_volume
 from .instances import label_classes, split_touching
 from .morphometrics import measure, summarize
 from .phantom import make_infected_cell
+from .pipeline import run
 from .volume import Volume
 
 __all__ = [
@@ -31,18 +33,25 @@ __all__ = [
     "UnsupportedFormatError",
     "Volume",
     "VoxelSizeError",
+    "blockwise",
     "classes",
     "errors",
+    "inference",
     "instances",
     "io",
     "label_classes",
     "make_infected_cell",
     "measure",
+    "models",
     "morphometrics",
     "open_volume",
     "phantom",
+    "pipeline",
+    "run",
     "save_volume",
+    "segment",
     "split_touching",
     "summarize",
+    "train",
     "units",
 ]

@@ -1,7 +1,7 @@
 """The main job: a tomogram in, organelles segmented and measured out.
 
 :func:`run` takes one or more volumes (paths or Volumes) and, for each,
-opens it, segments it block by block (:func:`sxtseg.segment.segment`),
+opens it, segments it block by block (:func:`sxtseg.segment`),
 finds the instances (connected components per class, touching DMVs split),
 measures them, and writes:
 
@@ -119,7 +119,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     from . import __version__
     from .io import open_volume, save_volume
     from .morphometrics import measure, summarize
-    from .segment import segment
+    from .blockwise import segment
 
     timings = {}
     started = time.perf_counter()
@@ -198,7 +198,7 @@ def run(
     client : dask.distributed.Client, optional
         Segment the blocks on this cluster.
     block_shape, halo : tuple of int, optional
-        Segmentation blocks (see :func:`sxtseg.segment.segment`).
+        Segmentation blocks (see :func:`sxtseg.segment`).
     progress : bool
         Progress bars.
 
@@ -212,7 +212,7 @@ def run(
     OutputExistsError
         ``output_dir`` exists and ``overwrite`` is not set, or it is an input.
     """
-    from .segment import DEFAULT_HALO
+    from .blockwise import DEFAULT_HALO
 
     single = isinstance(inputs, (str, os.PathLike, Volume))
     sources = [inputs] if single else list(inputs)

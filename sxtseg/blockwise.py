@@ -16,7 +16,7 @@ Examples
 --------
 >>> import tempfile
 >>> from sxtseg import make_infected_cell, models
->>> from sxtseg.segment import segment
+>>> from sxtseg import segment
 >>> image, classes, _, _ = make_infected_cell((32, 64, 64), seed=3, n_dmv=2)
 >>> net = models.build("unet", 3, 1, 7, channels=(4, 8), strides=(2,))
 >>> net.metadata = {"classes": {str(i): i for i in range(7)}, "voxel_size_nm": [30.0] * 3,
@@ -44,7 +44,7 @@ from .volume import Volume
 
 __all__ = ["DEFAULT_HALO", "segment"]
 
-log = logging.getLogger("sxtseg.segment")
+log = logging.getLogger("sxtseg.blockwise")
 
 #: Halo (voxels per side, z y x) read around every block by default.
 DEFAULT_HALO = (16, 32, 32)
