@@ -93,6 +93,11 @@ def _split_component(component: np.ndarray, spacing: np.ndarray, min_distance_nm
 
     from sxtseg.kernels import label
 
+    where = np.nonzero(component)
+    extent_nm = np.array([w.max() - w.min() for w in where]) * spacing
+    if np.linalg.norm(extent_nm) < min_distance_nm:
+        # no two voxels min_distance apart: at most one seed (equal maxima merge when grown), one piece
+        return component.astype(np.uint32), 1
     distance = ndimage.distance_transform_edt(component, sampling=spacing)
     footprint, ball = _footprints(spacing, min_distance_nm)
     peaks = peak_local_max(distance, footprint=footprint, labels=component.astype(np.uint8),
@@ -106,7 +111,9 @@ def _split_component(component: np.ndarray, spacing: np.ndarray, min_distance_nm
     markers = markers.astype(np.int64)
     if n_markers == 0:  # no strict peak (a thin or flat piece): one seed at its first voxel
         markers.flat[np.flatnonzero(component)[0]] = 1
-    split = watershed(-distance, markers, mask=component)
+    # flood with the components' own connectivity, or voxels joined only diagonally stay unlabelled
+    structure = ndimage.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity])
+    split = watershed(-distance, markers, mask=component, connectivity=structure)
     return label(split.astype(np.uint32), connectivity)  # a seed's region may fall apart: pieces stay separate
 
 

@@ -103,3 +103,15 @@ def test_split_touching_on_a_distributed_cluster():
             distributed.Client(cluster):
         got = split_touching(classes.rechunk(32), SXTClass.DMV).to_numpy()
     np.testing.assert_array_equal(got, want)
+
+
+def test_every_voxel_of_the_class_gets_a_label():
+    # random speckle: many components joined only through edges and corners (26-connectivity)
+    rng = np.random.default_rng(0)
+    classes = (rng.random((40, 60, 60)) < 0.25).astype(np.uint8) * SXTClass.DMV
+    split = split_touching(Volume(classes, voxel_size=30.0), SXTClass.DMV).to_numpy()
+    np.testing.assert_array_equal(split > 0, classes > 0)
+    # pieces never join voxels of different components
+    components = label_classes(Volume(classes, voxel_size=30.0)).to_numpy()
+    pairs = np.unique(np.stack([split[split > 0], components[split > 0]]), axis=1)
+    assert len(np.unique(pairs[0])) == pairs.shape[1]
