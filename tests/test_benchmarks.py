@@ -71,3 +71,14 @@ def test_bench_sparse_training_quick():
     for result in (full, sparse):
         assert set(result["mean_dice"]) >= {"dmv", "nucleus", "background"}
     assert isinstance(record["target_met"], bool)
+
+
+@pytest.mark.slow
+def test_bench_pipeline_quick():
+    record = _run("bench_pipeline.py")
+    (entry,) = record["sizes"]
+    assert entry["side"] == 64
+    assert set(entry["sxtseg_pipeline"]["timings_s"]) == {"open", "segment", "instances", "measure", "write"}
+    # the same network, normalisation and windows: the same segmentation, whichever way it is run
+    assert entry["sxtseg_segment"]["dmv_voxels"] == entry["monai_whole"]["dmv_voxels"]
+    assert entry["throughput_ratio_sxtseg_over_monai"] > 0 and entry["peak_rss_ratio_sxtseg_over_monai"] > 0
