@@ -182,3 +182,26 @@ def test_checkpoint_round_trip_and_refusals(tmp_path):
     plain = torch.nn.Conv3d(1, 1, 3)
     with pytest.raises(InvalidArgumentError, match="build"):
         save_checkpoint(plain, tmp_path / "plain.pt")
+
+
+def test_train_command_from_a_yaml_file(tmp_path):
+    from sxtseg.cli import main
+    from sxtseg.io import save_volume
+
+    image, classes, _, _ = make_infected_cell((32, 48, 48), seed=8, n_dmv=1)
+    save_volume(image, tmp_path / "cell.ome.zarr")
+    sparse = classes.to_numpy().copy()
+    sparse[::2] = 255  # every other slice not annotated
+    np.save(tmp_path / "cell_labels.npy", sparse)
+    (tmp_path / "train.yaml").write_text(
+        "output: run\n"
+        "data:\n  - {image: cell.ome.zarr, labels: cell_labels.npy}\n"
+        "training:\n  model: unet\n  model_config: {channels: [4, 8], strides: [2], num_res_units: 0}\n"
+        "  patch_size: [8, 16, 16]\n  epochs: 1\n  steps_per_epoch: 2\n  batch_size: 1\n")
+    assert main(["train", str(tmp_path / "train.yaml"), "-q"]) == 0
+    model = load_model(tmp_path / "run" / "best.pt")
+    assert model.metadata["voxel_size_nm"] == [30.0, 30.0, 30.0]
+    (tmp_path / "bad.yaml").write_text("output: run\ndata:\n  - {image: cell.ome.zarr}\n")
+    assert main(["train", str(tmp_path / "bad.yaml"), "-q"]) == 2
+    (tmp_path / "typo.yaml").write_text("output: run\ndata: []\ntraining: {epochz: 3}\n")
+    assert main(["train", str(tmp_path / "typo.yaml"), "-q"]) == 2
