@@ -18,6 +18,12 @@ inference stage and the ratio sxtseg/MONAI of throughput and of peak RSS.
     python benchmarks/bench_pipeline.py                 # 256^3 and 512^3, about 10 min on 2 cores
     python benchmarks/bench_pipeline.py --quick         # 64^3 with a tiny model, seconds (CI)
     python benchmarks/bench_pipeline.py --sizes 1024    # on a GPU machine
+    python benchmarks/bench_pipeline.py --halo-study    # block-wise vs whole-volume agreement per halo
+
+``--halo-study`` segments a 128x384x384 phantom whole (one block) and in
+64x128x128 blocks with halos of 0, 8, 16 and 32 voxels, and reports the
+fraction of voxels whose class agrees with the whole-volume result: the
+measurement behind ``sxtseg.blockwise.DEFAULT_HALO``.
 """
 
 from __future__ import annotations
@@ -89,12 +95,38 @@ def run_case(case: str, image: Path, work: Path, model: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def halo_study(model: str, halos=((0, 0, 0), (8, 8, 8), (16, 16, 16), (16, 32, 32), (32, 32, 32))) -> dict:
+    import time
+
+    import numpy as np
+
+    from sxtseg import make_infected_cell, segment
+
+    image, _, _, _ = make_infected_cell((128, 384, 384), seed=2025)
+    image = image.compute()
+    started = time.perf_counter()
+    whole = segment(image, model, block_shape=image.shape, progress=False).to_numpy()
+    rows = [{"halo": "whole volume", "seconds": time.perf_counter() - started, "agreement": 1.0}]
+    for halo in halos:
+        started = time.perf_counter()
+        blocked = segment(image, model, block_shape=(64, 128, 128), halo=halo, progress=False).to_numpy()
+        rows.append({"halo": list(halo), "seconds": time.perf_counter() - started,
+                     "agreement": float((blocked == whole).mean()),
+                     "dmv_agreement": float(((blocked == 6) == (whole == 6))[whole == 6].mean())})
+        print(rows[-1], file=sys.stderr)
+    return {"shape": [128, 384, 384], "block_shape": [64, 128, 128], "rows": rows}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="64^3 and a tiny untrained model, for CI")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="cube sides in voxels")
     parser.add_argument("--model", default="default", help="model name or checkpoint")
+    parser.add_argument("--halo-study", action="store_true", help="only the halo agreement study")
     args = parser.parse_args(argv)
+    if args.halo_study:
+        print(json.dumps(halo_study(args.model)))
+        return
 
     import sxtseg
     from sxtseg import make_infected_cell
