@@ -98,7 +98,6 @@ def run_case(case: str, image: Path, work: Path, model: str) -> dict:
 def halo_study(model: str, halos=((0, 0, 0), (8, 8, 8), (16, 16, 16), (16, 32, 32), (32, 32, 32))) -> dict:
     import time
 
-    import numpy as np
 
     from sxtseg import make_infected_cell, segment
 
