@@ -152,7 +152,7 @@ def test_fit_writes_checkpoints_and_log_and_resumes_identically(tmp_path, monkey
 
 
 def test_checkpoint_round_trip_and_refusals(tmp_path):
-    net = build("unet", 3, 1, 7, **TINY_UNET)
+    net = build("unet", 3, 1, 7, **TINY_UNET, normalization="batch")  # with 0-d buffers (num_batches_tracked)
     path = tmp_path / "model.pt"
     meta = save_checkpoint(net, path, {"classes": {"background": 0, "dmv": 6}, "voxel_size_nm": [30, 30, 30]})
     loaded = load_model(path)
