@@ -23,7 +23,7 @@ inference stage and the ratio sxtseg/MONAI of throughput and of peak RSS.
 ``--halo-study`` segments a 128x384x384 phantom whole (one block) and in
 64x128x128 blocks with halos of 0, 8, 16 and 32 voxels, and reports the
 fraction of voxels whose class agrees with the whole-volume result: the
-measurement behind ``sxtseg.blockwise.DEFAULT_HALO``.
+measurement behind ``sxtseg.infer.DEFAULT_HALO``.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from sxtseg import make_infected_cell
-from sxtseg.inference import dice_per_class, predict_array
+from sxtseg.infer import dice_per_class, predict_array
 from sxtseg.models import load_model
 from sxtseg.models.checkpoint import normalization_range
 from sxtseg.train import TrainingConfig, fit

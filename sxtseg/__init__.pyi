@@ -1,5 +1,5 @@
-from . import blockwise, classes, errors, inference, instances, io, models, morphometrics, phantom, pipeline, train, units
-from .blockwise import segment
+from . import classes, errors, infer, instances, io, models, morphometrics, phantom, pipeline, train, units
+from .infer import segment
 from .classes import SXTClass
 from .errors import (
     AmbiguousDatasetError,
@@ -33,10 +33,9 @@ __all__ = [
     "UnsupportedFormatError",
     "Volume",
     "VoxelSizeError",
-    "blockwise",
     "classes",
     "errors",
-    "inference",
+    "infer",
     "instances",
     "io",
     "label_classes",

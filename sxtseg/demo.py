@@ -49,7 +49,7 @@ def demo(output_dir="sxtseg-demo", *, shape=(128, 384, 384), seed: int = DEMO_SE
         ``dice`` per class, ``dmv_count`` (found, true), ``dmv_mean_diameter_nm``
         (found, true), ``timings_s`` per stage and ``output_dir``.
     """
-    from .inference import dice_per_class
+    from .infer import dice_per_class
     from .phantom import make_infected_cell
     from .pipeline import run
 

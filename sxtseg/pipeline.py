@@ -119,7 +119,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     from . import __version__
     from .io import open_volume, save_volume
     from .morphometrics import measure, summarize
-    from .blockwise import segment
+    from .infer import segment
 
     timings = {}
     started = time.perf_counter()
@@ -212,7 +212,7 @@ def run(
     OutputExistsError
         ``output_dir`` exists and ``overwrite`` is not set, or it is an input.
     """
-    from .blockwise import DEFAULT_HALO
+    from .infer import DEFAULT_HALO
 
     single = isinstance(inputs, (str, os.PathLike, Volume))
     sources = [inputs] if single else list(inputs)

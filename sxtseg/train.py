@@ -345,7 +345,7 @@ def _seed_everything(seed: int, epoch: int) -> np.random.Generator:
 
 
 def _validate(model, validation, config: TrainingConfig, device) -> np.ndarray:
-    from .inference import dice_per_class, predict_array
+    from .infer import dice_per_class, predict_array
     from .models.checkpoint import normalization_range
 
     image, labels = validation
@@ -395,7 +395,7 @@ def fit(
     import torch
     from tqdm.auto import tqdm
 
-    from .inference import resolve_device
+    from .infer import resolve_device
     from .models import build, load_model, save_checkpoint
 
     config = config or TrainingConfig()

@@ -59,7 +59,7 @@ def test_blocked_inference_matches_whole_volume_away_from_the_border(tiny_model,
 
 
 def test_resume_after_an_interruption_gives_identical_output(tiny_model, cell, tmp_path, monkeypatch):
-    import sxtseg.blockwise as seg
+    import sxtseg.infer as seg
 
     image, _, _ = cell
     reference = segment(image, tiny_model, output=tmp_path / "ref.zarr", block_shape=(16, 32, 32),
@@ -93,7 +93,7 @@ def test_resume_after_an_interruption_gives_identical_output(tiny_model, cell, t
 def test_resampling_when_the_voxel_size_differs(tiny_model, cell, caplog):
     image, _, _ = cell
     coarse = Volume(image.to_numpy()[:, ::2, ::2], voxel_size=(30.0, 60.0, 60.0))
-    with caplog.at_level("WARNING", logger="sxtseg.blockwise"):
+    with caplog.at_level("WARNING", logger="sxtseg.infer"):
         labels = segment(coarse, tiny_model, progress=False)
     assert "resampling" in caplog.text
     assert labels.shape == coarse.shape and labels.voxel_size == coarse.voxel_size
