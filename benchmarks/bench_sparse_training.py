@@ -32,8 +32,10 @@ from sxtseg.models import load_model
 from sxtseg.models.checkpoint import normalization_range
 from sxtseg.train import TrainingConfig, fit
 
+LAC = {"method": "fixed", "low": 0.1, "high": 0.4}  # as the default model: grey values are LAC (1/um)
 FULL = {"shape": (96, 256, 256), "train_seeds": (200, 201), "test_seeds": (1100, 1101), "epochs": 20, "steps": 40,
-        "model_config": {"channels": (16, 32, 64, 128), "strides": (2, 2, 2), "num_res_units": 2},
+        "model_config": {"channels": (16, 32, 64, 128), "strides": (2, 2, 2), "num_res_units": 2,
+                         "normalization": "batch"},
         "patch": (64, 64, 64), "annotated_slices": 5}
 QUICK = {"shape": (32, 64, 64), "train_seeds": (200,), "test_seeds": (1100,), "epochs": 1, "steps": 2,
          "model_config": {"channels": (4, 8), "strides": (2,), "num_res_units": 0},
@@ -87,7 +89,7 @@ def main(argv=None):
                   Volume(cls if name == "full" else sparse(cls, p["annotated_slices"]), voxel_size=30.0))
                  for img, cls in train]
         annotated = sum(int((lab.to_numpy() != 255).sum()) for _, lab in pairs)
-        config = TrainingConfig(model="unet", model_config=p["model_config"], patch_size=p["patch"],
+        config = TrainingConfig(model="unet", model_config=p["model_config"], patch_size=p["patch"], intensity=LAC,
                                 epochs=p["epochs"], steps_per_epoch=p["steps"], batch_size=2, seed=0,
                                 description=f"bench_sparse_training {name}")
         started = time.perf_counter()

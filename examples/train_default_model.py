@@ -44,6 +44,13 @@ ARCHITECTURES = {
 }
 
 
+# SXT grey values are linear absorption coefficients (1/um): a fixed range maps ice (0.11) to about
+# 0 and cytoplasm (0.22) to about 0.4 whatever the field of view; the volume's own percentiles
+# shift with it (a crop without ice is normalised differently from the whole cell)
+INTENSITY = {"lac": {"method": "fixed", "low": 0.1, "high": 0.4},
+             "percentile": {"method": "percentile", "low": 1.0, "high": 99.0}}
+
+
 def training_phantoms(count: int, shape=(96, 256, 256)):
     rng = np.random.default_rng(7)
     pairs = []
@@ -84,13 +91,19 @@ def main(argv=None):
     parser.add_argument("--phantoms", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--init", help="start from this checkpoint (fine-tuning; same architecture)")
+    parser.add_argument("--intensity", choices=["lac", "percentile"], default="lac",
+                        help="input normalisation: fixed LAC range (calibrated SXT; default) or the volume's "
+                             "1st-99th percentiles")
     parser.add_argument("--install", action="store_true", help="copy best.pt to sxtseg/models/weights/default.pt")
     parser.add_argument("--evaluate-only", action="store_true")
     args = parser.parse_args(argv)
 
     if not args.evaluate_only:
         config = TrainingConfig(**ARCHITECTURES[args.architecture], epochs=args.epochs,
-                                steps_per_epoch=args.steps, learning_rate=2e-3, seed=0,
+                                steps_per_epoch=args.steps, learning_rate=args.learning_rate, seed=0,
+                                init_checkpoint=args.init, intensity=INTENSITY[args.intensity],
                                 description=f"{args.phantoms} phantom cells (make_infected_cell seeds 100-"
                                             f"{99 + args.phantoms}, 25-40 nm voxels, noise 0.02-0.06); "
                                             f"examples/train_default_model.py --architecture {args.architecture}")

@@ -90,6 +90,10 @@ class TrainingConfig:
         Sliding-window overlap of the validation predictions.
     description : str
         What the training data were (stored in the checkpoint).
+    init_checkpoint : str, optional
+        Start from these weights (a checkpoint file or shipped model name of
+        the same architecture): fine-tuning, e.g. the default model on your
+        own annotated cells.
     """
 
     model: str = "unet"
@@ -111,6 +115,7 @@ class TrainingConfig:
     amp: bool = True
     validation_overlap: float = 0.25
     description: str = ""
+    init_checkpoint: str | None = None
 
     def check(self) -> None:
         """Raise :class:`InvalidArgumentError` on an inconsistent configuration."""
@@ -414,6 +419,12 @@ def fit(
 
     _seed_everything(config.seed, -1)
     model = build(config.model, config.spatial_dims, config.in_channels, config.n_classes, **config.model_config)
+    if config.init_checkpoint:
+        start = load_model(config.init_checkpoint, spatial_dims=config.spatial_dims, out_channels=config.n_classes)
+        if start.metadata["architecture"]["config"] != model.sxtseg_architecture["config"]:
+            raise InvalidArgumentError(f"{config.init_checkpoint}: its architecture "
+                                       f"{start.metadata['architecture']} is not the configured one")
+        model.load_state_dict(start.state_dict())
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     total_steps = config.epochs * config.steps_per_epoch
