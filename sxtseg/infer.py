@@ -195,6 +195,20 @@ def _normalization(volume: Volume, meta: dict) -> tuple[float, float]:
     return normalization_range(sample, meta["intensity"])
 
 
+def _zoom(voxel_nm: np.ndarray, meta: dict) -> np.ndarray | None:
+    """Zoom factors from the volume's grid to the model's, or None when within tolerance.
+
+    The target is the volume's own voxel size clipped to the range the model
+    was trained at (``voxel_size_range_nm``; a single ``voxel_size_nm``
+    for checkpoints without a range).
+    """
+    trained = np.array(meta["voxel_size_nm"], float)
+    low, high = (np.array(r, float) for r in meta.get("voxel_size_range_nm", [trained, trained]))
+    target = np.clip(voxel_nm, low, high)
+    ratio = voxel_nm / target
+    return ratio if np.any(np.abs(ratio - 1) > RESAMPLE_TOLERANCE) else None
+
+
 def _blocks(shape, block_shape):
     for index in np.ndindex(*[-(-n // b) for n, b in zip(shape, block_shape)]):
         lo = np.array(index) * block_shape
@@ -315,12 +329,11 @@ def segment(
     output = Path(output)
     block_shape = np.minimum(np.array(block_shape, int), volume.shape)
     halo = np.array(halo, int)
-    model_vs = np.array(meta["voxel_size_nm"], float)
-    ratio = np.array(volume.voxel_size_in("nm")) / model_vs
-    zoom = ratio if np.any(np.abs(ratio - 1) > RESAMPLE_TOLERANCE) else None
+    zoom = _zoom(np.array(volume.voxel_size_in("nm"), float), meta)
     if zoom is not None:
-        log.warning("%s: voxel size %s nm differs from the model's %s nm by more than %d%%: resampling each block",
-                    volume._name(), list(volume.voxel_size_in("nm")), list(model_vs), int(RESAMPLE_TOLERANCE * 100))
+        log.warning("%s: voxel size %s nm is more than %d%% outside the model's training voxel sizes %s nm: "
+                    "resampling each block", volume._name(), [float(v) for v in volume.voxel_size_in("nm")],
+                    int(RESAMPLE_TOLERANCE * 100), meta.get("voxel_size_range_nm", meta["voxel_size_nm"]))
     low, high = _normalization(volume, meta)
     manifest = _manifest(volume, meta, block_shape, halo, overlap, probabilities, low, high, zoom)
     n_classes = len(meta["classes"])

@@ -50,18 +50,40 @@ def sample_name(source) -> str:
     return name or "sample"
 
 
-def _instances(classes: Volume) -> Volume:
-    """Instance labels: connected components of every class, with touching DMVs split apart."""
+#: DMVs are 200-400 nm across: touching ones are split with peaks at least this far apart ...
+DMV_MIN_DISTANCE_NM = 150.0
+#: ... and DMV pieces smaller than a ball of this diameter (segmentation specks) are not objects.
+DMV_MIN_DIAMETER_NM = 150.0
+
+
+def _instances(classes: Volume, *, dmv_min_distance_nm: float = DMV_MIN_DISTANCE_NM,
+               dmv_min_diameter_nm: float = DMV_MIN_DIAMETER_NM) -> Volume:
+    """Instance labels: connected components of every class, with touching DMVs split apart.
+
+    DMV pieces smaller than a ball of ``dmv_min_diameter_nm`` get no instance
+    label (their voxels keep their class).  Measured on the demo cell with the
+    default model: 153 DMVs found for 102 true ones with 100 nm and no size
+    limit, 119 with 150 nm and 150 nm (mean diameter 288 nm, true 299 nm).
+    """
     from .instances import label_classes, split_touching
 
     others = classes.with_data(da.where(classes.data == SXTClass.DMV, 0, classes.data).astype(np.uint8))
     components = label_classes(others)
     count = components.metadata["instances"]["count"]
-    dmv = split_touching(classes, SXTClass.DMV)
+    dmv = split_touching(classes, SXTClass.DMV, min_distance_nm=dmv_min_distance_nm)
     n_dmv = dmv.metadata["instances"]["count"]
-    data = da.where(dmv.data > 0, dmv.data + np.uint32(count), components.data).astype(np.uint32)
+    voxel_nm3 = float(np.prod(classes.voxel_size_in("nm")))
+    min_voxels = np.pi / 6 * dmv_min_diameter_nm**3 / voxel_nm3
+    sizes = da.bincount(dmv.data.ravel(), minlength=n_dmv + 1).compute()
+    keep = sizes >= min_voxels
+    keep[0] = False
+    numbers = np.zeros(n_dmv + 1, np.uint32)
+    numbers[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32) + np.uint32(count)  # raster order kept
+    renumbered = dmv.data.map_blocks(lambda block: numbers[block], dtype=np.uint32)
+    data = da.where(renumbered > 0, renumbered, components.data).astype(np.uint32)
     return classes.with_data(data, metadata={**classes.metadata, "instances": {
-        "count": count + n_dmv, "dmv_split": dmv.metadata["instances"]}})
+        "count": count + int(keep.sum()), "dmv_split": dmv.metadata["instances"],
+        "dmv_min_diameter_nm": dmv_min_diameter_nm, "dmv_specks_dropped": int((~keep[1:]).sum())}})
 
 
 def _quicklook(path: Path, image: Volume, classes: Volume, table: pd.DataFrame, title: str) -> None:

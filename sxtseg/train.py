@@ -441,10 +441,13 @@ def fit(
         best_score = float(state["best_score"])
         history = json.loads(state["history"])
 
-    voxel_size_nm = [float(v) for v in pairs[0][0].voxel_size_in("nm")]
+    sizes = np.array([image.voxel_size_in("nm") for image, _ in pairs], float)
     meta = {
         "classes": {str(k): int(v) for k, v in config.classes.items()},
-        "voxel_size_nm": voxel_size_nm,
+        # the training volumes' voxel sizes: their median, and their range (inference resamples
+        # only volumes outside it)
+        "voxel_size_nm": [float(v) for v in np.median(sizes, axis=0)],
+        "voxel_size_range_nm": [[float(v) for v in sizes.min(axis=0)], [float(v) for v in sizes.max(axis=0)]],
         "intensity": config.intensity,
         "input": {"context_slices": config.context_slices, "patch_size": list(config.patch_size)},
         "training": {"description": config.description, "volumes": len(pairs),
