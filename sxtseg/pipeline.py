@@ -143,34 +143,47 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     from .morphometrics import measure, summarize
     from .infer import segment
 
+    from tqdm.auto import tqdm
+
     timings = {}
-    started = time.perf_counter()
+    stages = tqdm(total=5, desc=sample_name(source), unit="stage", disable=not progress)
+
+    def stage(name):
+        stages.set_postfix_str(name)
+        return time.perf_counter()
+
+    def done(name, started):
+        timings[name] = time.perf_counter() - started
+        stages.update()
+
+    started = stage("open")
     image = source if isinstance(source, Volume) else open_volume(source)
     if image.ndim != 3:
         raise InvalidArgumentError(f"{image._name()}: a 3-D volume is needed, got shape {image.shape}")
-    timings["open_s"] = time.perf_counter() - started
+    done("open_s", started)
 
-    started = time.perf_counter()
+    started = stage("segment")
     classes = segment(image, model, output=out / "segmentation.zarr", device=device, client=client,
                       block_shape=block_shape, halo=halo, progress=progress)
-    timings["segment_s"] = time.perf_counter() - started
+    done("segment_s", started)
 
-    started = time.perf_counter()
+    started = stage("instances")
     instances = _instances(classes).compute() if classes.data.npartitions == 1 else _instances(classes)
-    timings["instances_s"] = time.perf_counter() - started
+    done("instances_s", started)
 
-    started = time.perf_counter()
+    started = stage("measure")
     table = measure(instances, image, classes)
     summary = summarize(table, classes)
-    timings["measure_s"] = time.perf_counter() - started
+    done("measure_s", started)
 
-    started = time.perf_counter()
+    started = stage("write")
     save_volume(image, out / "volume.ome.zarr", labels={"classes": classes, "instances": instances},
                 overwrite=True, progress=progress)
     table.to_csv(out / "objects.csv", index=False)
     table.to_parquet(out / "objects.parquet", index=False)
     _quicklook(out / "quicklook.png", image, classes, table, sample_name(source))
-    timings["write_s"] = time.perf_counter() - started
+    done("write_s", started)
+    stages.close()
 
     meta = classes.metadata["segmentation"]
     report = {
