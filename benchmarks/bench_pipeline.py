@@ -84,7 +84,7 @@ CHILD = textwrap.dedent("""
 
 
 def run_case(case: str, image: Path, work: Path, model: str) -> dict:
-    out = work / case
+    out = work / f"{case}-{image.stem}"
     out.mkdir()
     done = subprocess.run([sys.executable, "-c", CHILD, case, str(image), str(out), model],
                           capture_output=True, text=True)

@@ -249,7 +249,7 @@ def segment(
     *,
     output=None,
     device="auto",
-    block_shape=(128, 256, 256),
+    block_shape=(128, 512, 512),
     halo=DEFAULT_HALO,
     overlap: float = 0.25,
     batch_size: int = 4,

@@ -210,7 +210,7 @@ def run(
     overwrite: bool = False,
     device="auto",
     client=None,
-    block_shape=(128, 256, 256),
+    block_shape=(128, 512, 512),
     halo=None,
     progress: bool = True,
 ) -> dict:
