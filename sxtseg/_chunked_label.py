@@ -79,6 +79,20 @@ def _plane_pairs(columns: list, axis: int, plane_shape: tuple[int, int], connect
     return np.unique(np.concatenate(pairs), axis=0) if pairs else np.zeros((0, 2), np.int64)
 
 
+def plane_columns(grid, starts, axis: int, k: int):
+    """The block columns crossing the plane after layer ``k`` along ``axis``.
+
+    Yields ``(where, below, above)``: the in-plane offset (voxels) of the
+    column, and the grid indices of its blocks on either side of the plane.
+    ``starts`` holds each axis' block start offsets.
+    """
+    other = [a for a in range(3) if a != axis]
+    for below in np.ndindex(*grid):
+        if below[axis] == k:
+            above = tuple(j + 1 if a == axis else j for a, j in enumerate(below))
+            yield (int(starts[other[0]][below[other[0]]]), int(starts[other[1]][below[other[1]]])), below, above
+
+
 def label_dask(data: da.Array, connectivity: int = 26) -> tuple[da.Array, int]:
     """Label a dask array block by block; returns the lazy uint32 labels and the count.
 
@@ -101,12 +115,8 @@ def label_dask(data: da.Array, connectivity: int = 26) -> tuple[da.Array, int]:
     for axis in range(3):
         other = [a for a in range(3) if a != axis]
         for k in range(grid[axis] - 1):
-            columns = []
-            for i in np.ndindex(grid):
-                if i[axis] == k:
-                    above = tuple(j + 1 if a == axis else j for a, j in enumerate(i))
-                    where = (int(starts[other[0]][i[other[0]]]), int(starts[other[1]][i[other[1]]]))
-                    columns.append((where, index[i], faces[i], index[above], faces[above]))
+            columns = [(where, index[below], faces[below], index[above], faces[above])
+                       for where, below, above in plane_columns(grid, starts, axis, k)]
             planes.append(dask.delayed(_plane_pairs)(
                 columns, axis, (data.shape[other[0]], data.shape[other[1]]), connectivity))
     # the faces are intermediate results: dropped as soon as both planes they border are done

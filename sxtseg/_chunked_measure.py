@@ -241,6 +241,8 @@ def _merge_blocks(parts: list[dict]) -> dict:
 def chunked_stats(labels: da.Array, image: da.Array | None, classes: da.Array | None,
                   lut: np.ndarray | None) -> dict:
     """Block and plane statistics of a dask label volume, merged per label; the arrays stay lazy until then."""
+    from ._chunked_label import plane_columns
+
     starts = [np.concatenate([[0], np.cumsum(c)]) for c in labels.chunks]
     shape = np.array(labels.shape)
     grid = labels.numblocks
@@ -257,15 +259,9 @@ def chunked_stats(labels: da.Array, image: da.Array | None, classes: da.Array | 
             lut=lut)
     planes = []
     for axis in range(3):
-        other = [a for a in range(3) if a != axis]
         for k in range(grid[axis] - 1):
-            columns = []
-            for index in np.ndindex(grid):
-                if index[axis] != k:
-                    continue
-                above = tuple(i + 1 if a == axis else i for a, i in enumerate(index))
-                where = (int(starts[other[0]][index[other[0]]]), int(starts[other[1]][index[other[1]]]))
-                columns.append((where, faces[index], faces[above]))
+            columns = [(where, faces[below], faces[above])
+                       for where, below, above in plane_columns(grid, starts, axis, k)]
             planes.append(dask.delayed(_plane_stats)(columns, axis, int(starts[axis][k + 1]),
                                                      tuple(labels.shape), starts, lut))
     return _merge_blocks(list(dask.compute(*stats.values(), *planes)))

@@ -24,14 +24,14 @@ from .volume import Volume
 __all__ = ["label_classes", "split_touching"]
 
 
-def _class_array(class_labels: Volume) -> np.ndarray:
+def _check_classes(class_labels: Volume) -> None:
+    """Raise unless ``class_labels`` is a 3-D integer Volume."""
     if not isinstance(class_labels, Volume):
         raise TypeError("class_labels must be a sxtseg.Volume")
     if class_labels.dtype.kind not in "biu":
         raise InvalidDataError(f"{class_labels._name()}: class labels must be integers, got {class_labels.dtype}")
     if class_labels.ndim != 3:
         raise ShapeError(f"{class_labels._name()}: a 3-D class volume is needed, got shape {class_labels.shape}")
-    return class_labels.to_numpy()
 
 
 def label_classes(class_labels: Volume, connectivity: int = 26) -> Volume:
@@ -56,16 +56,13 @@ def label_classes(class_labels: Volume, connectivity: int = 26) -> Volume:
     """
     from sxtseg.kernels import label
 
+    _check_classes(class_labels)
     if class_labels.data.npartitions > 1:
         from ._chunked_label import label_dask
 
-        if class_labels.dtype.kind not in "biu":
-            raise InvalidDataError(f"{class_labels._name()}: class labels must be integers, got {class_labels.dtype}")
-        if class_labels.ndim != 3:
-            raise ShapeError(f"{class_labels._name()}: a 3-D class volume is needed, got shape {class_labels.shape}")
         labels, count = label_dask(class_labels.data, connectivity)
     else:
-        labels, count = label(_class_array(class_labels), connectivity)
+        labels, count = label(class_labels.to_numpy(), connectivity)
     return class_labels.with_data(labels, metadata={
         **class_labels.metadata, "instances": {"count": count, "connectivity": connectivity}})
 
@@ -200,12 +197,7 @@ def split_touching(
     >>> int(split_touching(Volume(classes, voxel_size=30.0), SXTClass.DMV).to_numpy().max())
     2
     """
-    if not isinstance(class_labels, Volume):
-        raise TypeError("class_labels must be a sxtseg.Volume")
-    if class_labels.dtype.kind not in "biu":
-        raise InvalidDataError(f"{class_labels._name()}: class labels must be integers, got {class_labels.dtype}")
-    if class_labels.ndim != 3:
-        raise ShapeError(f"{class_labels._name()}: a 3-D class volume is needed, got shape {class_labels.shape}")
+    _check_classes(class_labels)
     spacing = np.array(class_labels.voxel_size_in("nm"))
     if not min_distance_nm > 0:
         raise InvalidArgumentError(f"min_distance_nm must be positive, not {min_distance_nm!r}")
