@@ -22,6 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
+from ._surface import add_cube_areas
+
 __all__ = ["region_stats", "STAT_FIELDS"]
 
 #: Arrays returned by :func:`region_stats`, one entry per label 0..max_label.
@@ -96,6 +98,7 @@ def _stats_box(labels, intensity, have_intensity, lut, have_surface, count_voxel
     """
     nz, ny, nx = labels.shape
     corner = np.zeros(8, labels.dtype)
+    surface = acc_f[:, 13]  # a view: areas go straight into the accumulator
     for z in range(cubes[0, 0] - 1, cubes[0, 1] - 1):  # lower corner of the cube; the upper corner is z+1
         for y in range(cubes[1, 0] - 1, cubes[1, 1] - 1):
             for x in range(cubes[2, 0] - 1, cubes[2, 1] - 1):
@@ -122,22 +125,7 @@ def _stats_box(labels, intensity, have_intensity, lut, have_surface, count_voxel
                         break
                 if uniform:
                     continue  # all background, or inside one object: no surface
-                for k in range(8):
-                    lab = corner[k]
-                    if lab == 0:
-                        continue
-                    seen = False
-                    for m in range(k):
-                        if corner[m] == lab:
-                            seen = True
-                            break
-                    if seen:
-                        continue
-                    config = 0
-                    for m in range(k, 8):
-                        if corner[m] == lab:
-                            config |= 1 << m
-                    acc_f[lab, 13] += lut[config]
+                add_cube_areas(corner, lut, surface)
 
 
 def _merge(acc_i: np.ndarray, acc_f: np.ndarray, part_i: np.ndarray, part_f: np.ndarray) -> None:

@@ -431,23 +431,34 @@ def _label_areas(labels, lut, out):  # pragma: no cover - compiled
                         same = False
                 if same:
                     continue  # config 0 or 255 for every label in it
-                for i in range(8):
-                    lab = v[i]
-                    if lab == zero:
-                        continue
-                    seen = False
-                    for j in range(i):
-                        if v[j] == lab:
-                            seen = True
-                            break
-                    if seen:
-                        continue
-                    config = 0
-                    for j in range(i, 8):
-                        if v[j] == lab:
-                            config |= 1 << j
-                    out[lab] += lut[config]
+                add_cube_areas(v, lut, out)
     return out
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def add_cube_areas(corner, lut, out):  # pragma: no cover - compiled
+    """Add to ``out[label]`` the weight of the 2x2x2 configuration of every nonzero label among ``corner``.
+
+    ``corner`` holds the cube's 8 labels (bit ``dz*4 + dy*2 + dx``); each
+    distinct label is counted once, with the corners it occupies as its
+    configuration.
+    """
+    for i in range(8):
+        lab = corner[i]
+        if lab == 0:
+            continue
+        seen = False
+        for j in range(i):
+            if corner[j] == lab:
+                seen = True
+                break
+        if seen:
+            continue
+        config = 0
+        for j in range(i, 8):
+            if corner[j] == lab:
+                config |= 1 << j
+        out[lab] += lut[config]
 
 
 def surface_area_labels(
