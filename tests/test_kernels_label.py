@@ -96,3 +96,14 @@ def test_bad_input():
         label(np.zeros((3, 3, 3), bool), connectivity=8)
     with pytest.raises(ValueError, match="2-D or 3-D"):
         label(np.zeros((2, 3, 3, 3), bool))
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_every_voxel_its_own_run(threads):
+    """Classes that change at every step along x: as many runs as voxels, so the run and label stores grow."""
+    rng = np.random.default_rng(11)
+    steps = rng.integers(1, 4, size=(6, 9, 700))
+    classes = (np.cumsum(steps, axis=2) % 4 + 1).astype(np.uint8)  # never equal to the left neighbour
+    assert (classes[..., 1:] != classes[..., :-1]).all()
+    ours, n = _check(classes, 26, threads)
+    assert n == int(cc3d.connected_components(classes, connectivity=26).max())
