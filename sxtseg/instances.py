@@ -24,6 +24,11 @@ from .volume import Volume
 __all__ = ["label_classes", "split_touching"]
 
 
+def _block_by_block(vol: Volume) -> bool:
+    """Whether to work block by block: a lazy volume of several chunks (not one already in memory)."""
+    return vol.data.npartitions > 1 and not vol.in_memory
+
+
 def _check_classes(class_labels: Volume) -> None:
     """Raise unless ``class_labels`` is a 3-D integer Volume."""
     if not isinstance(class_labels, Volume):
@@ -48,16 +53,17 @@ def label_classes(class_labels: Volume, connectivity: int = 26) -> Volume:
     -------
     Volume
         uint32 instance labels, with the class volume's voxel size;
-        ``metadata["instances"]`` records the count.  An in-memory volume
-        (one chunk) is numbered in raster order.  A volume of several dask
-        chunks is labelled block by block on the active dask scheduler and
-        returned lazily, numbered by block (same partition), so volumes larger
-        than memory work; see :mod:`sxtseg._chunked_label`.
+        ``metadata["instances"]`` records the count.  A volume in memory
+        (:attr:`Volume.in_memory`) or of one chunk is numbered in raster
+        order.  A lazy volume of several dask chunks is labelled block by
+        block on the active dask scheduler and returned lazily, numbered by
+        block (same partition), so volumes larger than memory work; see
+        :mod:`sxtseg._chunked_label`.
     """
     from sxtseg.kernels import label
 
     _check_classes(class_labels)
-    if class_labels.data.npartitions > 1:
+    if _block_by_block(class_labels):
         from ._chunked_label import label_dask
 
         labels, count = label_dask(class_labels.data, connectivity)
@@ -152,7 +158,7 @@ def split_touching(
     connected component is split on its own (cropped to its box), so
     neighbouring objects never seed one another.
 
-    A class volume of several dask chunks is processed block by block: its
+    A lazy class volume of several dask chunks (not in memory) is processed block by block: its
     components are found with :func:`label_classes`' block-wise labelling,
     each is split by the task of the block holding its first voxel (reading
     its box, which may reach into neighbouring blocks), and the result is
@@ -201,7 +207,7 @@ def split_touching(
     spacing = np.array(class_labels.voxel_size_in("nm"))
     if not min_distance_nm > 0:
         raise InvalidArgumentError(f"min_distance_nm must be positive, not {min_distance_nm!r}")
-    if class_labels.data.npartitions > 1:
+    if _block_by_block(class_labels):
         out, count = _split_chunked(class_labels.data, class_id, spacing, min_distance_nm, connectivity)
     else:
         out, count = _split_in_memory(class_labels.to_numpy() == class_id, spacing, min_distance_nm, connectivity)

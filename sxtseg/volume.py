@@ -252,13 +252,24 @@ class Volume:
         loaded._in_memory = (loaded.data, array)
         return loaded
 
+    @property
+    def in_memory(self) -> bool:
+        """Whether the voxels are a NumPy array already in memory, so ``to_numpy()`` costs nothing.
+
+        True for a Volume made from a NumPy array or returned by
+        :meth:`compute`, whatever its dask chunks; functions such as
+        :func:`sxtseg.measure` then work on the whole array at once instead of
+        block by block.
+        """
+        return self._in_memory is not None and self._in_memory[0] is self.data
+
     def to_numpy(self, **kwargs: Any) -> np.ndarray:
         """Load the voxels and return them as a NumPy array.
 
         A Volume made from a NumPy array (and whose ``data`` was not replaced
         since) returns that array itself, read-only, without copying it.
         """
-        if self._in_memory is not None and self._in_memory[0] is self.data:
+        if self.in_memory:
             view = self._in_memory[1].view()
             view.flags.writeable = False
             return view

@@ -155,3 +155,24 @@ def test_summarize_counts_and_dmv_fraction():
     assert summary["dmv_median_distance_to_nucleus_nm"] == pytest.approx(160.0)
     with pytest.raises(InvalidDataError, match="classes="):
         summarize(measure(instances), classes)
+
+
+def test_volumes_in_memory_are_measured_whole_whatever_their_chunks(monkeypatch):
+    """A loaded Volume keeps its dask chunks, but block-by-block work would only cost time."""
+    import dask.array as da
+
+    from sxtseg import _chunked_measure
+    from sxtseg.instances import label_classes
+
+    _, truth, _, _ = make_infected_cell((32, 48, 48), seed=3)
+    classes = Volume(da.from_array(truth.to_numpy(), chunks=16), voxel_size=30.0).compute()
+    assert classes.in_memory and classes.data.npartitions > 1
+    instances = label_classes(classes)
+    assert instances.in_memory  # labelled as one array, not lazily by block
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("in-memory volumes must not go through the block-by-block path")
+
+    monkeypatch.setattr(_chunked_measure, "chunked_stats", refuse)
+    table = measure(instances, classes=classes)
+    assert len(table) == instances.metadata["instances"]["count"]

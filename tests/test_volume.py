@@ -108,3 +108,12 @@ def test_to_numpy_of_an_in_memory_volume_is_a_read_only_view(small_volume):
     np.testing.assert_array_equal(vol.to_numpy(), small_volume + 1)
     loaded = Volume(da.from_array(small_volume, chunks=(4, 20, 28)), voxel_size=30.0).compute()
     assert np.shares_memory(loaded.to_numpy(), loaded.to_numpy())
+
+
+def test_in_memory_tells_whether_the_voxels_are_already_loaded(small_volume):
+    assert Volume(small_volume, voxel_size=30.0).in_memory
+    lazy = Volume(da.from_array(small_volume, chunks=(4, 20, 28)), voxel_size=30.0)
+    assert not lazy.in_memory and lazy.data.npartitions > 1
+    loaded = lazy.compute()
+    assert loaded.in_memory and loaded.data.npartitions == lazy.data.npartitions  # chunks kept
+    assert not loaded.rechunk(8).in_memory and not loaded.with_data(loaded.data + 1).in_memory
