@@ -23,6 +23,7 @@ from __future__ import annotations
 import dask
 import dask.array as da
 import numpy as np
+import pandas as pd
 
 __all__ = ["label_dask"]
 
@@ -73,10 +74,22 @@ def _plane_pairs(columns: list, axis: int, plane_shape: tuple[int, int], connect
         b = (slice(max(0, d1), h - max(0, -d1)), slice(max(0, d2), w - max(0, -d2)))
         same = (planes["low_values"][a] == planes["high_values"][b]) & (planes["low_values"][a] != 0)
         if same.any():
-            # one object covering the plane gives a pair per voxel: keep each pair once
-            found = np.stack([planes["low_labels"][a][same], planes["high_labels"][b][same]], axis=1)
-            pairs.append(np.unique(found, axis=0))
-    return np.unique(np.concatenate(pairs), axis=0) if pairs else np.zeros((0, 2), np.int64)
+            pairs.append(_distinct_pairs(planes["low_labels"][a][same], planes["high_labels"][b][same]))
+    return _distinct_pairs(*np.concatenate(pairs).T) if pairs else np.zeros((0, 2), np.int64)
+
+
+def _distinct_pairs(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """The distinct (low, high) label pairs, as an (N, 2) int64 array.
+
+    One object covering the plane gives a pair per voxel, so pairs are
+    deduplicated by hashing: each side is numbered by ``pandas.factorize``
+    and the pair of numbers packed into one int64 key (a sort of the pairs
+    as rows, ``np.unique(axis=0)``, took seconds per plane).
+    """
+    low_codes, low_ids = pd.factorize(low)
+    high_codes, high_ids = pd.factorize(high)
+    keys = pd.unique(low_codes.astype(np.int64) * len(high_ids) + high_codes)
+    return np.stack([low_ids[keys // len(high_ids)], high_ids[keys % len(high_ids)]], axis=1).astype(np.int64)
 
 
 def plane_columns(grid, starts, axis: int, k: int):
@@ -136,9 +149,10 @@ def label_dask(data: da.Array, connectivity: int = 26) -> tuple[da.Array, int]:
     def relabel(block, block_info=None):
         from sxtseg.kernels import label
 
-        labels, _ = label(block, connectivity, threads=1)
+        labels, n = label(block, connectivity, threads=1)
         off = offset_grid[tuple(block_info[0]["chunk-location"])]
-        return np.where(labels > 0, table[labels.astype(np.int64) + off], 0).astype(np.uint32)
+        # final label of each local label 0..n (0 stays background): one gather, no int64 copy of the block
+        return np.concatenate([[0], table[off + 1 : off + n + 1]]).astype(np.uint32)[labels]
 
     out = data.map_blocks(relabel, dtype=np.uint32, meta=np.empty((0, 0, 0), np.uint32))
     return out, int(count)
