@@ -60,14 +60,13 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-import dask.array as da
 import numpy as np
 import pandas as pd
 from scipy import ndimage
 
 from .classes import CLASS_COLORS, CLASS_NAMES, SXTClass
 from .errors import InvalidArgumentError, ShapeError, VoxelSizeError
-from .volume import Volume
+from .volume import Volume, dask_view
 
 __all__ = ["LAC", "make_infected_cell"]
 
@@ -754,7 +753,7 @@ def _add_texture(rng: np.random.Generator, image: np.ndarray, classes: np.ndarra
 def _wrap(array: np.ndarray, v: float, chunks: Any, parameters: dict, **metadata: Any) -> Volume:
     """A Volume of ``array`` with the phantom's provenance in its metadata."""
     return Volume(
-        da.from_array(array, chunks=chunks),
+        dask_view(array, chunks),  # no copy: the generated array is not used elsewhere
         voxel_size=(v, v, v),
         unit="nm",
         axes="zyx",

@@ -117,3 +117,19 @@ def test_in_memory_tells_whether_the_voxels_are_already_loaded(small_volume):
     loaded = lazy.compute()
     assert loaded.in_memory and loaded.data.npartitions == lazy.data.npartitions  # chunks kept
     assert not loaded.rechunk(8).in_memory and not loaded.with_data(loaded.data + 1).in_memory
+
+
+def test_a_volume_of_a_numpy_array_does_not_copy_it():
+    import tracemalloc
+
+    array = np.zeros((64, 256, 256), np.float32)  # 16 MiB
+    tracemalloc.start()
+    vol = Volume(array, voxel_size=30.0)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 2**20  # dask.array.from_array(array) alone would copy all 16 MiB
+    loaded = Volume(da.from_array(array, chunks=32), voxel_size=30.0).compute()
+    assert vol.in_memory and np.shares_memory(vol.to_numpy(), array)
+    assert loaded.in_memory
+    np.testing.assert_array_equal(loaded.to_numpy(), array)
+    np.testing.assert_array_equal(vol.data[::7, ::9, ::5].compute(), array[::7, ::9, ::5])
