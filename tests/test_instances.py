@@ -42,6 +42,18 @@ def test_two_touching_vesicles_become_two(spacing):
     np.testing.assert_allclose(table["volume_um3"], 4 / 3 * np.pi * 0.15**3, rtol=0.15)
 
 
+def test_a_shallow_bulge_is_not_cut_off():
+    """A 180 nm bulge on a 360 nm vesicle: its own distance peak, but the saddle to the main peak is shallow."""
+    centre = np.array([450.0, 450.0, 360.0])
+    classes = Volume(_balls([centre, centre + [0, 0, 240.0]], [180.0, 90.0], (30, 30, 36), (30.0,) * 3),
+                     voxel_size=30.0)
+    assert split_touching(classes, SXTClass.DMV, min_depth_nm=0).to_numpy().max() == 2  # peaks alone cut it
+    kept = split_touching(classes, SXTClass.DMV)  # default depth: half a voxel, 15 nm
+    assert kept.to_numpy().max() == 1 and kept.metadata["instances"]["min_depth_nm"] == 15.0
+    with pytest.raises(InvalidArgumentError, match="min_depth_nm"):
+        split_touching(classes, SXTClass.DMV, min_depth_nm=-1.0)
+
+
 def test_a_single_ball_is_not_split():
     classes = _balls([(20.0, 20.0, 20.0)], [12.5], (40, 40, 40))
     assert split_touching(Volume(classes, voxel_size=30.0), SXTClass.DMV).to_numpy().max() == 1
