@@ -223,8 +223,20 @@ def main(argv=None) -> dict:
                         continue  # ours failed or was not run
                     ratios[f"{ours}/{peer}"] = results[ours]["median_seconds"] / results[peer]["median_seconds"]
             record["inputs"][name] = {"foreground_fraction": float(volume.mean()), "results": results, "time_ratios": ratios}
+    print(ratio_table(record), file=sys.stderr)
     print(json.dumps(record, indent=2))
     return record
+
+
+def ratio_table(record: dict) -> str:
+    """A Markdown table of the time ratios sxtseg / peer (below 1: sxtseg faster), one column per input."""
+    inputs = list(record["inputs"])
+    keys = sorted({k for name in inputs for k in record["inputs"][name]["time_ratios"]})
+    lines = ["| sxtseg / peer | " + " | ".join(inputs) + " |", "|---|" + "---|" * len(inputs)]
+    for key in keys:
+        cells = [record["inputs"][name]["time_ratios"].get(key) for name in inputs]
+        lines.append(f"| {key} | " + " | ".join("" if c is None else f"{c:.3f}" for c in cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
