@@ -53,7 +53,7 @@ class _Shared:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         view = self.array[key]
-        if isinstance(view, np.ndarray) and np.shares_memory(view, self.array):
+        if isinstance(view, np.ndarray) and np.may_share_memory(view, self.array):  # bounds check, O(1)
             view = view.view()
             view.flags.writeable = False
         return view
