@@ -42,6 +42,23 @@ def test_objects_across_block_edges_and_corners(connectivity):
     assert same_partition(out.compute(), ref)
 
 
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+def test_every_step_across_every_block_edge_and_corner(connectivity):
+    """Two voxels one step apart across the block boundaries met at (4, 4, 4), for all 26 steps and 4 positions."""
+    for start in [(3, 3, 3), (3, 4, 3), (4, 3, 3), (3, 3, 4)]:
+        for step in np.ndindex(3, 3, 3):
+            mask = np.zeros((8, 8, 8), bool)
+            a = np.array(start)
+            b = a + np.array(step) - 1
+            if (b == a).all():
+                continue
+            mask[tuple(a)] = mask[tuple(b)] = True
+            ref, n = label(mask, connectivity)
+            out, count = label_dask(da.from_array(mask, chunks=4), connectivity)
+            assert count == n, (start, step)
+            assert same_partition(out.compute(), ref), (start, step)
+
+
 def test_label_classes_goes_chunked_for_dask_volumes():
     rng = np.random.default_rng(3)
     classes = rng.integers(0, 3, size=(20, 24, 28)).astype(np.uint8)
