@@ -19,14 +19,9 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import InvalidArgumentError, InvalidDataError, ShapeError
-from .volume import Volume
+from .volume import Volume, block_by_block
 
 __all__ = ["label_classes", "split_touching"]
-
-
-def _block_by_block(vol: Volume) -> bool:
-    """Whether to work block by block: a lazy volume of several chunks (not one already in memory)."""
-    return vol.data.npartitions > 1 and not vol.in_memory
 
 
 def _check_classes(class_labels: Volume) -> None:
@@ -63,7 +58,7 @@ def label_classes(class_labels: Volume, connectivity: int = 26) -> Volume:
     from sxtseg.kernels import label
 
     _check_classes(class_labels)
-    if _block_by_block(class_labels):
+    if block_by_block(class_labels):
         from ._chunked_label import label_dask
 
         labels, count = label_dask(class_labels.data, connectivity)
@@ -184,8 +179,9 @@ def split_touching(
     connected component is split on its own (cropped to its box), so
     neighbouring objects never seed one another.
 
-    A lazy class volume of several dask chunks (not in memory) is processed block by block: its
-    components are found with :func:`label_classes`' block-wise labelling,
+    A lazy class volume of several dask chunks (not in memory) is processed
+    block by block: its components are found with :func:`label_classes`'
+    block-wise labelling,
     each is split by the task of the block holding its first voxel (reading
     its box, which may reach into neighbouring blocks), and the result is
     returned lazily.  The result is identical to the in-memory one.  Pass a
@@ -242,10 +238,12 @@ def split_touching(
     min_depth_nm = float(spacing.min() / 2) if min_depth_nm is None else float(min_depth_nm)
     if not min_depth_nm >= 0:
         raise InvalidArgumentError(f"min_depth_nm must be zero or positive, not {min_depth_nm!r}")
-    if _block_by_block(class_labels):
-        out, count = _split_chunked(class_labels.data, class_id, spacing, min_distance_nm, min_depth_nm, connectivity)
+    if block_by_block(class_labels):
+        out, count = _split_chunked(class_labels.data, class_id, spacing, min_distance_nm, min_depth_nm,
+                                    connectivity)
     else:
-        out, count = _split_in_memory(class_labels.to_numpy() == class_id, spacing, min_distance_nm, min_depth_nm, connectivity)
+        out, count = _split_in_memory(class_labels.to_numpy() == class_id, spacing, min_distance_nm, min_depth_nm,
+                                      connectivity)
     return class_labels.with_data(out, metadata={
         **class_labels.metadata,
         "instances": {"class_id": int(class_id), "split": "distance-transform watershed",
@@ -289,7 +287,8 @@ def _numbers(pieces: list) -> list[np.ndarray]:
     return np.split(numbers, np.cumsum([len(f) for _, _, f in pieces])[:-1])
 
 
-def _split_in_memory(mask: np.ndarray, spacing, min_distance_nm, min_depth_nm, connectivity) -> tuple[np.ndarray, int]:
+def _split_in_memory(mask: np.ndarray, spacing, min_distance_nm, min_depth_nm,
+                     connectivity) -> tuple[np.ndarray, int]:
     from sxtseg.kernels import label
 
     components, count = label(mask, connectivity)
@@ -303,8 +302,10 @@ def _split_in_memory(mask: np.ndarray, spacing, min_distance_nm, min_depth_nm, c
     return _paint(pieces, numbers, (0, 0, 0), mask.shape), int(sum(len(n) for n in numbers))
 
 
-def _split_task(region: np.ndarray, class_id, boxes, origins, offset, spacing, min_distance_nm, min_depth_nm, connectivity):
-    return _split_boxes(region == class_id, boxes, origins, offset, spacing, min_distance_nm, min_depth_nm, connectivity)
+def _split_task(region: np.ndarray, class_id, boxes, origins, offset, spacing, min_distance_nm, min_depth_nm,
+                connectivity):
+    return _split_boxes(region == class_id, boxes, origins, offset, spacing, min_distance_nm, min_depth_nm,
+                        connectivity)
 
 
 def _split_chunked(data, class_id, spacing, min_distance_nm, min_depth_nm, connectivity) -> tuple[da.Array, int]:

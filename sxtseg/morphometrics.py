@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InvalidDataError, ShapeError, VoxelSizeError
-from .volume import Volume
+from .volume import Volume, block_by_block
 
 __all__ = ["measure", "summarize", "COLUMNS", "DISTANCE_COLUMNS"]
 
@@ -213,7 +213,7 @@ def measure(
     spacing_nm = np.array(labels.voxel_size_in("nm"))
     spacing_um = spacing_nm / 1000.0
     lut = surface_lut(tuple(spacing_um), surface_method)
-    if labels.data.npartitions > 1 and not labels.in_memory:  # block by block, for volumes larger than memory
+    if block_by_block(labels):  # for volumes larger than memory
         merged = chunked_stats(labels.data, image.data if image is not None else None,
                                classes.data if classes is not None else None, lut)
     else:
@@ -282,7 +282,7 @@ def measure(
     units = dict(COLUMNS)
     if classes is not None:
         voxel = np.clip(np.rint(centroid_vox).astype(np.int64), 0, shape - 1)
-        if len(rows) and classes.data.npartitions > 1 and not classes.in_memory:
+        if len(rows) and block_by_block(classes):
             class_at_centroid = np.asarray(classes.data.vindex[tuple(voxel.T)].compute())
         else:
             class_at_centroid = _array(classes)[tuple(voxel.T)]

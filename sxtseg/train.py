@@ -263,8 +263,8 @@ class PatchSampler:
 
 def _read(volume: Volume, region) -> np.ndarray:
     """A region of a Volume as a NumPy array (no dask graph for an in-memory volume)."""
-    if volume._in_memory is not None and volume._in_memory[0] is volume.data:
-        return np.asarray(volume._in_memory[1][region])
+    if volume.in_memory:
+        return np.asarray(volume.to_numpy()[region])
     return np.asarray(volume.data[region].compute())
 
 

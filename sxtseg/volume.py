@@ -76,6 +76,15 @@ def _as_dask(data: Any) -> da.Array:
     raise TypeError(f"Volume data must be a dask or NumPy array, not {type(data).__name__}")
 
 
+def block_by_block(vol: "Volume") -> bool:
+    """Whether functions should work on ``vol`` block by block: a lazy volume of several chunks.
+
+    A volume already in memory (:attr:`Volume.in_memory`) or of one chunk is
+    processed as one array, which is faster whenever it fits.
+    """
+    return vol.data.npartitions > 1 and not vol.in_memory
+
+
 def _check_voxel_size(voxel_size: Any, ndim: int) -> tuple[float, ...] | None:
     if voxel_size is None:
         return None
