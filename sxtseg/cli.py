@@ -150,19 +150,54 @@ def _client(args: argparse.Namespace):
     return Client(LocalCluster(n_workers=int(count), threads_per_worker=1, dashboard_address=None))
 
 
+def _min_volumes(text: str | None) -> dict | None:
+    """``nucleus=0.5,cytoplasm=1`` (µm³ per compartment class) as a dict."""
+    if text is None:
+        return None
+    volumes = {}
+    for item in text.split(","):
+        name, _, value = item.partition("=")
+        try:
+            volumes[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected CLASS=UM3[,CLASS=UM3...], got {text!r}") from None
+    return volumes
+
+
+def _instance_options(args: argparse.Namespace) -> dict:
+    """The instance parameters of ``sxtseg run`` / ``sxtseg demo`` as keyword arguments of :func:`sxtseg.run`."""
+    from .calibrate import parse_calibration
+
+    return {"calibration": parse_calibration(args.calibration),
+            "allow_large_resampling": args.allow_large_resampling,
+            "dmv_min_distance_nm": args.dmv_min_distance_nm, "dmv_min_diameter_nm": args.dmv_min_diameter_nm,
+            "dmv_min_depth_nm": args.dmv_min_depth_nm, "min_volume_um3": args.min_volume_um3}
+
+
+def print_quality(name: str, report: dict, file=None) -> None:
+    """The calibration line and every quality flag of one sample's report."""
+    from .calibrate import CalibrationRecord
+
+    print(f"{name}: {CalibrationRecord.from_dict(report['calibration']).summary()}", file=file)
+    for flag in report.get("quality", []):
+        print(f"{name}: quality: {flag['flag']}: {flag['message']}", file=file or sys.stderr)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import run
 
+    options = _instance_options(args)
     client = _client(args)
     try:
         inputs = args.inputs[0] if len(args.inputs) == 1 else args.inputs
         result = run(inputs, args.output, args.model, overwrite=args.overwrite, device=args.device, client=client,
-                     progress=not args.quiet)
+                     progress=not args.quiet, **options)
     finally:
         if client is not None:
             client.close()
     for name, report in result["samples"].items():
         summary = report["summary"]
+        print_quality(name, report)
         print(f"{name}: {report['objects']} objects, {summary['dmv_count']} DMVs, "
               f"DMV volume fraction of cytoplasm {summary['dmv_volume_fraction_of_cytoplasm']:.4f}")
     print(f"results in {result['output_dir']}")
@@ -184,6 +219,25 @@ def _cmd_train(args: argparse.Namespace) -> int:
     result = fit_from_config(args.config, resume=args.resume, progress=not args.quiet)
     print(f"best checkpoint {result['best_checkpoint']} (score {result['best_score']:.4f})")
     return 0
+
+
+def _add_instance_options(p: argparse.ArgumentParser) -> None:
+    from .pipeline import DMV_MIN_DIAMETER_NM, DMV_MIN_DISTANCE_NM
+
+    p.add_argument("--calibration", default="auto",
+                   help="grey values to LAC: auto (default: find ice and cytoplasm), none (already LAC), "
+                        "or SCALE,OFFSET (lac = SCALE * value + OFFSET)")
+    p.add_argument("--allow-large-resampling", action="store_true",
+                   help="segment even when the voxel size is more than 2x off the model's")
+    p.add_argument("--dmv-min-distance-nm", type=float, default=DMV_MIN_DISTANCE_NM,
+                   help=f"smallest centre distance of touching DMVs split apart (default {DMV_MIN_DISTANCE_NM:g})")
+    p.add_argument("--dmv-min-diameter-nm", type=float, default=DMV_MIN_DIAMETER_NM,
+                   help=f"DMV pieces smaller than this ball are specks (default {DMV_MIN_DIAMETER_NM:g})")
+    p.add_argument("--dmv-min-depth-nm", type=float, default=None,
+                   help="smallest saddle depth between two DMV seeds (default half the voxel edge)")
+    p.add_argument("--min-volume-um3", type=_min_volumes, default=None,
+                   help="smallest compartment pieces kept, e.g. nucleus=0.5,cytoplasm=1,nucleolus=0.005 "
+                        "(um^3; smaller ones merge into the class around them)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -232,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", help="start a local dask cluster: local:N (N workers)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _add_instance_options(p)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("demo", help="run the main job on a generated cell and score it against the truth")

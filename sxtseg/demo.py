@@ -20,6 +20,10 @@ from .classes import CLASS_NAMES, SXTClass
 
 __all__ = ["demo", "format_report", "match_objects"]
 
+#: Organelle classes scored object by object against the phantom's truth (those present in it).
+MATCHED_CLASSES = [SXTClass.NUCLEUS, SXTClass.NUCLEOLUS, SXTClass.MITOCHONDRION, SXTClass.LIPID_DROPLET,
+                   SXTClass.DMV] + [c for c in SXTClass if c.label in ("other_vesicle", "fiducial")]
+
 #: Phantom seed of the demo (training used 100-199 and 900; held-out tests 1000-1002).
 DEMO_SEED = 4242
 
@@ -46,8 +50,12 @@ def demo(output_dir="sxtseg-demo", *, shape=(128, 384, 384), seed: int = DEMO_SE
     Returns
     -------
     dict
-        ``dice`` per class, ``dmv_count`` (found, true), ``dmv_mean_diameter_nm``
-        (found, true), ``timings_s`` per stage and ``output_dir``.
+        ``dice`` per class, ``dmv_count`` (found, true), ``dmv_matching``,
+        ``matching`` (the object-level match of every organelle class in the
+        truth: :func:`match_objects`), ``counts`` (objects per class in
+        ``summary.json`` against the truth), ``calibration``, ``quality``,
+        ``dmv_mean_diameter_nm`` (found, true), ``timings_s`` per stage and
+        ``output_dir``.
     """
     from .infer import dice_per_class
     from .phantom import make_infected_cell
@@ -71,13 +79,27 @@ def demo(output_dir="sxtseg-demo", *, shape=(128, 384, 384), seed: int = DEMO_SE
     dmv = table[table["class_id"] == SXTClass.DMV]
     truth = objects[objects["class_name"] == "dmv"]
     found_instances = open_volume(out / "volume.ome.zarr" / "labels" / "instances").to_numpy()
-    matching = match_objects(found_instances, dmv["label"].to_numpy(),
-                             np.where(classes.to_numpy() == SXTClass.DMV, true_instances.to_numpy(), 0))
+    true_classes, true_ids = classes.to_numpy(), true_instances.to_numpy()
+    per_class = {}
+    for code in MATCHED_CLASSES:
+        name = CLASS_NAMES[int(code)]
+        rows = table[table["class_id"] == code]
+        if (objects["class_name"] == name).any() or len(rows):
+            per_class[name] = match_objects(found_instances, rows["label"].to_numpy(),
+                                            np.where(true_classes == code, true_ids, 0))
+    matching = per_class["dmv"]
+    found_counts = {name: int(v["count"]) for name, v in report["summary"]["classes"].items()}
+    true_counts = objects["class_name"].value_counts().to_dict()
     summary = {
         "output_dir": str(out),
         "dice": {CLASS_NAMES[c]: round(float(d), 4) for c, d in enumerate(dice)},
         "dmv_count": {"found": int(len(dmv)), "true": int(len(truth))},
         "dmv_matching": matching,
+        "matching": per_class,
+        "counts": {name: {"found": found_counts.get(name, 0), "true": int(true_counts.get(name, 0))}
+                   for name in sorted(set(found_counts) | set(true_counts), key=lambda n: SXTClass.from_label(n))},
+        "calibration": report["calibration"],
+        "quality": report["quality"],
         "dmv_mean_diameter_nm": {"found": round(float(dmv["equivalent_diameter_nm"].mean()), 1) if len(dmv) else None,
                                  "true": round(float(truth["diameter_nm"].mean()), 1)},
         "timings_s": {"phantom": round(phantom_s, 2), **report["timings_s"]},
@@ -146,6 +168,21 @@ def format_report(summary: dict) -> str:
                   f"{m['false_positive']} false positives, {m['split_extra']} extra halves of split ones, "
                   f"{m['missed']} missed, {m['merged']} merged pairs",
               f"DMV mean diameter: {diameter['found']} nm (true {diameter['true']} nm)", "",
+              "Objects per class (summary.json counts; matched / false positives / split / missed / merged):"]
+    for name, c in summary.get("counts", {}).items():
+        text = f"  {name:14s} found {c['found']:4d}  true {c['true']:4d}"
+        if name in summary.get("matching", {}):
+            mm = summary["matching"][name]
+            text += (f"   {mm['matched']} / {mm['false_positive']} / {mm['split_extra']} / {mm['missed']} / "
+                     f"{mm['merged']}")
+        lines.append(text)
+    if "calibration" in summary:
+        from .calibrate import CalibrationRecord
+
+        lines += ["", CalibrationRecord.from_dict(summary["calibration"]).summary()]
+    for flag in summary.get("quality", []):
+        lines.append(f"quality: {flag['flag']}: {flag['message']}")
+    lines += ["",
               "Seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in summary["timings_s"].items()),
               f"Results: {summary['output_dir']} (objects.csv, summary.json, volume.ome.zarr, quicklook.png)"]
     return "\n".join(lines)

@@ -195,6 +195,73 @@ def _normalization(volume: Volume, meta: dict) -> tuple[float, float]:
     return normalization_range(sample, meta["intensity"])
 
 
+#: Resampling factors (input voxel / model voxel) outside this range are refused unless forced.
+RESAMPLE_LIMITS = (0.5, 2.0)
+#: SXT voxel edges (nm) outside this range are taken for a wrong unit or a file default (TIFF's 1 µm).
+PLAUSIBLE_SXT_VOXEL_NM = (2.0, 300.0)
+
+
+def check_voxel_size(volume: Volume, meta: dict, *, allow_large_resampling: bool = False) -> np.ndarray | None:
+    """The zoom factors :func:`segment` will use, after checking that the voxel size makes sense.
+
+    Raises
+    ------
+    VoxelSizeError
+        The volume would be resampled by a factor outside
+        :data:`RESAMPLE_LIMITS` on some axis (the model would see structures
+        at a scale it never learnt, or a volume blown up many times), unless
+        ``allow_large_resampling``.  The message names the file, the factor
+        and a likely cause (a voxel size in the wrong unit, or a file
+        format's default such as 1 µm for TIFF).
+    """
+    voxel_nm = np.array(volume.voxel_size_in("nm"), float)
+    low_nm, high_nm = PLAUSIBLE_SXT_VOXEL_NM
+    suspicious = [f"{axis} {v:g} nm" for axis, v in zip("zyx", voxel_nm) if not low_nm <= v <= high_nm]
+    hint = ""
+    if suspicious:
+        hint = (f"; {', '.join(suspicious)} is not an SXT voxel size (25-50 nm is usual): a unit mix-up or a "
+                "file default (1 um is TIFF's) rather than the microscope's value? Give the right one with "
+                "open_volume(..., voxel_size=(z, y, x), unit='nm') or --voxel-size")
+        log.warning("%s: voxel size %s%s", volume._name(), [float(v) for v in voxel_nm], hint)
+    zoom = _zoom(voxel_nm, meta)
+    if zoom is not None:
+        lo, hi = RESAMPLE_LIMITS
+        bad = [f"{axis} x{factor:.2f}" for axis, factor in zip("zyx", zoom) if not lo <= factor <= hi]
+        if bad and not allow_large_resampling:
+            raise VoxelSizeError(
+                f"{volume._name()}: voxel size {[float(v) for v in voxel_nm]} nm would be resampled by "
+                f"{', '.join(bad)} to the model's training voxel sizes "
+                f"{meta.get('voxel_size_range_nm', meta['voxel_size_nm'])} nm; beyond {lo:g}-{hi:g}x the model "
+                f"sees structures at scales it never learnt{hint}. Pass allow_large_resampling=True "
+                "(--allow-large-resampling) to run anyway")
+    return zoom
+
+
+def check_input_values(volume: Volume, meta: dict, *, sample_voxels: int = 2_000_000) -> dict:
+    """Warn when calibrated grey values do not look like what the model was trained on.
+
+    Returns the fractions of sampled voxels below and above the model's
+    normalisation window by more than its width (``{"below": f, "above": f}``).
+    """
+    from .models.checkpoint import normalization_range
+
+    step = max(1, int(round((volume.data.size / sample_voxels) ** (1 / 3))))
+    sample = np.asarray(volume.data[::step, ::step, ::step].compute(), np.float64)
+    low, high = normalization_range(sample, meta["intensity"])
+    width = high - low
+    fractions = {"below": float(np.mean(sample < low - width)), "above": float(np.mean(sample > high + width))}
+    if fractions["below"] + fractions["above"] > 0.10:
+        log.warning("%s: %.0f%% of the voxels lie far outside the model's input range %.3g-%.3g (after "
+                    "calibration): this does not look like the data the model knows; check the calibration",
+                    volume._name(), 100 * (fractions["below"] + fractions["above"]), low, high)
+        import warnings
+
+        warnings.warn(f"{volume._name()}: {100 * (fractions['below'] + fractions['above']):.0f}% of the voxels "
+                      f"lie far outside the model's input range {low:.3g}-{high:.3g} after calibration; the "
+                      "segmentation is unlikely to be right", UserWarning, stacklevel=3)
+    return fractions
+
+
 def _zoom(voxel_nm: np.ndarray, meta: dict) -> np.ndarray | None:
     """Zoom factors from the volume's grid to the model's, or None when within tolerance.
 
@@ -235,12 +302,15 @@ def _predict_block(region: np.ndarray, inner: tuple[slice, ...], net, meta: dict
     return probs[(slice(None), *inner)]
 
 
-def _manifest(volume: Volume, meta: dict, block_shape, halo, overlap, probabilities, low, high, zoom) -> dict:
+def _manifest(volume: Volume, meta: dict, block_shape, halo, overlap, probabilities, low, high, zoom,
+              calibration) -> dict:
     return {"input": {"name": volume._name(), "shape": list(volume.shape), "dtype": str(volume.dtype),
                       "voxel_size": list(volume.voxel_size) if volume.voxel_size else None, "unit": volume.unit},
             "model_sha256": meta.get("sha256"), "block_shape": [int(b) for b in block_shape],
             "halo": [int(h) for h in halo], "overlap": float(overlap), "probabilities": bool(probabilities),
-            "intensity_range": [low, high], "zoom": None if zoom is None else [float(z) for z in zoom]}
+            "intensity_range": [low, high], "zoom": None if zoom is None else [float(z) for z in zoom],
+            "calibration": {"method": calibration.method, "scale": calibration.scale,
+                            "offset": calibration.offset}}
 
 
 def segment(
@@ -255,6 +325,8 @@ def segment(
     batch_size: int = 4,
     probabilities: bool = False,
     client=None,
+    calibration="auto",
+    allow_large_resampling: bool = False,
     overwrite: bool = False,
     progress: bool = True,
 ) -> Volume:
@@ -263,7 +335,8 @@ def segment(
     Parameters
     ----------
     volume : Volume
-        Grey values (LAC), 3-D, lazy or in memory, with a known voxel size.
+        A tomogram (3-D, lazy or in memory, with a known voxel size) in any
+        grey-value convention: it is calibrated to LAC first (``calibration``).
     model : str, Path or torch.nn.Module
         A shipped model name (``"default"``), a checkpoint file, or a network
         loaded with :func:`sxtseg.models.load_model` (its ``metadata`` gives
@@ -290,6 +363,15 @@ def segment(
         Run the blocks on this cluster (one block per task; give each worker
         one GPU); by default blocks run one after another here, with the
         model using every core.
+    calibration : str, tuple, dict or CalibrationRecord
+        How grey values are brought to LAC (1/µm) before the model's own
+        normalisation: ``"auto"`` (default; see :func:`sxtseg.calibrate`),
+        ``"none"`` (the volume is already in LAC), ``(scale, offset)``, or a
+        record from :func:`sxtseg.calibrate`.
+    allow_large_resampling : bool
+        Run even when the voxel size needs resampling by more than 2x (or
+        less than 0.5x) on some axis to reach the model's training voxel
+        sizes; refused by default (:func:`check_voxel_size`).
     overwrite : bool
         Start again even if ``output`` holds a run with other settings.
     progress : bool
@@ -299,14 +381,18 @@ def segment(
     -------
     Volume
         uint8 class codes (lazy, read from ``output``), with the input's
-        voxel size; ``metadata["segmentation"]`` records the settings.
+        voxel size; ``metadata["segmentation"]`` records the settings and
+        ``metadata["calibration"]`` the calibration record.
 
     Raises
     ------
     ShapeError
         The volume is not 3-D.
     VoxelSizeError
-        The voxel size is unknown.
+        The voxel size is unknown, or needs resampling beyond
+        :data:`RESAMPLE_LIMITS` (and not ``allow_large_resampling``).
+    InvalidDataError
+        The volume holds NaN or infinite values.
     OutputExistsError
         ``output`` holds an unfinished run with other settings (and not ``overwrite``).
     """
@@ -329,13 +415,18 @@ def segment(
     output = Path(output)
     block_shape = np.minimum(np.array(block_shape, int), volume.shape)
     halo = np.array(halo, int)
-    zoom = _zoom(np.array(volume.voxel_size_in("nm"), float), meta)
+    zoom = check_voxel_size(volume, meta, allow_large_resampling=allow_large_resampling)
+    from .calibrate import calibrate
+
+    source = volume
+    volume, record = calibrate(volume, calibration)
+    check_input_values(volume, meta)
     if zoom is not None:
         log.warning("%s: voxel size %s nm is more than %d%% outside the model's training voxel sizes %s nm: "
                     "resampling each block", volume._name(), [float(v) for v in volume.voxel_size_in("nm")],
                     int(RESAMPLE_TOLERANCE * 100), meta.get("voxel_size_range_nm", meta["voxel_size_nm"]))
     low, high = _normalization(volume, meta)
-    manifest = _manifest(volume, meta, block_shape, halo, overlap, probabilities, low, high, zoom)
+    manifest = _manifest(source, meta, block_shape, halo, overlap, probabilities, low, high, zoom, record)
     n_classes = len(meta["classes"])
 
     manifest_path = output / "segment.json"
@@ -374,7 +465,8 @@ def segment(
     classes = da.from_zarr(str(output / "classes"))
     result = Volume(classes, voxel_size=volume.voxel_size, unit=volume.unit, axes=volume.axes,
                     metadata={"segmentation": {**manifest, "output": str(output),
-                                               "classes": meta["classes"]}})
+                                               "classes": meta["classes"]},
+                              "calibration": record.to_dict()})
     if in_memory:
         result = result.compute()
         shutil.rmtree(output.parent, ignore_errors=True)

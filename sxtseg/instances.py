@@ -21,7 +21,20 @@ from scipy import ndimage
 from .errors import InvalidArgumentError, InvalidDataError, ShapeError
 from .volume import Volume, block_by_block
 
-__all__ = ["label_classes", "split_touching"]
+__all__ = ["COMPARTMENT_MIN_VOLUME_UM3", "label_classes", "merge_fragments", "split_touching"]
+
+#: Smallest physical volume (µm³) of a connected piece of each compartment class: smaller pieces
+#: are fragments of the segmentation, merged into the class around them by :func:`merge_fragments`.
+#: Physical priors: the smallest eukaryotic cells (yeast, 3-5 µm across) hold over 10 µm³ of
+#: cytoplasm, so a 1 µm³ piece (a 1.24 µm ball) is a fragment; the smallest nuclei (yeast, about
+#: 1.5-2 µm across: 2-4 µm³) are well above 0.5 µm³ (a 1 µm ball); nucleoli of small nuclei are
+#: 0.25-0.5 µm across (0.008-0.065 µm³), so pieces under 0.005 µm³ (a 210 nm ball) are fragments.
+#: Organelles get floors well under their smallest true size, so that only segmentation specks go:
+#: mitochondria 0.01 µm³ (a 270 nm ball; a 250 nm thick, 1 µm long tube is 0.05 µm³), lipid droplets
+#: 0.004 µm³ (a 200 nm ball; droplets seen by SXT are 300 nm and up).  DMVs are handled by
+#: :func:`sxtseg.run`'s ``dmv_min_diameter_nm`` after splitting.
+COMPARTMENT_MIN_VOLUME_UM3: dict[str, float] = {"cytoplasm": 1.0, "nucleus": 0.5, "nucleolus": 0.005,
+                                                "mitochondrion": 0.01, "lipid_droplet": 0.004}
 
 
 def _check_classes(class_labels: Volume) -> None:
@@ -345,3 +358,140 @@ def _split_chunked(data, class_id, spacing, min_distance_nm, min_depth_nm, conne
                                        tuple(b_lo.tolist()), tuple((b_hi - b_lo).tolist()))
         blocks[index] = da.from_delayed(painted, tuple((b_hi - b_lo).tolist()), np.uint32)
     return da.block(blocks.tolist()), count
+
+
+def _fragment_table(components, classes, count: int, chunked: bool) -> dict:
+    """Voxel count, box (grown by one voxel) and class of every component."""
+    if chunked:
+        from ._chunked_measure import chunked_stats
+
+        stats = chunked_stats(components, None, classes, None)
+        acc = stats["acc_i"]
+        ids = np.asarray(stats["ids"], np.int64)
+        shape = np.array(components.shape)
+        lo, hi = np.maximum(acc[:, 1:4] - 1, 0), np.minimum(acc[:, 4:7] + 2, shape)
+        return {"ids": ids, "voxels": acc[:, 0], "class": acc[:, 10], "lo": lo, "hi": hi}
+    boxes = _component_boxes(components, count, components.shape)
+    ids = np.array([k + 1 for k, box in enumerate(boxes) if box], np.int64)
+    voxels = np.bincount(components.ravel(), minlength=count + 1)[ids]
+    lo = np.array([[s.start for s in boxes[i - 1]] for i in ids], np.int64).reshape(-1, 3)
+    hi = np.array([[s.stop for s in boxes[i - 1]] for i in ids], np.int64).reshape(-1, 3)
+    cls = np.zeros(len(ids), np.int64)
+    if len(ids):
+        cls = ndimage.maximum(classes, components, ids).astype(np.int64)
+    return {"ids": ids, "voxels": voxels, "class": cls, "lo": lo, "hi": hi}
+
+
+def _vote(component_crop: np.ndarray, class_crop: np.ndarray, number: int, fragments: np.ndarray) -> int:
+    """The most common class among the voxels touching piece ``number`` (26-neighbourhood) from outside.
+
+    Voxels of other fragments (``fragments``: their numbers) do not vote
+    while anything else touches the piece, so two touching fragments never
+    swap classes.
+    """
+    piece = component_crop == number
+    ring = ndimage.binary_dilation(piece, structure=np.ones((3, 3, 3), bool)) & ~piece
+    steady = ring & ~np.isin(component_crop, fragments)
+    ring = steady if steady.any() else ring
+    if not ring.any():
+        return 0
+    return int(np.argmax(np.bincount(class_crop[ring].astype(np.int64))))
+
+
+def merge_fragments(class_labels: Volume, min_volume_um3: dict | None = None, *, connectivity: int = 26
+                    ) -> Volume:
+    """Compartment fragments merged into the class around them.
+
+    A connected piece of a compartment class (cytoplasm, nucleus,
+    nucleolus; by default also mitochondria and lipid droplets, with floors
+    well under their true sizes) smaller than its class's minimum physical volume is a
+    segmentation fragment, not a compartment: its voxels get the class most
+    common among the voxels touching it from outside (a speck of nucleus in
+    the cytoplasm becomes cytoplasm, a speck of cytoplasm in the ice becomes
+    background).  Then a cell has one nucleus, not dozens.
+
+    Parameters
+    ----------
+    class_labels : Volume
+        Class codes (:class:`sxtseg.SXTClass`) with a voxel size.
+    min_volume_um3 : dict, optional
+        Minimum volume (µm³) per class name or code; default
+        :data:`COMPARTMENT_MIN_VOLUME_UM3`.  Classes not named are left alone;
+        0 turns a class off.
+    connectivity : {6, 18, 26}
+        Connectivity of the pieces.
+
+    Returns
+    -------
+    Volume
+        uint8 class codes, lazy when the input is block by block;
+        ``metadata["fragments"]`` records the minimum volumes and how many
+        pieces of each class were merged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sxtseg import Volume
+    >>> classes = np.ones((20, 20, 20), np.uint8)          # cytoplasm ...
+    >>> classes[2:12, 2:12, 2:12] = 2                     # ... a nucleus of 27 µm³ at 300 nm voxels
+    >>> classes[15:17, 15:17, 15:17] = 2                  # ... and a 0.2 µm³ nucleus speck
+    >>> merged = merge_fragments(Volume(classes, voxel_size=300.0))
+    >>> merged.metadata["fragments"]["merged"], int((merged.to_numpy() == 2).sum())
+    ({'nucleus': 1}, 1000)
+    """
+    from .classes import SXTClass
+    from sxtseg.kernels import label
+
+    _check_classes(class_labels)
+    limits = COMPARTMENT_MIN_VOLUME_UM3 if min_volume_um3 is None else min_volume_um3
+    codes = {}
+    for key, value in limits.items():
+        code = int(SXTClass.from_label(key)) if isinstance(key, str) else int(key)
+        if not (value is not None and float(value) >= 0):
+            raise InvalidArgumentError(f"minimum volume of {key!r} must be zero or positive µm³, not {value!r}")
+        if float(value) > 0:
+            codes[code] = float(value)
+    voxel_um3 = float(np.prod(class_labels.voxel_size_in("um")))
+    report = {"min_volume_um3": {SXTClass(c).label if c in SXTClass._value2member_map_ else str(c): v
+                                 for c, v in codes.items()}, "merged": {}}
+    if not codes:
+        return class_labels.with_data(class_labels.data, metadata={**class_labels.metadata, "fragments": report})
+    chunked = block_by_block(class_labels)
+    data = class_labels.data
+    if chunked:
+        from ._chunked_label import label_dask
+
+        selected = da.where(da.isin(data, list(codes)), data, 0).astype(data.dtype)
+        components, count = label_dask(selected, connectivity)
+        classes = data
+    else:
+        classes = class_labels.to_numpy()
+        components, count = label(np.where(np.isin(classes, list(codes)), classes, 0), connectivity)
+    table = _fragment_table(components, classes, count, chunked)
+    limit = np.array([codes.get(int(c), 0.0) for c in table["class"]])
+    small = np.nonzero(table["voxels"] * voxel_um3 < limit)[0]
+    lut = np.zeros(int(table["ids"].max()) + 1 if len(table["ids"]) else 1, np.int16) - 1
+    if len(small):
+        crops = [(components[tuple(slice(int(a), int(b)) for a, b in zip(table["lo"][k], table["hi"][k]))],
+                  classes[tuple(slice(int(a), int(b)) for a, b in zip(table["lo"][k], table["hi"][k]))])
+                 for k in small]
+        if chunked:
+            import dask
+
+            crops = dask.compute(*crops)
+        for k, (component_crop, class_crop) in zip(small, crops):
+            lut[table["ids"][k]] = _vote(np.asarray(component_crop), np.asarray(class_crop), int(table["ids"][k]),
+                                         table["ids"][small])
+            name = SXTClass(int(table["class"][k])).label
+            report["merged"][name] = report["merged"].get(name, 0) + 1
+
+    def relabel(component_block, class_block):
+        new = lut[np.minimum(component_block, len(lut) - 1)] if len(lut) > 1 else np.full(class_block.shape, -1)
+        new = np.where(component_block < len(lut), new, -1)
+        return np.where(new >= 0, new, class_block).astype(np.uint8)
+
+    if chunked:
+        out = da.map_blocks(relabel, components, data, dtype=np.uint8)
+    else:
+        out = relabel(components, classes)
+    return class_labels.with_data(out, metadata={**class_labels.metadata, "fragments": report})

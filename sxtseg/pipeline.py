@@ -57,7 +57,7 @@ DMV_MIN_DIAMETER_NM = 150.0
 
 
 def _instances(classes: Volume, *, dmv_min_distance_nm: float = DMV_MIN_DISTANCE_NM,
-               dmv_min_diameter_nm: float = DMV_MIN_DIAMETER_NM) -> Volume:
+               dmv_min_diameter_nm: float = DMV_MIN_DIAMETER_NM, dmv_min_depth_nm: float | None = None) -> Volume:
     """Instance labels: connected components of every class, with touching DMVs split apart.
 
     DMV pieces smaller than a ball of ``dmv_min_diameter_nm`` get no instance
@@ -73,7 +73,7 @@ def _instances(classes: Volume, *, dmv_min_distance_nm: float = DMV_MIN_DISTANCE
     others = classes.with_data(da.where(classes.data == SXTClass.DMV, 0, classes.data).astype(np.uint8))
     components = label_classes(others)
     count = components.metadata["instances"]["count"]
-    dmv = split_touching(classes, SXTClass.DMV, min_distance_nm=dmv_min_distance_nm)
+    dmv = split_touching(classes, SXTClass.DMV, min_distance_nm=dmv_min_distance_nm, min_depth_nm=dmv_min_depth_nm)
     n_dmv = dmv.metadata["instances"]["count"]
     voxel_nm3 = float(np.prod(classes.voxel_size_in("nm")))
     min_voxels = np.pi / 6 * dmv_min_diameter_nm**3 / voxel_nm3
@@ -140,16 +140,20 @@ def _quicklook(path: Path, image: Volume, classes: Volume, table: pd.DataFrame, 
     plt.close(fig)
 
 
-def _one(source, out: Path, model, *, device, client, block_shape, halo, progress) -> dict:
+def _one(source, out: Path, model, *, device, client, block_shape, halo, progress, calibration,
+         allow_large_resampling, instance_parameters, min_volume_um3) -> dict:
     from . import __version__
+    from .calibrate import calibrate
+    from .infer import segment
+    from .instances import merge_fragments
     from .io import open_volume, save_volume
     from .morphometrics import measure, summarize
-    from .infer import segment
+    from .quality import calibration_flags, segmentation_flags
 
     from tqdm.auto import tqdm
 
     timings = {}
-    stages = tqdm(total=5, desc=sample_name(source), unit="stage", disable=not progress)
+    stages = tqdm(total=6, desc=sample_name(source), unit="stage", disable=not progress)
 
     def stage(name):
         stages.set_postfix_str(name)
@@ -165,18 +169,30 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
         raise InvalidArgumentError(f"{image._name()}: a 3-D volume is needed, got shape {image.shape}")
     done("open_s", started)
 
+    started = stage("calibrate")
+    lac, record = calibrate(image, calibration)
+    if progress:
+        tqdm.write(f"{sample_name(source)}: {record.summary()}")
+    done("calibrate_s", started)
+
     started = stage("segment")
-    classes = segment(image, model, output=out / "segmentation.zarr", device=device, client=client,
-                      block_shape=block_shape, halo=halo, progress=progress)
+    raw_classes = segment(image, model, output=out / "segmentation.zarr", device=device, client=client,
+                          block_shape=block_shape, halo=halo, progress=progress, calibration=record,
+                          allow_large_resampling=allow_large_resampling)
     done("segment_s", started)
 
     started = stage("instances")
-    instances = _instances(classes).compute() if classes.data.npartitions == 1 else _instances(classes)
+    classes = merge_fragments(raw_classes, min_volume_um3)
+    if classes.data.npartitions == 1:
+        classes = classes.compute()
+    instances = _instances(classes, **instance_parameters)
+    instances = instances.compute() if classes.data.npartitions == 1 else instances
     done("instances_s", started)
 
     started = stage("measure")
-    table = measure(instances, image, classes)
+    table = measure(instances, lac, classes)
     summary = summarize(table, classes)
+    quality = calibration_flags(record) + segmentation_flags(classes)
     done("measure_s", started)
 
     started = stage("write")
@@ -188,7 +204,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     done("write_s", started)
     stages.close()
 
-    meta = classes.metadata["segmentation"]
+    meta = raw_classes.metadata["segmentation"]
     report = {
         "sample": sample_name(source),
         "input": {"path": image._name(), "shape": list(image.shape), "dtype": str(image.dtype)},
@@ -196,6 +212,11 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
         "model": {"name": str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__,
                   "sha256": meta["model_sha256"]},
         "sxtseg_version": __version__,
+        "calibration": record.to_dict(),
+        "quality": quality,
+        "instances": {**{k: v for k, v in instance_parameters.items()},
+                      "dmv_min_depth_nm": instances.metadata["instances"]["dmv_split"]["min_depth_nm"],
+                      "fragments": classes.metadata["fragments"]},
         "summary": summary,
         "objects": int(len(table)),
         "timings_s": {k[:-2]: round(v, 3) for k, v in timings.items()},
@@ -215,6 +236,12 @@ def run(
     client=None,
     block_shape=(128, 512, 512),
     halo=None,
+    calibration="auto",
+    allow_large_resampling: bool = False,
+    dmv_min_distance_nm: float = DMV_MIN_DISTANCE_NM,
+    dmv_min_diameter_nm: float = DMV_MIN_DIAMETER_NM,
+    dmv_min_depth_nm: float | None = None,
+    min_volume_um3: dict | None = None,
     progress: bool = True,
 ) -> dict:
     """Segment, split and measure one or more cells; write tables, OME-Zarr and a quick look.
@@ -237,13 +264,35 @@ def run(
         Segment the blocks on this cluster.
     block_shape, halo : tuple of int, optional
         Segmentation blocks (see :func:`sxtseg.segment`).
+    calibration : str, tuple or CalibrationRecord
+        Grey values to LAC: ``"auto"`` (default), ``"none"`` or
+        ``(scale, offset)``; see :func:`sxtseg.calibrate`.  The record goes to
+        ``summary.json`` (``calibration``) and its flags to ``quality``.
+    allow_large_resampling : bool
+        Segment even when the voxel size is more than 2x off the model's
+        training voxel sizes (refused by default).
+    dmv_min_distance_nm : float
+        Smallest distance (nm) between the centres of two touching DMVs
+        that are split apart (:func:`sxtseg.split_touching`).
+    dmv_min_diameter_nm : float
+        DMV pieces smaller than a ball of this diameter (nm) are specks, not objects.
+    dmv_min_depth_nm : float, optional
+        Smallest saddle depth (nm) between two DMV seeds (default: half the
+        smallest voxel edge).
+    min_volume_um3 : dict, optional
+        Smallest volume (µm³) of a piece of each compartment class (names or
+        codes); smaller pieces are merged into the class around them before
+        instances are made (:func:`sxtseg.instances.merge_fragments`);
+        default :data:`sxtseg.instances.COMPARTMENT_MIN_VOLUME_UM3`.
     progress : bool
         Progress bars.
 
     Returns
     -------
     dict
-        ``output_dir`` and, per sample, what ``summary.json`` holds.
+        ``output_dir`` and, per sample, what ``summary.json`` holds:
+        ``calibration``, ``quality`` (a list of flags), ``instances`` (the
+        instance parameters and the fragments merged), ``summary``...
 
     Raises
     ------
@@ -252,6 +301,9 @@ def run(
     """
     from .infer import DEFAULT_HALO
 
+    instance_parameters = {"dmv_min_distance_nm": float(dmv_min_distance_nm),
+                           "dmv_min_diameter_nm": float(dmv_min_diameter_nm),
+                           "dmv_min_depth_nm": None if dmv_min_depth_nm is None else float(dmv_min_depth_nm)}
     single = isinstance(inputs, (str, os.PathLike, Volume))
     sources = [inputs] if single else list(inputs)
     if not sources:
@@ -272,7 +324,9 @@ def run(
         target = partial if single else partial / name
         target.mkdir(exist_ok=True)
         reports[name] = _one(source, target, model, device=device, client=client, block_shape=block_shape,
-                             halo=DEFAULT_HALO if halo is None else halo, progress=progress)
+                             halo=DEFAULT_HALO if halo is None else halo, progress=progress,
+                             calibration=calibration, allow_large_resampling=allow_large_resampling,
+                             instance_parameters=instance_parameters, min_volume_um3=min_volume_um3)
     if not single:
         tables = [pd.read_csv(partial / name / "objects.csv").assign(sample=name) for name in names]
         combined = pd.concat(tables, ignore_index=True)

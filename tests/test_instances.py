@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dask.array as da
 import numpy as np
 import pytest
 
@@ -127,3 +128,44 @@ def test_every_voxel_of_the_class_gets_a_label():
     components = label_classes(Volume(classes, voxel_size=30.0)).to_numpy()
     pairs = np.unique(np.stack([split[split > 0], components[split > 0]]), axis=1)
     assert len(np.unique(pairs[0])) == pairs.shape[1]
+
+
+def test_merge_fragments_joins_specks_to_the_class_around_them():
+    from sxtseg.instances import merge_fragments
+
+    classes = np.ones((24, 40, 40), np.uint8)  # cytoplasm, 100 nm voxels: 0.001 um^3 per voxel
+    classes[:, :, :4] = 0  # ice along one side
+    classes[4:20, 8:32, 8:32] = 2  # a nucleus of 9.2 um^3
+    classes[10:13, 12:15, 12:15] = 1  # a cytoplasm speck inside it (0.027 um^3)
+    classes[2:4, 34:37, 34:37] = 2  # a nucleus speck in the cytoplasm (0.018 um^3)
+    classes[3:4, 37:39, 35:37] = 3  # a nucleolus speck (0.004 um^3) touching it: must not swap classes with it
+    classes[20:22, 1:3, 1:3] = 1  # a cytoplasm speck in the ice
+    vol = Volume(classes, voxel_size=100.0)
+    merged = merge_fragments(vol)
+    out = merged.to_numpy()
+    assert out[11, 13, 13] == 2 and out[3, 35, 35] == 1 and out[3, 38, 35] == 1 and out[21, 2, 2] == 0
+    assert merged.metadata["fragments"]["merged"] == {"cytoplasm": 2, "nucleus": 1, "nucleolus": 1}
+    assert out.dtype == np.uint8
+    # block by block: the same answer
+    chunked = merge_fragments(Volume(da.from_array(classes, chunks=(8, 16, 16)), voxel_size=100.0))
+    assert not chunked.in_memory
+    np.testing.assert_array_equal(chunked.to_numpy(), out)
+    # a larger floor for the nucleus makes the nucleus itself a fragment; 0 turns a class off
+    assert (merge_fragments(vol, {"nucleus": 20.0}).to_numpy() == 2).sum() == 0
+    assert (merge_fragments(vol, {"nucleus": 0, "cytoplasm": 0}).to_numpy() == classes).all()
+    with pytest.raises(InvalidArgumentError, match="nucleus"):
+        merge_fragments(vol, {"nucleus": -1})
+
+
+def test_quality_flags_of_implausible_segmentations():
+    from sxtseg.quality import segmentation_flags
+
+    good = np.zeros((16, 32, 32), np.uint8)
+    good[4:12, 8:24, 8:24] = 1
+    good[6:10, 12:20, 12:20] = 2
+    assert segmentation_flags(Volume(good, voxel_size=30.0)) == []
+    nothing = segmentation_flags(Volume(np.zeros((8, 8, 8), np.uint8), voxel_size=30.0))
+    assert [f["flag"] for f in nothing] == ["no_cell"]
+    nucleus_only = np.where(good > 0, 2, 0).astype(np.uint8)
+    flags = {f["flag"]: f["message"] for f in segmentation_flags(Volume(nucleus_only, voxel_size=30.0))}
+    assert set(flags) == {"no_cytoplasm", "dominant_class"} and "nucleus holds 100%" in flags["dominant_class"]

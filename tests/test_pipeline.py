@@ -110,7 +110,11 @@ def test_run_writes_every_output(tiny_model, cell, tmp_path):
                                                "summary.json", "quicklook.png"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"]["sha256"] and summary["voxel_size"] == [30.0, 30.0, 30.0]
-    assert set(summary["timings_s"]) == {"open", "segment", "instances", "measure", "write"}
+    assert set(summary["timings_s"]) == {"open", "calibrate", "segment", "instances", "measure", "write"}
+    # the phantom is LAC already: auto calibration finds ice and cytoplasm and maps them (almost) to themselves
+    assert summary["calibration"]["method"] == "two-point" and abs(summary["calibration"]["scale"] - 1) < 0.03
+    assert isinstance(summary["quality"], list)
+    assert summary["instances"]["fragments"]["min_volume_um3"]["nucleus"] == 0.5
     table = pd.read_csv(out / "objects.csv")
     assert len(table) == summary["objects"]
     pd.testing.assert_frame_equal(pd.read_parquet(out / "objects.parquet"), table, check_dtype=False)

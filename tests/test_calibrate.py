@@ -1,0 +1,138 @@
+"""sxtseg.calibrate: every grey-value convention back to LAC, flags where it cannot be trusted; input guards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sxtseg import Volume, make_infected_cell
+from sxtseg.calibrate import REFERENCE_LAC, CalibrationRecord, CalibrationWarning, calibrate, parse_calibration
+from sxtseg.errors import InvalidArgumentError, InvalidDataError, VoxelSizeError
+
+
+@pytest.fixture(scope="module")
+def cell():
+    image, classes, _, _ = make_infected_cell((48, 144, 144), seed=31)
+    return image.to_numpy(), classes.to_numpy()
+
+
+# (name, forward map from LAC, true scale of the inverse map lac = s * value + o, true offset)
+CONVENTIONS = [
+    ("lac", lambda a: a, 1.0, 0.0),
+    ("lac x0.6", lambda a: a * 0.6, 1 / 0.6, 0.0),
+    ("lac x1.6", lambda a: a * 1.6, 1 / 1.6, 0.0),
+    ("offset -0.08", lambda a: a - 0.08, 1.0, 0.08),
+    ("offset +0.08", lambda a: a + 0.08, 1.0, -0.08),
+    ("attenuation per voxel", lambda a: a * 0.030, 1 / 0.030, 0.0),
+    ("uint16 grey", lambda a: (a * 40000 + 2000).round().astype(np.uint16), 1 / 40000, -2000 / 40000),
+    ("int16 grey, negative offset", lambda a: (a * 20000 - 4000).round().astype(np.int16), 1 / 20000, 0.2),
+]
+
+
+@pytest.mark.parametrize("name, forward, scale, offset", CONVENTIONS, ids=[c[0] for c in CONVENTIONS])
+def test_auto_recovers_scale_and_offset_to_3_percent(cell, name, forward, scale, offset):
+    lac, classes = cell
+    volume = Volume(forward(lac), voxel_size=30.0)
+    calibrated, record = calibrate(volume)
+    assert record.method == "two-point" and record.confidence > 0.8, record
+    assert record.scale == pytest.approx(scale, rel=0.03), record
+    # the offset as LAC: what a grey value of 0 maps to, relative to the cytoplasm-ice span
+    assert abs(record.offset - offset) < 0.03 * (REFERENCE_LAC["cytoplasm"] - REFERENCE_LAC["ice"]) / 0.11 * 0.22
+    out = calibrated.to_numpy()
+    assert out.dtype == np.float32
+    assert np.median(out[classes == 0]) == pytest.approx(0.109, rel=0.03)
+    assert np.median(out[classes == 1]) == pytest.approx(0.22, rel=0.03)
+    assert np.median(out[classes == 2]) == pytest.approx(0.25, rel=0.03)  # not a reference: checks the line
+    assert calibrated.metadata["calibration"]["scale"] == record.scale
+    assert calibrated.metadata["quantity"] == "linear_absorption_coefficient"
+
+
+def test_a_zero_background_is_set_aside(cell):
+    lac, _ = cell
+    padded = lac.copy()
+    yy, xx = np.mgrid[: lac.shape[1], : lac.shape[2]]
+    padded[:, (yy - 72) ** 2 + (xx - 72) ** 2 > 66**2] = 0  # outside the reconstructed circle
+    _, record = calibrate(Volume(padded, voxel_size=30.0))
+    assert "padding_excluded" in record.flags and record.padding_value == 0.0
+    assert record.scale == pytest.approx(1.0, rel=0.03)
+
+
+def test_no_ice_keeps_lac_and_flags_it(cell):
+    lac, classes = cell
+    crop = lac[12:36, 50:94, 50:94]
+    assert (classes[12:36, 50:94, 50:94] == 0).sum() == 0  # inside the cell only
+    _, record = calibrate(Volume(crop, voxel_size=30.0))
+    assert record.method == "identity" and "no_ice_reference" in record.flags
+    assert record.scale == 1.0 and record.offset == 0.0
+
+
+def test_grey_values_without_ice_are_flagged_not_trusted(cell):
+    lac, _ = cell
+    crop = (lac[12:36, 50:94, 50:94] * 40000 + 2000).astype(np.uint16)
+    with pytest.warns(CalibrationWarning, match="low_confidence"):
+        _, record = calibrate(Volume(crop, voxel_size=30.0))
+    assert {"no_ice_reference", "low_confidence"} <= set(record.flags) and record.confidence < 0.5
+
+
+def test_a_volume_without_structure_is_uncalibrated_with_a_warning():
+    flat = Volume(np.full((16, 32, 32), 1234, np.uint16), voxel_size=30.0, metadata={"source": {"path": "f.tif"}})
+    with pytest.warns(CalibrationWarning, match="f.tif.*uncalibrated"):
+        _, record = calibrate(flat)
+    assert record.method == "guess" and record.confidence == 0.0 and "uncalibrated" in record.flags
+
+
+def test_explicit_reference_none_and_record_round_trip(cell):
+    lac, classes = cell
+    grey = Volume((lac * 1000).astype(np.float32), voxel_size=30.0)
+    _, explicit = calibrate(grey, (0.001, 0.0))
+    assert explicit.method == "explicit" and explicit.scale == 0.001
+    ice_box = (slice(0, 4), slice(0, 8), slice(0, 8))
+    _, ref = calibrate(grey, "reference", references=[(ice_box, 0.109), (classes == 1, 0.22)])
+    assert ref.scale == pytest.approx(0.001, rel=0.05)  # region means include blurred edges
+    none, record = calibrate(grey, "none")
+    assert record.method == "none" and np.array_equal(none.to_numpy(), grey.to_numpy())
+    again, _ = calibrate(grey, ref.to_dict())  # a record (as summary.json holds it) applies as it is
+    assert CalibrationRecord.from_dict(ref.to_dict()) == ref
+    np.testing.assert_allclose(again.to_numpy(), grey.to_numpy() * ref.scale + ref.offset, rtol=1e-5)
+
+
+def test_bad_calibration_arguments():
+    vol = Volume(np.zeros((4, 8, 8), np.float32), voxel_size=30.0)
+    with pytest.raises(InvalidArgumentError, match="unknown calibration"):
+        calibrate(vol, "magic")
+    with pytest.raises(InvalidArgumentError, match="scale"):
+        calibrate(vol, (0.0, 1.0))
+    with pytest.raises(InvalidArgumentError, match="SCALE,OFFSET"):
+        parse_calibration("1,2,3")
+    nan = np.zeros((8, 16, 16), np.float32)
+    nan[2, 3, 4] = np.nan
+    with pytest.raises(InvalidDataError, match="NaN"):
+        calibrate(Volume(nan, voxel_size=30.0))
+
+
+def test_segment_refuses_absurd_resampling_naming_the_file(cell):
+    from sxtseg import segment
+
+    lac, _ = cell
+    tiff_default = Volume(lac, voxel_size=(1000.0, 30.0, 30.0), metadata={"source": {"path": "stack.tif"}})
+    with pytest.raises(VoxelSizeError, match=r"stack\.tif.*z x2[0-9]\.\d+.*TIFF.*allow_large_resampling"):
+        segment(tiff_default, progress=False)
+    tiny = Volume(lac, voxel_size=5.0, metadata={"source": {"path": "tiny.mrc"}})
+    with pytest.raises(VoxelSizeError, match=r"tiny\.mrc.*x0\.17"):
+        segment(tiny, progress=False)
+
+
+def test_uint16_phantom_segments_like_its_lac_twin(cell):
+    from sxtseg import segment
+
+    lac, classes = cell
+    crop = (slice(8, 40), slice(24, 120), slice(24, 120))
+    twin = Volume(np.ascontiguousarray(lac[crop]), voxel_size=30.0)
+    grey = Volume((lac[crop] * 40000 + 2000).round().astype(np.uint16), voxel_size=30.0)
+    a = segment(twin, progress=False).to_numpy()
+    b = segment(grey, progress=False).to_numpy()
+    assert (a == b).mean() > 0.995
+    # and without calibration the same grey values fail: what auto calibration prevents
+    with pytest.warns(UserWarning, match="outside the model's input range"):
+        c = segment(grey, calibration="none", progress=False).to_numpy()
+    assert (c == a).mean() < 0.5
