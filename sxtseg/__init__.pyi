@@ -1,4 +1,5 @@
-from . import classes, errors, infer, instances, io, models, morphometrics, phantom, pipeline, train, units
+from . import calibration, classes, errors, infer, instances, io, models, morphometrics, phantom, pipeline, quality, train, units
+from .calibration import calibrate
 from .infer import segment
 from .classes import SXTClass
 from .errors import (
@@ -33,6 +34,8 @@ __all__ = [
     "UnsupportedFormatError",
     "Volume",
     "VoxelSizeError",
+    "calibrate",
+    "calibration",
     "classes",
     "errors",
     "infer",
@@ -46,6 +49,7 @@ __all__ = [
     "open_volume",
     "phantom",
     "pipeline",
+    "quality",
     "run",
     "save_volume",
     "segment",

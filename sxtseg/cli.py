@@ -166,7 +166,7 @@ def _min_volumes(text: str | None) -> dict | None:
 
 def _instance_options(args: argparse.Namespace) -> dict:
     """The instance parameters of ``sxtseg run`` / ``sxtseg demo`` as keyword arguments of :func:`sxtseg.run`."""
-    from .calibrate import parse_calibration
+    from .calibration import parse_calibration
 
     return {"calibration": parse_calibration(args.calibration),
             "allow_large_resampling": args.allow_large_resampling,
@@ -176,7 +176,7 @@ def _instance_options(args: argparse.Namespace) -> dict:
 
 def print_quality(name: str, report: dict, file=None) -> None:
     """The calibration line and every quality flag of one sample's report."""
-    from .calibrate import CalibrationRecord
+    from .calibration import CalibrationRecord
 
     print(f"{name}: {CalibrationRecord.from_dict(report['calibration']).summary()}", file=file)
     for flag in report.get("quality", []):

@@ -177,7 +177,7 @@ def format_report(summary: dict) -> str:
                      f"{mm['merged']}")
         lines.append(text)
     if "calibration" in summary:
-        from .calibrate import CalibrationRecord
+        from .calibration import CalibrationRecord
 
         lines += ["", CalibrationRecord.from_dict(summary["calibration"]).summary()]
     for flag in summary.get("quality", []):

@@ -416,7 +416,7 @@ def segment(
     block_shape = np.minimum(np.array(block_shape, int), volume.shape)
     halo = np.array(halo, int)
     zoom = check_voxel_size(volume, meta, allow_large_resampling=allow_large_resampling)
-    from .calibrate import calibrate
+    from .calibration import calibrate
 
     source = volume
     volume, record = calibrate(volume, calibration)

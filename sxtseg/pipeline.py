@@ -143,7 +143,7 @@ def _quicklook(path: Path, image: Volume, classes: Volume, table: pd.DataFrame, 
 def _one(source, out: Path, model, *, device, client, block_shape, halo, progress, calibration,
          allow_large_resampling, instance_parameters, min_volume_um3) -> dict:
     from . import __version__
-    from .calibrate import calibrate
+    from .calibration import calibrate
     from .infer import segment
     from .instances import merge_fragments
     from .io import open_volume, save_volume

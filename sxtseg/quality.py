@@ -3,7 +3,7 @@
 :func:`segmentation_flags` looks at the class fractions of a segmented cell
 (no cytoplasm, one class over 90 % of the cell, a cell touching every border
 of the volume); :func:`calibration_flags` turns the flags of a
-:class:`sxtseg.calibrate.CalibrationRecord` into the same form.  ``sxtseg run``
+:class:`sxtseg.calibration.CalibrationRecord` into the same form.  ``sxtseg run``
 writes both to ``summary.json`` (``quality``) and prints them.
 
 Each flag is a dict: ``flag`` (a short name), ``severity`` (``"warning"``) and
@@ -82,7 +82,7 @@ def calibration_flags(record) -> list[dict]:
 
     Examples
     --------
-    >>> from sxtseg.calibrate import CalibrationRecord
+    >>> from sxtseg.calibration import CalibrationRecord
     >>> rec = CalibrationRecord("identity", "lac", flags=["no_ice_reference"], notes=["no ice peak found"])
     >>> calibration_flags(rec)[0]["flag"]
     'calibration_no_ice_reference'

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sxtseg import Volume, make_infected_cell
-from sxtseg.calibrate import REFERENCE_LAC, CalibrationRecord, CalibrationWarning, calibrate, parse_calibration
+from sxtseg.calibration import REFERENCE_LAC, CalibrationRecord, CalibrationWarning, calibrate, parse_calibration
 from sxtseg.errors import InvalidArgumentError, InvalidDataError, VoxelSizeError
 
 

@@ -39,7 +39,7 @@ Examples
 --------
 >>> import numpy as np
 >>> from sxtseg import make_infected_cell
->>> from sxtseg.calibrate import calibrate
+>>> from sxtseg.calibration import calibrate
 >>> image, classes, _, _ = make_infected_cell((48, 128, 128), seed=4)
 >>> grey = image.with_data((image.data * 40000 + 2000).round().astype("uint16"))
 >>> lac, record = calibrate(grey)
@@ -66,7 +66,7 @@ from .volume import Volume
 
 __all__ = ["REFERENCE_LAC", "CalibrationRecord", "CalibrationWarning", "calibrate", "parse_calibration"]
 
-log = logging.getLogger("sxtseg.calibrate")
+log = logging.getLogger("sxtseg.calibration")
 
 #: Published LAC (1/µm, water window ~517 eV) of the references ``auto`` looks for; sources in the module docstring.
 REFERENCE_LAC: dict[str, float] = {"ice": 0.109, "cytoplasm": 0.22, "nucleus": 0.25}
