@@ -48,7 +48,7 @@ from .classes import CLASS_NAMES
 from .errors import InvalidArgumentError, InvalidDataError, ShapeError, VoxelSizeError
 from .volume import Volume
 
-__all__ = ["PatchSampler", "TrainingConfig", "fit", "masked_loss"]
+__all__ = ["INHERITED", "PatchSampler", "TrainingConfig", "fit", "inherit_checkpoint", "masked_loss"]
 
 
 def _default_classes() -> dict[str, int]:
@@ -91,9 +91,18 @@ class TrainingConfig:
     description : str
         What the training data were (stored in the checkpoint).
     init_checkpoint : str, optional
-        Start from these weights (a checkpoint file or shipped model name of
-        the same architecture): fine-tuning, e.g. the default model on your
-        own annotated cells.
+        Start from these weights (a checkpoint file or shipped model name,
+        e.g. ``"default"``): fine-tuning on your own annotated cells.  The
+        fields :data:`INHERITED` left at their defaults are taken from the
+        checkpoint (architecture, classes, input normalisation, patch size,
+        calibration), so ``TrainingConfig(init_checkpoint="default")`` fine-
+        tunes the shipped model as it is; a field set to a value other than
+        the checkpoint's is refused with the mismatch named
+        (:func:`inherit_checkpoint`).
+    calibration : str
+        ``"auto"``: training and validation images are brought to LAC by
+        :func:`sxtseg.calibrate` first, as :func:`sxtseg.segment` does at
+        inference; ``"none"``: used as they are.
     """
 
     model: str = "unet"
@@ -116,6 +125,7 @@ class TrainingConfig:
     validation_overlap: float = 0.25
     description: str = ""
     init_checkpoint: str | None = None
+    calibration: str = "auto"
 
     def check(self) -> None:
         """Raise :class:`InvalidArgumentError` on an inconsistent configuration."""
@@ -141,6 +151,66 @@ class TrainingConfig:
     @property
     def in_channels(self) -> int:
         return 2 * self.context_slices + 1 if self.spatial_dims == 2 else 1
+
+
+#: The fields a fine-tuning configuration takes from its ``init_checkpoint``.
+INHERITED = ("model", "model_config", "spatial_dims", "context_slices", "patch_size", "classes", "intensity",
+             "calibration")
+
+
+def _checkpoint_fields(meta: dict) -> dict:
+    """The :data:`INHERITED` fields as a checkpoint's metadata records them."""
+    arch = meta["architecture"]
+    training = meta.get("training", {}).get("config", {})
+    return {"model": arch["name"], "model_config": json.loads(json.dumps(arch["config"])),
+            "spatial_dims": int(arch["spatial_dims"]),
+            "context_slices": int(meta["input"].get("context_slices", 0)),
+            "patch_size": tuple(meta["input"]["patch_size"]),
+            "classes": {str(k): int(v) for k, v in meta["classes"].items()},
+            "intensity": dict(meta["intensity"]),
+            "calibration": meta.get("calibration", training.get("calibration", "auto"))}
+
+
+def inherit_checkpoint(config: TrainingConfig) -> TrainingConfig:
+    """``config`` with the :data:`INHERITED` fields of its ``init_checkpoint`` filled in.
+
+    A field left at its default takes the checkpoint's value; a field set to
+    another value than the checkpoint's raises, naming both (a fine-tuned
+    model must read its input as the checkpoint did, or its weights mean
+    nothing).
+
+    Raises
+    ------
+    InvalidArgumentError
+        A configured field contradicts the checkpoint.
+
+    Examples
+    --------
+    >>> config = inherit_checkpoint(TrainingConfig(init_checkpoint="default"))
+    >>> config.intensity["method"], config.model_config["normalization"]
+    ('fixed', 'batch')
+    """
+    from .models import load_model
+
+    if not config.init_checkpoint:
+        return config
+    meta = load_model(config.init_checkpoint).metadata
+    theirs = _checkpoint_fields(meta)
+    defaults = TrainingConfig()
+    changes, clashes = {}, []
+    for name in INHERITED:
+        mine = getattr(config, name)
+        same = json.loads(json.dumps(mine, default=list)) == json.loads(json.dumps(theirs[name], default=list))
+        if same:
+            continue
+        if json.loads(json.dumps(mine, default=list)) == json.loads(json.dumps(getattr(defaults, name), default=list)):
+            changes[name] = theirs[name]
+        else:
+            clashes.append(f"{name}={mine!r} (the checkpoint has {theirs[name]!r})")
+    if clashes:
+        raise InvalidArgumentError(f"{config.init_checkpoint}: fine-tuning must keep the checkpoint's settings; "
+                                   f"configured {'; '.join(clashes)}. Leave these fields unset to inherit them")
+    return dataclasses.replace(config, **changes)
 
 
 class PatchSampler:
@@ -403,7 +473,7 @@ def fit(
     from .infer import resolve_device
     from .models import build, load_model, save_checkpoint
 
-    config = config or TrainingConfig()
+    config = inherit_checkpoint(config or TrainingConfig())
     config.check()
     pairs = list(pairs)
     if not pairs:
@@ -412,6 +482,12 @@ def fit(
         _check_pair(image, labels)
     if validation is not None:
         _check_pair(*validation)
+    if config.calibration != "none":
+        from .calibration import calibrate
+
+        pairs = [(calibrate(image, config.calibration)[0], labels) for image, labels in pairs]
+        if validation is not None:
+            validation = (calibrate(validation[0], config.calibration)[0], validation[1])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
@@ -449,6 +525,7 @@ def fit(
         "voxel_size_nm": [float(v) for v in np.median(sizes, axis=0)],
         "voxel_size_range_nm": [[float(v) for v in sizes.min(axis=0)], [float(v) for v in sizes.max(axis=0)]],
         "intensity": config.intensity,
+        "calibration": config.calibration,
         "input": {"context_slices": config.context_slices, "patch_size": list(config.patch_size)},
         "training": {"description": config.description, "volumes": len(pairs),
                      "config": json.loads(json.dumps(dataclasses.asdict(config), default=list))},

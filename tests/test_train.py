@@ -205,3 +205,25 @@ def test_train_command_from_a_yaml_file(tmp_path):
     assert main(["train", str(tmp_path / "bad.yaml"), "-q"]) == 2
     (tmp_path / "typo.yaml").write_text("output: run\ndata: []\ntraining: {epochz: 3}\n")
     assert main(["train", str(tmp_path / "typo.yaml"), "-q"]) == 2
+
+
+def test_fine_tuning_from_default_inherits_the_checkpoint(tmp_path):
+    from sxtseg.models import load_model
+    from sxtseg.train import inherit_checkpoint
+
+    image, classes, _, _ = make_infected_cell((32, 64, 64), seed=41, n_dmv=4)
+    labels = np.full(classes.shape, 255, np.uint8)
+    labels[14:18] = classes.to_numpy()[14:18]  # a few annotated slices
+    config = TrainingConfig(init_checkpoint="default", epochs=1, steps_per_epoch=2, batch_size=1,
+                            patch_size=(32, 64, 64))
+    with pytest.raises(InvalidArgumentError, match="patch_size"):
+        inherit_checkpoint(config)  # 64^3 is the default's patch; another one is a clash
+    config = TrainingConfig(init_checkpoint="default", epochs=1, steps_per_epoch=2, batch_size=1)
+    result = fit([(image, Volume(labels, voxel_size=30.0))], tmp_path, config=config, progress=False)
+    default, tuned = load_model("default").metadata, load_model(result["last_checkpoint"]).metadata
+    for key in ("architecture", "classes", "intensity", "input"):
+        assert tuned[key] == default[key], key
+    assert tuned["calibration"] == "auto" and tuned["sha256"] != default["sha256"]
+    with pytest.raises(InvalidArgumentError, match=r"intensity=.*percentile.*the checkpoint has.*fixed"):
+        inherit_checkpoint(TrainingConfig(init_checkpoint="default",
+                                          intensity={"method": "percentile", "low": 2.0, "high": 98.0}))
