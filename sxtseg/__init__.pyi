@@ -17,13 +17,14 @@ from .errors import (
 from .io import open_volume, save_volume
 from .instances import label_classes, split_touching
 from .morphometrics import measure, summarize
-from .phantom import make_infected_cell
+from .phantom import ImagingModel, make_infected_cell
 from .pipeline import run
 from .volume import Volume
 
 __all__ = [
     "AmbiguousDatasetError",
     "CorruptFileError",
+    "ImagingModel",
     "InputNotFoundError",
     "InvalidArgumentError",
     "InvalidDataError",

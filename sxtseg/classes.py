@@ -6,6 +6,11 @@ prediction, a user's annotation) stores one of these codes per voxel, as
 file metadata, :data:`CLASS_COLORS` the RGBA colour used for OME-Zarr label
 metadata and napari layers.
 
+Codes 0-6 are the compartments the shipped models predict; 7 (other
+vesicles, decoys for a DMV detector) and 8 (gold fiducials) are drawn by the
+phantom only when asked for.  A model's own classes are those in its
+checkpoint metadata, not ``len(SXTClass)``.
+
 Examples
 --------
 >>> from sxtseg.classes import CLASS_COLORS, CLASS_NAMES, SXTClass
@@ -53,6 +58,11 @@ class SXTClass(enum.IntEnum):
         "Double-membrane vesicle: the 200-400 nm vesicles (outer diameter) of the "
         "coronavirus replication organelle, whole body (both membranes and lumen)."
     )
+    OTHER_VESICLE = 7, (
+        "Other vesicles that are not DMVs: lysosomes and endosomes (dense, uniform, 200-800 nm), "
+        "multivesicular bodies (a vesicle holding small vesicles), low-LAC vacuoles."
+    )
+    FIDUCIAL = 8, "Gold fiducial bead (100-250 nm), extremely absorbing; may sit in the ice or on the cell."
 
     @property
     def label(self) -> str:
@@ -87,4 +97,6 @@ CLASS_COLORS: dict[int, tuple[int, int, int, int]] = {
     int(SXTClass.MITOCHONDRION): (220, 50, 47, 255),  # red
     int(SXTClass.LIPID_DROPLET): (255, 200, 0, 255),  # yellow
     int(SXTClass.DMV): (0, 190, 100, 255),  # green
+    int(SXTClass.OTHER_VESICLE): (0, 170, 220, 255),  # cyan
+    int(SXTClass.FIDUCIAL): (255, 105, 180, 255),  # pink
 }

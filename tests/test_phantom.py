@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 
@@ -52,7 +53,9 @@ def _rows(table: pd.DataFrame, cls: SXTClass) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ classes
 def test_class_codes_names_and_colors():
-    assert [int(c) for c in SXTClass] == list(range(7))
+    assert [int(c) for c in SXTClass] == list(range(9))
+    assert CLASS_NAMES[int(SXTClass.OTHER_VESICLE)] == "other_vesicle"
+    assert CLASS_NAMES[int(SXTClass.FIDUCIAL)] == "fiducial"
     assert CLASS_NAMES[int(SXTClass.LIPID_DROPLET)] == "lipid_droplet"
     assert CLASS_NAMES[int(SXTClass.DMV)] == "dmv"
     assert SXTClass.from_label("nucleolus") is SXTClass.NUCLEOLUS
@@ -96,6 +99,48 @@ def test_returns_volumes_with_types_voxel_size_and_metadata():
     }  # fmt: skip
     assert expected_columns <= set(table.columns)
     assert table["touching"].dtype == bool and table["clipped"].dtype == bool
+
+
+# ------------------------------------------------------------------ bit-identical to before the package split
+# SHA-256 (first 16 hex digits) of image, classes, instances and the table's original columns, written by the
+# single-module phantom.py before sxtseg.phantom became a package: a shipped model was trained on these phantoms.
+# Float images depend on NumPy/BLAS rounding, so a new NumPy or CPU family may need them re-recorded (with the
+# old code); classes, instances and tables are far less sensitive.
+ORIGINAL_COLUMNS = [
+    "instance_id", "class_id", "class_name", "parent_id", "centroid_z_nm", "centroid_y_nm", "centroid_x_nm",
+    "radius_z_nm", "radius_y_nm", "radius_x_nm", "length_nm", "diameter_nm", "volume_um3",
+    "voxel_volume_um3", "touching", "clipped",
+]  # fmt: skip
+DEFAULT_HASHES = ("b9083c3587d42a5f", "56ecac94100c43eb", "b78fb78d04e0a4de", "c72a719711291550")
+SMALL_HASHES = [
+    (dict(shape=(32, 96, 96), seed=0),
+     ("9be9ff21523baf04", "ff0612157b74e4f4", "da82384edfc0a218", "a23fbde6a659d71a")),
+    (dict(shape=(48, 128, 128), voxel_size_nm=25.0, seed=3, noise=0.08, blur=1.5),
+     ("878f27ac82815009", "78f5a12cb27a1cda", "8733378345e352dd", "d50278798f6c22d5")),
+    (dict(shape=(32, 64, 64), voxel_size_nm=40.0, seed=7, noise=0.0, blur=0.0),
+     ("5ea5faddc1ce3880", "6d607247815fc83b", "956506c6cddd2e96", "4c986e14a9bc0a19")),
+    (dict(shape=(40, 96, 112), voxel_size_nm=35.0, seed=11, noise=0.029, blur=0.95, n_dmv=10,
+          touching_fraction=0.5),
+     ("1109331fe48625a8", "0e71d5f56fd276c7", "cfeac7955f2fc862", "ff4ed7acee060958")),
+]  # fmt: skip
+
+
+def _hashes(image, classes, instances, table) -> tuple[str, ...]:
+    arrays = [np.ascontiguousarray(np.asarray(a)) for a in (image, classes, instances)]
+    digests = [hashlib.sha256(a.tobytes()).hexdigest()[:16] for a in arrays]
+    csv = table[ORIGINAL_COLUMNS].to_csv(index=False, float_format="%.17g")
+    return (*digests, hashlib.sha256(csv.encode()).hexdigest()[:16])
+
+
+def test_default_phantom_is_bit_identical_to_before(default_phantom):
+    image, classes, instances, table, _ = default_phantom
+    assert _hashes(image, classes, instances, table) == DEFAULT_HASHES
+
+
+@pytest.mark.parametrize("kwargs, expected", SMALL_HASHES)
+def test_phantoms_are_bit_identical_to_before(kwargs, expected):
+    image, classes, instances, table = make_infected_cell(**kwargs)
+    assert _hashes(image.to_numpy(), classes.to_numpy(), instances.to_numpy(), table) == expected
 
 
 # ------------------------------------------------------------------ determinism
@@ -332,6 +377,32 @@ def test_organelles_keep_their_physical_size_at_coarser_voxels():
     assert 0.8 < voxel_volume.sum() / dmvs["volume_um3"].sum() < 1.2
 
 
+def test_anisotropic_voxels_keep_physical_sizes():
+    v = (60.0, 30.0, 30.0)
+    image, classes, instances, table = make_infected_cell((32, 128, 128), v, seed=5, n_dmv=10)
+    assert image.voxel_size == v and classes.voxel_size == v
+    assert image.metadata["phantom"]["voxel_size_nm"] == list(v)
+    dmvs = _rows(table, SXTClass.DMV)
+    assert len(dmvs) >= 8
+    counts = np.bincount(instances.to_numpy().ravel())
+    voxel_volume = counts[dmvs["instance_id"].to_numpy()] * 60.0 * 30.0 * 30.0 * 1e-9
+    np.testing.assert_allclose(voxel_volume, dmvs["voxel_volume_um3"])
+    analytic = dmvs["volume_um3"].to_numpy()
+    assert 0.9 < voxel_volume.sum() / analytic.sum() < 1.1
+    assert np.all((voxel_volume / analytic > 0.6) & (voxel_volume / analytic < 1.4))
+    # the cell's extent along z is physical: about its analytic diameter, in 60 nm steps
+    cell = _rows(table, SXTClass.CYTOPLASM).iloc[0]
+    z_voxels = np.nonzero((classes.to_numpy() > 0).any(axis=(1, 2)))[0]
+    extent_nm = (z_voxels[-1] - z_voxels[0] + 1) * 60.0
+    assert abs(extent_nm - 2 * cell["radius_z_nm"]) < 0.1 * 2 * cell["radius_z_nm"] + 120
+    # centroids still follow the voxel-centre convention, axis by axis
+    big = dmvs.sort_values("diameter_nm").iloc[-1]
+    mask = instances.to_numpy() == big["instance_id"]
+    measured = np.array(ndimage.center_of_mass(mask)) * v
+    expected = big[["centroid_z_nm", "centroid_y_nm", "centroid_x_nm"]].to_numpy(float)
+    assert np.all(np.abs(measured - expected) < 0.5 * np.array(v))
+
+
 # ------------------------------------------------------------------ arguments
 @pytest.mark.parametrize(
     "shape",
@@ -347,7 +418,9 @@ def test_volume_too_small_for_a_cell_raises_shape_error():
         make_infected_cell((32, 64, 64), voxel_size_nm=5.0)
 
 
-@pytest.mark.parametrize("voxel_size", [0, -30.0, float("nan"), float("inf"), "30", None, (30, 30, 30)])
+@pytest.mark.parametrize(
+    "voxel_size", [0, -30.0, float("nan"), float("inf"), "30", None, (30, 30), (30, -1, 30), (30, "30", 30)]
+)
 def test_bad_voxel_size_raises_voxel_size_error(voxel_size):
     with pytest.raises(VoxelSizeError):
         make_infected_cell((32, 64, 64), voxel_size_nm=voxel_size)
