@@ -92,7 +92,7 @@ def demo(output_dir="sxtseg-demo", *, shape=(128, 384, 384), seed: int = DEMO_SE
     true_counts = objects["class_name"].value_counts().to_dict()
     summary = {
         "output_dir": str(out),
-        "dice": {CLASS_NAMES[c]: round(float(d), 4) for c, d in enumerate(dice)},
+        "dice": {CLASS_NAMES[c]: round(float(d), 4) for c, d in enumerate(dice) if not np.isnan(d)},
         "dmv_count": {"found": int(len(dmv)), "true": int(len(truth))},
         "dmv_matching": matching,
         "matching": per_class,

@@ -94,15 +94,16 @@ class TrainingConfig:
         Start from these weights (a checkpoint file or shipped model name,
         e.g. ``"default"``): fine-tuning on your own annotated cells.  The
         fields :data:`INHERITED` left at their defaults are taken from the
-        checkpoint (architecture, classes, input normalisation, patch size,
-        calibration), so ``TrainingConfig(init_checkpoint="default")`` fine-
+        checkpoint (architecture, classes, input normalisation, patch size), so ``TrainingConfig(init_checkpoint="default")`` fine-
         tunes the shipped model as it is; a field set to a value other than
         the checkpoint's is refused with the mismatch named
         (:func:`inherit_checkpoint`).
     calibration : str
         ``"auto"``: training and validation images are brought to LAC by
         :func:`sxtseg.calibrate` first, as :func:`sxtseg.segment` does at
-        inference; ``"none"``: used as they are.
+        inference; ``"none"``: used as they are (images already in LAC, such
+        as phantoms).  A property of the training data, not of the model:
+        not inherited by fine-tuning (every model reads LAC).
     """
 
     model: str = "unet"
@@ -154,21 +155,18 @@ class TrainingConfig:
 
 
 #: The fields a fine-tuning configuration takes from its ``init_checkpoint``.
-INHERITED = ("model", "model_config", "spatial_dims", "context_slices", "patch_size", "classes", "intensity",
-             "calibration")
+INHERITED = ("model", "model_config", "spatial_dims", "context_slices", "patch_size", "classes", "intensity")
 
 
 def _checkpoint_fields(meta: dict) -> dict:
     """The :data:`INHERITED` fields as a checkpoint's metadata records them."""
     arch = meta["architecture"]
-    training = meta.get("training", {}).get("config", {})
     return {"model": arch["name"], "model_config": json.loads(json.dumps(arch["config"])),
             "spatial_dims": int(arch["spatial_dims"]),
             "context_slices": int(meta["input"].get("context_slices", 0)),
             "patch_size": tuple(meta["input"]["patch_size"]),
             "classes": {str(k): int(v) for k, v in meta["classes"].items()},
-            "intensity": dict(meta["intensity"]),
-            "calibration": meta.get("calibration", training.get("calibration", "auto"))}
+            "intensity": dict(meta["intensity"])}
 
 
 def inherit_checkpoint(config: TrainingConfig) -> TrainingConfig:

@@ -78,7 +78,20 @@ def test_bench_pipeline_quick():
     record = _run("bench_pipeline.py")
     (entry,) = record["sizes"]
     assert entry["side"] == 64
-    assert set(entry["sxtseg_pipeline"]["timings_s"]) == {"open", "segment", "instances", "measure", "write"}
+    assert set(entry["sxtseg_pipeline"]["timings_s"]) == {"open", "calibrate", "segment", "instances", "measure", "write"}
     # the same network, normalisation and windows: the same segmentation, whichever way it is run
     assert entry["sxtseg_segment"]["dmv_voxels"] == entry["monai_whole"]["dmv_voxels"]
     assert entry["throughput_ratio_sxtseg_over_monai"] > 0 and entry["peak_rss_ratio_sxtseg_over_monai"] > 0
+
+
+@pytest.mark.slow
+def test_bench_robustness_quick():
+    record = _run("bench_robustness.py")
+    rows = {row["condition"]: row for row in record["rows"]}
+    assert set(rows) == {"as generated (30 nm)", "uint16 (40000 LAC + 2000)", "voxels 60 nm"}
+    grey = rows["uint16 (40000 LAC + 2000)"]
+    # auto calibration finds the grey-value map (1/40000 per grey level) to 3 %
+    assert grey["calibration"]["method"] == "two-point" and abs(grey["calibration"]["scale"] * 40000 - 1) < 0.03
+    for row in record["rows"]:
+        assert 0 <= row["dice"]["nucleus"] <= 1 and row["dmv_objects"]["true"] > 0
+        assert row["count_error"]["nucleus"] == 0, row  # one nucleus per cell
