@@ -4,9 +4,10 @@ Training data are phantom cells (:func:`sxtseg.make_infected_cell`) drawn with
 seeds 100.., each under its own randomised imaging model and scene (domain
 randomisation, ``--randomize``, the default):
 
-- voxel sizes 25-40 nm (a third of the cells with z voxels 1.5-2x the xy size);
-- :meth:`sxtseg.phantom.ImagingModel.random`: PSF, missing wedge (55-90 deg),
-  photon and correlated noise, rings;
+- voxel sizes 25-40 nm, isotropic (anisotropic z voxels are resampled at inference);
+- the phantom's default imaging with none, one or two factors pushed to a
+  random value (:func:`sparse_imaging`): PSF xy 0.6-2 voxels, z/xy 1-3.2,
+  missing wedge +-55-75 deg, photon noise 0.02-0.13, correlated noise, rings;
 - decoy organelles (lysosomes, multivesicular bodies, vacuoles: class
   ``other_vesicle``), gold fiducials (class ``fiducial``), cells cut by the
   field of view, capillary walls, neighbouring cells, no ice;
@@ -18,7 +19,7 @@ randomisation, ``--randomize``, the default):
   ice peak found under a strong missing wedge and noise) and taught the
   model wrong LAC.
 
-Validation uses seed 900 (randomised the same way); the held-out test
+Validation uses seed 900 (default imaging, with decoys and fiducials); the held-out test
 phantoms use seeds 1000-1002 (never used in training) at 30 nm, the size
 ``sxtseg demo`` segments, and ``benchmarks/bench_robustness.py`` scores the
 model on seeds 6000.. under conditions chosen apart from training.
@@ -90,30 +91,69 @@ def training_phantoms(count: int, shape=(96, 256, 256), randomize: bool = True, 
     return pairs
 
 
+# Cells with 1.5-2x z voxels.  0: a third of the cells with them (tried) widened the checkpoint's z
+# voxel range to 80 nm, so 50-60 nm z voxels reached the model unresampled, and it lost the nucleus
+# there (Dice 0.0 against 0.91 with resampling); isotropic training keeps the range at 25-40 nm and
+# inference resamples the rest.
+ANISOTROPIC_FRACTION = 0.0
+
+
 def randomized_phantom(rng: np.random.Generator, shape, voxel: float, seed: int):
     """One domain-randomised training cell: its image (in a random grey-value convention) and classes."""
     from sxtseg import Volume
     from sxtseg.phantom import ImagingModel
 
     size = (voxel, voxel, voxel)
-    if rng.random() < 1 / 3:  # anisotropic: z voxels 1.5-2x the xy size, fewer of them
+    if rng.random() < ANISOTROPIC_FRACTION:  # anisotropic: z voxels 1.5-2x the xy size, fewer of them
         size = (voxel * float(rng.uniform(1.5, 2.0)), voxel, voxel)
     this_shape = (max(48, int(round(shape[0] * voxel / size[0]))), *shape[1:])
+    decoys = rng.random() < 0.7
     scene = dict(
-        n_lysosomes=int(rng.integers(0, 16)), n_multivesicular_bodies=int(rng.integers(0, 5)),
-        n_vacuoles=int(rng.integers(0, 5)), n_fiducials=int(rng.integers(0, 10)) if rng.random() < 0.6 else 0,
-        cut_by_field_of_view=bool(rng.random() < 0.25), capillary=bool(rng.random() < 0.15),
-        neighbour_cell=bool(rng.random() < 0.15), ice=bool(rng.random() >= 0.1))
+        n_lysosomes=int(rng.integers(4, 17)) if decoys else 0,
+        n_multivesicular_bodies=int(rng.integers(0, 5)) if decoys else 0,
+        n_vacuoles=int(rng.integers(0, 5)) if decoys else 0,
+        n_fiducials=int(rng.integers(2, 12)) if rng.random() < 0.4 else 0,
+        cut_by_field_of_view=bool(rng.random() < 0.2), capillary=bool(rng.random() < 0.1),
+        neighbour_cell=bool(rng.random() < 0.1), ice=bool(rng.random() >= 0.1))
     if scene["capillary"]:  # the neighbour enters across a corner that the wall would cut
         scene["neighbour_cell"] = False
     if not scene["ice"]:  # fiducials and capillaries lie in the ice
         scene.update(n_fiducials=0, capillary=False, neighbour_cell=False, cut_by_field_of_view=False)
-    imaging = ImagingModel.random(rng, size)
+    imaging = sparse_imaging(rng, size)
     image, classes, _, _ = make_infected_cell(this_shape, voxel_size_nm=size, seed=seed, imaging=imaging, **scene)
     # LAC with the residual error of a calibration (scale 0.92-1.08, offset +-0.01 1/um): the model
     # learns LAC as sxtseg.calibrate leaves it, not as the phantom draws it exactly
     lac = image.to_numpy() * np.float32(rng.uniform(0.92, 1.08)) + np.float32(rng.uniform(-0.01, 0.01))
     return Volume(np.ascontiguousarray(lac), voxel_size=size), classes.compute()
+
+
+def sparse_imaging(rng: np.random.Generator, size) -> "ImagingModel":
+    """The phantom's default imaging with none, one or two of its factors pushed to a random value.
+
+    Drawing every factor at once (``ImagingModel.random``) made cells degraded in every way at
+    the same time (a wide PSF, a strong wedge and noise together), which the U-Net could not
+    learn in 1800 steps (training loss stuck at 1.3, validation DMV Dice under 0.1); a cell
+    hard in one or two ways at a time covers the same ranges.
+    """
+    from dataclasses import replace
+
+    from sxtseg.phantom import ImagingModel
+
+    v = float(size[2])
+    model = ImagingModel(psf_sigma_xy_nm=v, psf_sigma_z_nm=1.5 * float(size[0]), photon_noise=0.04)
+    factors = {
+        "psf_xy": lambda m: replace(m, psf_sigma_xy_nm=rng.uniform(0.6, 2.0) * v),
+        "psf_z": lambda m: replace(m, psf_sigma_z_nm=m.psf_sigma_xy_nm * rng.uniform(1.0, 3.2)),
+        "wedge": lambda m: replace(m, tilt_range_deg=(-(t := float(rng.uniform(55, 75))), t)),
+        "noise": lambda m: replace(m, photon_noise=float(rng.uniform(0.02, 0.13))),
+        "correlated": lambda m: replace(m, correlated_noise=float(rng.uniform(0.005, 0.02)),
+                                        correlated_noise_length_nm=float(rng.uniform(100, 500))),
+        "rings": lambda m: replace(m, ring_amplitude=float(rng.uniform(0.003, 0.01))),
+    }
+    names = list(factors)
+    for name in rng.choice(names, size=int(rng.choice([0, 1, 2], p=[0.2, 0.5, 0.3])), replace=False):
+        model = factors[str(name)](model)
+    return model
 
 
 def warm_start(checkpoint, config: TrainingConfig, path: Path) -> Path:
@@ -213,9 +253,10 @@ def main(argv=None):
             config.init_checkpoint = str(warm_start(args.init, config, args.out / "warm_start.pt"))
         if args.plain:
             val_image, val_classes, _, _ = make_infected_cell((64, 192, 192), seed=900)
-            validation = (val_image.compute(), val_classes.compute())
-        else:
-            validation = randomized_phantom(np.random.default_rng(900), (64, 192, 192), 30.0, 900)
+        else:  # default imaging with decoys and fiducials: the classes every cell has, and the new ones
+            val_image, val_classes, _, _ = make_infected_cell((64, 192, 192), seed=900, n_lysosomes=8,
+                                                              n_multivesicular_bodies=2, n_fiducials=4)
+        validation = (val_image.compute(), val_classes.compute())
         fit(training_phantoms(args.phantoms, randomize=not args.plain), args.out, config=config,
             validation=validation, resume=(args.out / "last_state.pt").exists())
     report = {"architecture": args.architecture, "held_out": evaluate(args.out / "best.pt")}

@@ -208,7 +208,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import demo, format_report
 
     summary = demo(args.output, shape=args.shape, seed=args.seed, model=args.model, device=args.device,
-                   progress=not args.quiet)
+                   progress=not args.quiet, **_instance_options(args))
     print(json.dumps(summary) if args.json else format_report(summary))
     return 0
 
@@ -222,7 +222,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _add_instance_options(p: argparse.ArgumentParser) -> None:
-    from .pipeline import DMV_MIN_DIAMETER_NM, DMV_MIN_DISTANCE_NM
+    from .pipeline import DMV_MIN_DEPTH_NM, DMV_MIN_DIAMETER_NM, DMV_MIN_DISTANCE_NM
 
     p.add_argument("--calibration", default="auto",
                    help="grey values to LAC: auto (default: find ice and cytoplasm), none (already LAC), "
@@ -233,8 +233,8 @@ def _add_instance_options(p: argparse.ArgumentParser) -> None:
                    help=f"smallest centre distance of touching DMVs split apart (default {DMV_MIN_DISTANCE_NM:g})")
     p.add_argument("--dmv-min-diameter-nm", type=float, default=DMV_MIN_DIAMETER_NM,
                    help=f"DMV pieces smaller than this ball are specks (default {DMV_MIN_DIAMETER_NM:g})")
-    p.add_argument("--dmv-min-depth-nm", type=float, default=None,
-                   help="smallest saddle depth between two DMV seeds (default half the voxel edge)")
+    p.add_argument("--dmv-min-depth-nm", type=float, default=DMV_MIN_DEPTH_NM,
+                   help=f"smallest saddle depth between two DMV seeds (default {DMV_MIN_DEPTH_NM:g})")
     p.add_argument("--min-volume-um3", type=_min_volumes, default=None,
                    help="smallest compartment pieces kept, e.g. nucleus=0.5,cytoplasm=1,nucleolus=0.005 "
                         "(um^3; smaller ones merge into the class around them)")
@@ -297,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda...")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _add_instance_options(p)
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("train", help="train a segmentation model from a YAML configuration")

@@ -29,7 +29,7 @@ DEMO_SEED = 4242
 
 
 def demo(output_dir="sxtseg-demo", *, shape=(128, 384, 384), seed: int = DEMO_SEED, model="default",
-         device="auto", overwrite: bool = True, progress: bool = True) -> dict:
+         device="auto", overwrite: bool = True, progress: bool = True, **run_options) -> dict:
     """Run the pipeline on a phantom cell and score it against the phantom's truth.
 
     Parameters
@@ -46,6 +46,9 @@ def demo(output_dir="sxtseg-demo", *, shape=(128, 384, 384), seed: int = DEMO_SE
         Replace ``output_dir``.
     progress : bool
         Progress bars.
+    **run_options
+        Passed to :func:`sxtseg.run`: ``calibration``, ``dmv_min_distance_nm``,
+        ``dmv_min_diameter_nm``, ``dmv_min_depth_nm``, ``min_volume_um3``...
 
     Returns
     -------
@@ -67,7 +70,7 @@ def demo(output_dir="sxtseg-demo", *, shape=(128, 384, 384), seed: int = DEMO_SE
     image.metadata["source"] = {"path": f"phantom-seed-{seed}"}
     phantom_s = time.perf_counter() - started
 
-    result = run(image, output_dir, model, overwrite=overwrite, device=device, progress=progress)
+    result = run(image, output_dir, model, overwrite=overwrite, device=device, progress=progress, **run_options)
     out = Path(result["output_dir"])
     report = next(iter(result["samples"].values()))
 

@@ -50,23 +50,28 @@ def sample_name(source) -> str:
     return name or "sample"
 
 
+# DMV instance defaults, chosen on 4 tuning phantoms (seeds 7000-7003, 96x256x256 with lysosome and
+# MVB decoys; not the demo cell) by DMV object F1 over a 3x3x3 grid (benchmarks/bench_instance_defaults.py,
+# docs/benchmarks/bench_instance_defaults.json): 100 nm / 180 nm / depth 0 gave precision 0.80, recall
+# 0.97, no split or merged vesicles; the earlier 150 / 150 / half a voxel (chosen on the demo cell)
+# gave 0.78 / 0.95 and merged 5 touching pairs.
 #: DMVs are 200-400 nm across: touching ones are split with peaks at least this far apart ...
-DMV_MIN_DISTANCE_NM = 150.0
-#: ... and DMV pieces smaller than a ball of this diameter (segmentation specks) are not objects.
-DMV_MIN_DIAMETER_NM = 150.0
+DMV_MIN_DISTANCE_NM = 100.0
+#: ... DMV pieces smaller than a ball of this diameter (segmentation specks) are not objects ...
+DMV_MIN_DIAMETER_NM = 180.0
+#: ... and two seeds are merged only when no saddle at all separates them (h-maxima depth, nm).
+DMV_MIN_DEPTH_NM = 0.0
 
 
 def _instances(classes: Volume, *, dmv_min_distance_nm: float = DMV_MIN_DISTANCE_NM,
-               dmv_min_diameter_nm: float = DMV_MIN_DIAMETER_NM, dmv_min_depth_nm: float | None = None) -> Volume:
+               dmv_min_diameter_nm: float = DMV_MIN_DIAMETER_NM,
+               dmv_min_depth_nm: float | None = DMV_MIN_DEPTH_NM) -> Volume:
     """Instance labels: connected components of every class, with touching DMVs split apart.
 
     DMV pieces smaller than a ball of ``dmv_min_diameter_nm`` get no instance
-    label (their voxels keep their class).  Measured on the demo cell with the
-    default model: 153 DMVs found for 102 true ones with 100 nm and no size
-    limit, 119 with 150 nm and 150 nm (mean diameter 288 nm, true 299 nm), and 114
-    (293 nm) once seeds on one dome of the distance map merge (``split_touching``'s
-    ``min_depth_nm``, default half a voxel).  Of those 114, 8 are model false
-    positives (150-190 nm blobs) and 4 are halves of split vesicles; none are merges.
+    label (their voxels keep their class).  The defaults come from tuning
+    phantoms, not the demo cell (see the comment above
+    :data:`DMV_MIN_DISTANCE_NM`); the demo cell is only checked with them.
     """
     from .instances import label_classes, split_touching
 
@@ -240,7 +245,7 @@ def run(
     allow_large_resampling: bool = False,
     dmv_min_distance_nm: float = DMV_MIN_DISTANCE_NM,
     dmv_min_diameter_nm: float = DMV_MIN_DIAMETER_NM,
-    dmv_min_depth_nm: float | None = None,
+    dmv_min_depth_nm: float | None = DMV_MIN_DEPTH_NM,
     min_volume_um3: dict | None = None,
     progress: bool = True,
 ) -> dict:
@@ -277,8 +282,10 @@ def run(
     dmv_min_diameter_nm : float
         DMV pieces smaller than a ball of this diameter (nm) are specks, not objects.
     dmv_min_depth_nm : float, optional
-        Smallest saddle depth (nm) between two DMV seeds (default: half the
-        smallest voxel edge).
+        Smallest saddle depth (nm) between two DMV seeds (0: every saddle
+        separates; None: half the smallest voxel edge).  The three DMV
+        defaults were chosen on tuning phantoms, not the demo cell
+        (``benchmarks/bench_instance_defaults.py``).
     min_volume_um3 : dict, optional
         Smallest volume (µm³) of a piece of each compartment class (names or
         codes); smaller pieces are merged into the class around them before
