@@ -95,3 +95,21 @@ def test_bench_robustness_quick():
     for row in record["rows"]:
         assert 0 <= row["dice"]["nucleus"] <= 1 and row["dmv_objects"]["true"] > 0
         assert row["count_error"]["nucleus"] == 0, row  # one nucleus per cell
+
+
+@pytest.mark.slow
+def test_bench_finetune_quick():
+    record = _run("bench_finetune.py")
+    assert len(record["annotated_slices"]) == 5 and 0 < record["annotated_fraction"] < 0.2
+    assert set(record["dice_before"]) >= {"background", "dmv"} and set(record["dice_after"]) >= {"dmv"}
+    assert record["dmv_dice_gain"] == pytest.approx(record["dice_after"]["dmv"] - record["dice_before"]["dmv"],
+                                                    abs=1e-3)
+
+
+@pytest.mark.slow
+def test_bench_instance_defaults_quick():
+    record = _run("bench_instance_defaults.py")
+    assert len(record["rows"]) == 2  # one distance, two diameters
+    small, large = record["rows"]
+    assert small["true"] == large["true"] > 0
+    assert large["found"] <= small["found"]  # a larger speck floor never finds more DMVs
