@@ -11,7 +11,7 @@ saying what it did and how far it can be trusted.
 ``method="auto"`` recognises the convention from the dtype, the metadata and
 the value range, then makes a two-point calibration from two references
 found in the histogram of the volume: the vitreous-ice peak (the lowest
-large peak) and the cytoplasm peak (the next large one above it), mapped to
+large peak) and the cytoplasm peak (the largest one above it), mapped to
 published LAC values at about 517 eV (:data:`REFERENCE_LAC`):
 
 * vitreous ice 0.109 1/µm (Weiss et al. 2000, Ultramicroscopy 84:185;
@@ -305,7 +305,10 @@ def _auto(volume: Volume) -> CalibrationRecord:
     peaks = [p for p in _peaks(values) if p["area"] >= _PEAK_AREA_MIN]
     top = float(np.percentile(values, 99.5))
     if len(peaks) >= 2:
-        low, high = peaks[0], peaks[1]
+        # ice: the lowest large peak; cytoplasm: the largest peak above it (partial-volume voxels of the
+        # blurred cell boundary can leave small bumps between the two)
+        low = peaks[0]
+        high = max(peaks[1:], key=lambda p: p["area"])
         offset_free = kind in ("lac", "attenuation")
         separation = (high["value"] - low["value"]) / max(low["width"] + high["width"], 1e-12)
         if offset_free:

@@ -54,28 +54,27 @@ def _place(rng: np.random.Generator, scene: Scene, n: int, diameter_nm: tuple[fl
     return found
 
 
-def place_lysosomes(rng: np.random.Generator, scene: Scene, n: int) -> list[PhantomObject]:
-    """``n`` lysosomes: uniform dense balls (LAC 0.30-0.40 /µm), 200-800 nm across."""
+def _uniform_balls(rng: np.random.Generator, scene: Scene, n: int, diameter_nm, lac_range,
+                   kind: str) -> list[PhantomObject]:
+    """``n`` balls of one material (``kind``), diameters and LAC drawn uniformly from the ranges."""
     placed = []
-    for center, radius in _place(rng, scene, n, LYSOSOME_DIAMETER_NM):
-        factor = rng.uniform(*LYSOSOME_LAC) / LAC["lysosome"]
+    for center, radius in _place(rng, scene, n, diameter_nm):
+        factor = rng.uniform(*lac_range) / LAC[kind]
         placed.append(PhantomObject(
-            SXTClass.OTHER_VESICLE, "sphere", center, np.full(3, radius), kind="lysosome",
-            material="lysosome", lac_factor=factor, partial_volume=True, parent=scene.cell,
+            SXTClass.OTHER_VESICLE, "sphere", center, np.full(3, radius), kind=kind,
+            material=kind, lac_factor=factor, partial_volume=True, parent=scene.cell,
         ))  # fmt: skip
     return placed
+
+
+def place_lysosomes(rng: np.random.Generator, scene: Scene, n: int) -> list[PhantomObject]:
+    """``n`` lysosomes: uniform dense balls (LAC 0.30-0.40 /µm), 200-800 nm across."""
+    return _uniform_balls(rng, scene, n, LYSOSOME_DIAMETER_NM, LYSOSOME_LAC, "lysosome")
 
 
 def place_vacuoles(rng: np.random.Generator, scene: Scene, n: int) -> list[PhantomObject]:
     """``n`` vacuoles: low-LAC balls (0.13-0.17 /µm), 300-1000 nm across."""
-    placed = []
-    for center, radius in _place(rng, scene, n, VACUOLE_DIAMETER_NM):
-        factor = rng.uniform(*VACUOLE_LAC) / LAC["vacuole"]
-        placed.append(PhantomObject(
-            SXTClass.OTHER_VESICLE, "sphere", center, np.full(3, radius), kind="vacuole",
-            material="vacuole", lac_factor=factor, partial_volume=True, parent=scene.cell,
-        ))  # fmt: skip
-    return placed
+    return _uniform_balls(rng, scene, n, VACUOLE_DIAMETER_NM, VACUOLE_LAC, "vacuole")
 
 
 def place_multivesicular_bodies(
