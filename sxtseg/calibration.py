@@ -148,10 +148,9 @@ class CalibrationRecord:
         data = volume.data.astype(np.float32)
         if not (self.scale == 1.0 and self.offset == 0.0):
             data = data * np.float32(self.scale) + np.float32(self.offset)
-        metadata = {**volume.metadata, "calibration": self.to_dict(),
-                    "quantity": "linear_absorption_coefficient", "intensity_unit": "1/um"}
-        if self.method == "none":
-            metadata = {**volume.metadata, "calibration": self.to_dict()}
+        metadata = {**volume.metadata, "calibration": self.to_dict()}
+        if self.method != "none":
+            metadata.update(quantity="linear_absorption_coefficient", intensity_unit="1/um")
         return volume.with_data(data, metadata=metadata)
 
     def summary(self) -> str:
@@ -188,8 +187,8 @@ def parse_calibration(text: str) -> Any:
     return scale, offset
 
 
-def _sample(volume: Volume, voxels: int = _SAMPLE_VOXELS) -> np.ndarray:
-    """Whole z slices, evenly spaced (every other voxel in y and x when large), in float64.
+def _sample(volume: Volume, voxels: int = _SAMPLE_VOXELS) -> tuple[np.ndarray, np.ndarray]:
+    """Whole z slices, evenly spaced (every other voxel in y and x when large), in float64, raw and smoothed.
 
     In-plane 3x3 means lower the noise by three so that the peaks are sharp.
     """
@@ -301,7 +300,7 @@ def _auto(volume: Volume) -> CalibrationRecord:
         smooth = np.where(near, raw, smooth)
     values = smooth[keep] * unit_scale
     if values.size < 1000:
-        return _uncalibrated(volume, record, "fewer than 1000 voxels besides the padding")
+        return _uncalibrated(record, raw, "fewer than 1000 voxels besides the padding")
     peaks = [p for p in _peaks(values) if p["area"] >= _PEAK_AREA_MIN]
     top = float(np.percentile(values, 99.5))
     if len(peaks) >= 2:
@@ -361,12 +360,11 @@ def _auto(volume: Volume) -> CalibrationRecord:
         record.notes.append("calibrated on the cytoplasm and nucleus peaks (0.03 1/um apart): check it, or "
                             "give --calibration SCALE,OFFSET")
         return record
-    return _uncalibrated(volume, record, "integer grey values need two references (ice and cytoplasm)")
+    return _uncalibrated(record, raw, "integer grey values need two references (ice and cytoplasm)")
 
 
-def _uncalibrated(volume: Volume, record: CalibrationRecord, why: str) -> CalibrationRecord:
+def _uncalibrated(record: CalibrationRecord, raw: np.ndarray, why: str) -> CalibrationRecord:
     """No trustworthy calibration: a loud, flagged guess (the median to cytoplasm, 99.5 % to 0.45 1/um)."""
-    raw, _ = _sample(volume, 1_000_000)
     median, top = np.percentile(raw, [50, 99.5])
     record.method = "guess"
     record.flags.append("uncalibrated")

@@ -185,14 +185,16 @@ def _model_and_meta(model, device):
     return net, meta, device
 
 
-def _normalization(volume: Volume, meta: dict) -> tuple[float, float]:
+def _normalization(volume: Volume, meta: dict) -> tuple[float, float, np.ndarray]:
+    """The model's (low, high) normalisation of the volume, and the strided sample it came from."""
     from .models.checkpoint import normalization_range
 
     step = max(1, int(round((volume.data.size / 4e6) ** (1 / 3))))  # about 4 M voxels
-    sample = volume.data[::step, ::step, ::step].compute()
+    sample = np.asarray(volume.data[::step, ::step, ::step].compute())
     if not np.isfinite(sample).all():
         raise InvalidArgumentError(f"{volume._name()}: the volume holds NaN or infinite values")
-    return normalization_range(sample, meta["intensity"])
+    low, high = normalization_range(sample, meta["intensity"])
+    return low, high, sample
 
 
 #: Resampling factors (input voxel / model voxel) outside this range are refused unless forced.
@@ -237,28 +239,24 @@ def check_voxel_size(volume: Volume, meta: dict, *, allow_large_resampling: bool
     return zoom
 
 
-def check_input_values(volume: Volume, meta: dict, *, sample_voxels: int = 2_000_000) -> dict:
+def check_input_values(volume: Volume, sample: np.ndarray, low: float, high: float) -> dict:
     """Warn when calibrated grey values do not look like what the model was trained on.
 
-    Returns the fractions of sampled voxels below and above the model's
-    normalisation window by more than its width (``{"below": f, "above": f}``).
+    ``sample`` holds voxels of ``volume`` (after calibration) and ``low``,
+    ``high`` the model's normalisation window for it.  Returns the fractions
+    of sampled voxels below and above the window by more than its width
+    (``{"below": f, "above": f}``); over 10 % together give a warning naming
+    the file.
     """
-    from .models.checkpoint import normalization_range
+    import warnings
 
-    step = max(1, int(round((volume.data.size / sample_voxels) ** (1 / 3))))
-    sample = np.asarray(volume.data[::step, ::step, ::step].compute(), np.float64)
-    low, high = normalization_range(sample, meta["intensity"])
     width = high - low
     fractions = {"below": float(np.mean(sample < low - width)), "above": float(np.mean(sample > high + width))}
-    if fractions["below"] + fractions["above"] > 0.10:
-        log.warning("%s: %.0f%% of the voxels lie far outside the model's input range %.3g-%.3g (after "
-                    "calibration): this does not look like the data the model knows; check the calibration",
-                    volume._name(), 100 * (fractions["below"] + fractions["above"]), low, high)
-        import warnings
-
-        warnings.warn(f"{volume._name()}: {100 * (fractions['below'] + fractions['above']):.0f}% of the voxels "
-                      f"lie far outside the model's input range {low:.3g}-{high:.3g} after calibration; the "
-                      "segmentation is unlikely to be right", UserWarning, stacklevel=3)
+    outside = fractions["below"] + fractions["above"]
+    if outside > 0.10:
+        warnings.warn(f"{volume._name()}: {100 * outside:.0f}% of the voxels lie far outside the model's input "
+                      f"range {low:.3g}-{high:.3g} after calibration; this does not look like the data the "
+                      "model knows, and the segmentation is unlikely to be right", UserWarning, stacklevel=3)
     return fractions
 
 
@@ -420,12 +418,12 @@ def segment(
 
     source = volume
     volume, record = calibrate(volume, calibration)
-    check_input_values(volume, meta)
     if zoom is not None:
         log.warning("%s: voxel size %s nm is more than %d%% outside the model's training voxel sizes %s nm: "
                     "resampling each block", volume._name(), [float(v) for v in volume.voxel_size_in("nm")],
                     int(RESAMPLE_TOLERANCE * 100), meta.get("voxel_size_range_nm", meta["voxel_size_nm"]))
-    low, high = _normalization(volume, meta)
+    low, high, sample = _normalization(volume, meta)  # one strided read serves both
+    check_input_values(volume, sample, low, high)
     manifest = _manifest(source, meta, block_shape, halo, overlap, probabilities, low, high, zoom, record)
     n_classes = len(meta["classes"])
 

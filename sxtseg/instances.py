@@ -382,6 +382,20 @@ def _fragment_table(components, classes, count: int, chunked: bool) -> dict:
     return {"ids": ids, "voxels": voxels, "class": cls, "lo": lo, "hi": hi}
 
 
+def _paint_fragments(block: np.ndarray, pieces: list, block_info=None) -> np.ndarray:
+    """A copy of a class block with every fragment that reaches into it painted with its new class."""
+    lo = np.array([a for a, _ in block_info[0]["array-location"]]) if block_info else np.zeros(3, int)
+    out = block.copy()
+    for start, mask, winner in pieces:
+        a = np.maximum(start, lo)
+        b = np.minimum(start + np.array(mask.shape), lo + np.array(block.shape))
+        if (b <= a).any():
+            continue
+        src = mask[tuple(slice(i, j) for i, j in zip(a - start, b - start))]
+        out[tuple(slice(i, j) for i, j in zip(a - lo, b - lo))][src] = winner
+    return out
+
+
 def _vote(component_crop: np.ndarray, class_crop: np.ndarray, number: int, fragments: np.ndarray) -> int:
     """The most common class among the voxels touching piece ``number`` (26-neighbourhood) from outside.
 
@@ -424,7 +438,7 @@ def merge_fragments(class_labels: Volume, min_volume_um3: dict | None = None, *,
     Returns
     -------
     Volume
-        uint8 class codes, lazy when the input is block by block;
+        Class codes (the input's dtype), lazy when the input is block by block;
         ``metadata["fragments"]`` records the minimum volumes and how many
         pieces of each class were merged.
 
@@ -470,28 +484,26 @@ def merge_fragments(class_labels: Volume, min_volume_um3: dict | None = None, *,
     table = _fragment_table(components, classes, count, chunked)
     limit = np.array([codes.get(int(c), 0.0) for c in table["class"]])
     small = np.nonzero(table["voxels"] * voxel_um3 < limit)[0]
-    lut = np.zeros(int(table["ids"].max()) + 1 if len(table["ids"]) else 1, np.int16) - 1
-    if len(small):
-        crops = [(components[tuple(slice(int(a), int(b)) for a, b in zip(table["lo"][k], table["hi"][k]))],
-                  classes[tuple(slice(int(a), int(b)) for a, b in zip(table["lo"][k], table["hi"][k]))])
-                 for k in small]
-        if chunked:
-            import dask
+    boxes = [tuple(slice(int(a), int(b)) for a, b in zip(table["lo"][k], table["hi"][k])) for k in small]
+    crops = [(components[box], classes[box]) for box in boxes]
+    if chunked and crops:
+        import dask
 
-            crops = dask.compute(*crops)
-        for k, (component_crop, class_crop) in zip(small, crops):
-            lut[table["ids"][k]] = _vote(np.asarray(component_crop), np.asarray(class_crop), int(table["ids"][k]),
-                                         table["ids"][small])
-            name = SXTClass(int(table["class"][k])).label
-            report["merged"][name] = report["merged"].get(name, 0) + 1
-
-    def relabel(component_block, class_block):
-        new = lut[np.minimum(component_block, len(lut) - 1)] if len(lut) > 1 else np.full(class_block.shape, -1)
-        new = np.where(component_block < len(lut), new, -1)
-        return np.where(new >= 0, new, class_block).astype(np.uint8)
-
-    if chunked:
-        out = da.map_blocks(relabel, components, data, dtype=np.uint8)
+        crops = dask.compute(*crops)
+    # each fragment as (box start, its voxels in the box, the class they get): fragments are small by
+    # definition, so painting them needs neither the labels nor a second labelling pass
+    pieces = []
+    for k, box, (component_crop, class_crop) in zip(small, boxes, crops):
+        number = int(table["ids"][k])
+        component_crop = np.asarray(component_crop)
+        winner = _vote(component_crop, np.asarray(class_crop), number, table["ids"][small])
+        pieces.append((np.array([b.start for b in box]), component_crop == number, winner))
+        name = SXTClass(int(table["class"][k])).label
+        report["merged"][name] = report["merged"].get(name, 0) + 1
+    if not pieces:
+        out = data
+    elif chunked:
+        out = da.map_blocks(_paint_fragments, data, pieces=pieces, dtype=data.dtype)
     else:
-        out = relabel(components, classes)
+        out = _paint_fragments(classes, pieces)
     return class_labels.with_data(out, metadata={**class_labels.metadata, "fragments": report})

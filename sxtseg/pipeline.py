@@ -219,7 +219,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
         "sxtseg_version": __version__,
         "calibration": record.to_dict(),
         "quality": quality,
-        "instances": {**{k: v for k, v in instance_parameters.items()},
+        "instances": {**instance_parameters,
                       "dmv_min_depth_nm": instances.metadata["instances"]["dmv_split"]["min_depth_nm"],
                       "fragments": classes.metadata["fragments"]},
         "summary": summary,
