@@ -106,7 +106,8 @@ class Volume:
     ----------
     data : dask.array.Array or numpy.ndarray
         The voxels, (Z, Y, X) for volumes or (Y, X) for images.  A NumPy array
-        is wrapped in a dask array.
+        is wrapped in a dask array (shared, not copied).  Big-endian data
+        (``>f4``, from old files) is converted to the machine's byte order.
     voxel_size : tuple of float, float or None
         Size of one voxel along each axis, in ``unit``.  A single number means
         isotropic voxels.  ``None`` means unknown: measurements in physical
@@ -139,7 +140,11 @@ class Volume:
 
     def __post_init__(self) -> None:
         wrapped = self.data if isinstance(self.data, np.ndarray) else None
+        if wrapped is not None and not wrapped.dtype.isnative:  # big-endian (an old file): one native copy
+            wrapped = self.data = wrapped.astype(wrapped.dtype.newbyteorder("="))
         self.data = _as_dask(self.data)
+        if not self.data.dtype.isnative:  # kernels (Numba) and PyTorch need native byte order
+            self.data = self.data.astype(self.data.dtype.newbyteorder("="))
         if wrapped is not None:
             self._in_memory = (self.data, wrapped)
         if self.axes not in _AXES:

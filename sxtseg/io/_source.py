@@ -6,6 +6,9 @@ asked for.  Sources hold a path, not an open file, so they pickle cheaply to
 ``dask.distributed`` workers; a source that keeps a handle open re-opens it
 lazily in each process.  A failure while reading is re-raised as
 :class:`~sxtseg.errors.CorruptFileError` naming the file and the voxels.
+Voxels always come back in the machine's native byte order (``dtype`` is
+native; ``stored_dtype`` is the file's): Numba kernels and PyTorch refuse
+big-endian arrays.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from dask.base import tokenize
 
 from ..errors import CorruptFileError, InvalidDataError, SxtsegError
 
-__all__ = ["ArraySource", "MemmapSource", "HandleSource", "to_dask", "slab_chunks", "check_finite"]
+__all__ = ["native_dtype", "ArraySource", "MemmapSource", "HandleSource", "to_dask", "slab_chunks", "check_finite"]
+
+
+def native_dtype(dtype) -> np.dtype:
+    """``dtype`` in the machine's byte order (``>f4`` becomes ``float32``)."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype.isnative else dtype.newbyteorder("=")
 
 
 class ArraySource:
@@ -31,7 +40,8 @@ class ArraySource:
     def __init__(self, path: str | os.PathLike, shape: tuple[int, ...], dtype: Any):
         self.path = str(path)
         self.shape = tuple(int(s) for s in shape)
-        self.dtype = np.dtype(dtype)
+        self.stored_dtype = np.dtype(dtype)
+        self.dtype = native_dtype(self.stored_dtype)
 
     @property
     def ndim(self) -> int:
@@ -42,7 +52,8 @@ class ArraySource:
 
     def __getitem__(self, key: Any) -> np.ndarray:
         try:
-            return np.asarray(self._read(key))
+            block = np.asarray(self._read(key))
+            return block if block.dtype.isnative else block.astype(native_dtype(block.dtype))
         except SxtsegError:
             raise
         except Exception as exc:  # noqa: BLE001 - re-raised with the file named
@@ -63,7 +74,7 @@ class MemmapSource(ArraySource):
         self.order = order
 
     def _read(self, key):
-        mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape, order=self.order)
+        mm = np.memmap(self.path, dtype=self.stored_dtype, mode="r", offset=self.offset, shape=self.shape, order=self.order)
         try:
             return np.array(mm[key])  # copy out, so the mapping can be closed
         finally:
