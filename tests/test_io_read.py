@@ -452,3 +452,22 @@ def test_opening_does_not_compute(tmp_path, small_volume):
     # exactly one compute (the central-chunk NaN check) of a small graph
     assert len(calls) == 1 and calls[0] < 10
     assert vol.data.npartitions == 3 * 3 * 4
+
+
+@pytest.mark.parametrize("unit", ["inch", "parsec"])
+def test_tiff_with_unknown_unit_opens_with_a_warning_and_no_voxel_size(tmp_path, small_volume, unit):
+    # the failure: an ImageJ TIFF in "inch" was rejected as "not a readable TIFF file"
+    path = tmp_path / "inch.tif"
+    tifffile.imwrite(path, small_volume, imagej=True, resolution=(72.0, 72.0),
+                     metadata={"spacing": 0.5, "unit": unit, "axes": "ZYX"})
+    with pytest.warns(UserWarning, match=rf"inch\.tif: the ImageJ tags give the voxel size in an unknown length unit '{unit}'"):
+        vol = open_volume(path)
+    assert vol.voxel_size is None
+    np.testing.assert_array_equal(vol.to_numpy(), small_volume)
+
+
+def test_ome_tiff_with_unknown_unit_opens_with_a_warning(tmp_path, small_volume):
+    path = write_ome_tiff(tmp_path / "odd.ome.tif", small_volume, unit="furlong")
+    with pytest.warns(UserWarning, match=r"odd\.ome\.tif: the OME metadata .* unknown length unit 'furlong'"):
+        vol = open_volume(path)
+    assert vol.voxel_size is None

@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..errors import CorruptFileError, ShapeError, UnsupportedFormatError
+from ..errors import CorruptFileError, ShapeError, UnsupportedFormatError, VoxelSizeError
 from ..units import convert_length
 from ._opened import Opened
 from ._source import HandleSource, to_dask
@@ -126,12 +126,18 @@ def _voxel_size_from_tags(path: Path, tif, axes: str) -> tuple[tuple[float, ...]
     found: tuple | None = None
     info: dict[str, Any] = {}
     if tif.is_ome and tif.ome_metadata:
-        parsed = _ome_voxel_size(tif.ome_metadata)
+        try:
+            parsed = _ome_voxel_size(tif.ome_metadata)
+        except VoxelSizeError as exc:  # a unit sxtseg does not know: no voxel size, with a warning
+            parsed, info["voxel_size_missing"] = None, f"the OME metadata gives the voxel size in an {exc}"
         if parsed:
             found, _ = parsed
             info["voxel_size_from"] = "OME PhysicalSize"
     if found is None and tif.is_imagej:
-        found = _imagej_voxel_size(tif)
+        try:
+            found = _imagej_voxel_size(tif)
+        except VoxelSizeError as exc:
+            found, info["voxel_size_missing"] = None, f"the ImageJ tags give the voxel size in an {exc}"
         if found:
             info["voxel_size_from"] = "ImageJ tags"
         info["imagej"] = {k: v for k, v in (tif.imagej_metadata or {}).items() if isinstance(v, (int, float, str))}
@@ -175,7 +181,9 @@ def read_tiff(path: Path, chunks="auto", series: int = 0) -> Opened:
     source = HandleSource(path, shape, dtype, opener=partial(_open_tiff_zarr, str(path), series))
     source.reader = "tiff"
     data = to_dask(source, chunks, token_extra=series)
-    metadata = {"tiff": {"axes": codes, "series": series, "compression": compression, **info}}
+    missing = info.pop("voxel_size_missing", None)
+    metadata = {"voxel_size_missing": missing,
+                "tiff": {"axes": codes, "series": series, "compression": compression, **info}}
     return Opened(data=data, axes=axes, voxel_size=_spatial(voxel_size, axes), unit="nm", metadata=metadata)
 
 
