@@ -7,16 +7,21 @@ them flat public names, cc3d-style.
 """
 
 from ._downsample import downsample_mean, downsample_mode
-from ._label import label
+from ._label import UINT32_LABELS, label, label_dtype
 from ._stats import STAT_FIELDS, region_stats
+from ._threads import available_cpus, default_threads
 from ._surface import crofton_direction_weights, surface_area, surface_area_labels, surface_lut
 
 __all__ = [
     "STAT_FIELDS",
+    "UINT32_LABELS",
+    "available_cpus",
+    "default_threads",
     "crofton_direction_weights",
     "downsample_mean",
     "downsample_mode",
     "label",
+    "label_dtype",
     "region_stats",
     "surface_area",
     "surface_area_labels",

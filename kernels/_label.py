@@ -18,11 +18,12 @@ component's first voxel.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+
+from ._threads import default_threads
 
 __all__ = ["label"]
 
@@ -239,6 +240,19 @@ def _write_labels(out, z0, z1, runs, row_ptr, offset, table):  # pragma: no cove
         flat[position : here + nx] = 0
 
 
+#: Label volumes are uint32 below this many labels, uint64 from it on (0 is background).
+UINT32_LABELS = 2**32 - 1
+
+
+def label_dtype(count: int) -> np.dtype:
+    """uint32 for label numbers below :data:`UINT32_LABELS`, uint64 above: every label path uses this rule.
+
+    >>> label_dtype(10).name, label_dtype(2**32).name
+    ('uint32', 'uint64')
+    """
+    return np.dtype(np.uint32 if int(count) < UINT32_LABELS else np.uint64)
+
+
 def _slab_bounds(nz: int, threads: int) -> list[tuple[int, int]]:
     n = max(1, min(threads, nz))
     edges = np.linspace(0, nz, n + 1).round().astype(int)
@@ -267,7 +281,9 @@ def label(
     connectivity : {6, 18, 26}
         Face, face+edge, or face+edge+corner neighbours.
     threads : int, optional
-        Number of z-slabs labelled in parallel (default: the CPU count).
+        Number of z-slabs labelled in parallel (default:
+        :func:`default_threads`: the CPUs this process was given, one per
+        million voxels at most).
 
     Returns
     -------
@@ -307,11 +323,11 @@ def label(
         raise ValueError(f"connectivity must be 6, 18 or 26, not {connectivity!r}")
     src = np.ascontiguousarray(image)  # the scan walks flat C-order indices
     src = src.view(np.uint8) if src.dtype == bool else src
-    out_dtype = np.uint32 if image.size < 2**32 - 1 else np.uint64
+    out_dtype = label_dtype(image.size)  # the count is known only at the end; voxels bound it
     if image.size == 0:
         return np.zeros(image.shape, out_dtype), 0
     row_dz, row_dy, widen = _neighbour_rows(connectivity)
-    threads = threads or int(os.environ.get("SXTSEG_THREADS", 0)) or (os.cpu_count() or 1)
+    threads = default_threads(threads, voxels=image.size)
     bounds = _slab_bounds(image.shape[0], threads)
 
     def first_pass(bound):

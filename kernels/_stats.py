@@ -16,13 +16,18 @@ extremes combined).
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 
 from ._surface import add_cube_areas
+from ._threads import default_threads
+
+#: Bytes of accumulators each thread keeps per label (10 int64 and 14 float64 sums).
+SCRATCH_BYTES_PER_LABEL = 8 * (10 + 14)
+#: Per-thread accumulators of all threads together stay under this (fewer threads for many labels).
+SCRATCH_BUDGET_BYTES = 1 << 30
 
 __all__ = ["region_stats", "STAT_FIELDS"]
 
@@ -182,6 +187,8 @@ def _accumulate(labels, intensity, lut, cubes, n, threads, *, count_voxels=True,
     See :func:`_stats_box` for ``count_voxels`` and ``surface_from``.
     """
     surface_from = np.asarray(surface_from, np.int64)
+    # every thread keeps its own accumulators (SCRATCH_BYTES_PER_LABEL per label): bounded in all
+    threads = max(1, min(int(threads), SCRATCH_BUDGET_BYTES // (SCRATCH_BYTES_PER_LABEL * max(n, 1))))
     have_intensity = intensity is not None
     if not have_intensity:
         intensity = np.zeros((1, 1, 1), np.float32)
@@ -302,7 +309,12 @@ def region_stats(
         and one more at the volume's far end): see
         :mod:`sxtseg._chunked_measure`.
     threads : int, optional
-        Number of z-slabs accumulated in parallel (default: the CPU count).
+        Number of z-slabs accumulated in parallel (default:
+        :func:`default_threads`).  Each thread keeps its own accumulators,
+        :data:`SCRATCH_BYTES_PER_LABEL` (192) bytes per label, and the
+        threads are cut so that all together stay under
+        :data:`SCRATCH_BUDGET_BYTES` (1 GiB): 10 million labels run on
+        at most one thread's worth of 1.9 GB.
 
     Returns
     -------
@@ -334,6 +346,6 @@ def region_stats(
     elif largest > max_label:
         raise ValueError(f"labels hold {largest}, above max_label={max_label}")
     box = _cube_range(labels.shape, cubes)
-    threads = threads or int(os.environ.get("SXTSEG_THREADS", 0)) or (os.cpu_count() or 1)
+    threads = default_threads(threads, voxels=labels.size)
     acc_i, acc_f = _accumulate(labels, intensity, surface_lut, box, int(max_label) + 1, threads)
     return _as_dict(acc_i, acc_f, intensity is not None)

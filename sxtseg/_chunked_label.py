@@ -107,12 +107,13 @@ def plane_columns(grid, starts, axis: int, k: int):
 
 
 def label_dask(data: da.Array, connectivity: int = 26) -> tuple[da.Array, int]:
-    """Label a dask array block by block; returns the lazy uint32 labels and the count.
+    """Label a dask array block by block; returns the lazy labels (uint32, uint64 past 2^32 - 2 labels) and the count.
 
     Labels are numbered 1..N by block (C order) and, within a block, by the
     raster order of each object's first voxel there.  The partition is the
     same as labelling the whole volume at once.
     """
+    from sxtseg.kernels import label_dtype
     from sxtseg.kernels._label import _final_table, _union_pairs
 
     if data.ndim != 3:
@@ -143,7 +144,8 @@ def label_dask(data: da.Array, connectivity: int = 26) -> tuple[da.Array, int]:
             glob = offsets[pairs >> 32] + (pairs & 0xFFFFFFFF)
             _union_pairs(parent, glob)
     table, count = _final_table(parent)
-    table = table.astype(np.uint32)
+    out_dtype = label_dtype(count)
+    table = table.astype(out_dtype)
     offset_grid = offsets.reshape(grid)
 
     def relabel(block, block_info=None):
@@ -152,7 +154,7 @@ def label_dask(data: da.Array, connectivity: int = 26) -> tuple[da.Array, int]:
         labels, n = label(block, connectivity, threads=1)
         off = offset_grid[tuple(block_info[0]["chunk-location"])]
         # final label of each local label 0..n (0 stays background): one gather, no int64 copy of the block
-        return np.concatenate([[0], table[off + 1 : off + n + 1]]).astype(np.uint32)[labels]
+        return np.concatenate([[0], table[off + 1 : off + n + 1]]).astype(out_dtype)[labels]
 
-    out = data.map_blocks(relabel, dtype=np.uint32, meta=np.empty((0, 0, 0), np.uint32))
+    out = data.map_blocks(relabel, dtype=out_dtype, meta=np.empty((0, 0, 0), out_dtype))
     return out, int(count)

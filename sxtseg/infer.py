@@ -167,16 +167,37 @@ RESAMPLE_TOLERANCE = 0.10
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_model(name: str, device: str):
+def _cached_model(path: str, size: int, mtime_ns: int, inode: int, device: str):
+    """A loaded model, cached on the file's path, size, modification time and inode (a retrained file reloads)."""
     from .models import load_model
 
-    return load_model(name, device=device)
+    return load_model(path, device=device)
+
+
+def _load_cached(model, device) -> torch.nn.Module:
+    """``load_model(model)``, reusing the last load of the same file in this process while it is unchanged."""
+    from .models.checkpoint import _resolve
+
+    path = _resolve(model)
+    stat = os.stat(path)
+    return _cached_model(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino, str(device))
+
+
+def _limit_torch_threads() -> None:
+    """Lower PyTorch's CPU threads to the CPUs this job was given (affinity, cgroup, SLURM, SXTSEG_NUM_THREADS)."""
+    from sxtseg.kernels import default_threads
+
+    allowed = default_threads()
+    if torch.get_num_threads() > allowed:
+        torch.set_num_threads(allowed)
 
 
 def _model_and_meta(model, device):
     device = resolve_device(device)
+    if device.type == "cpu":
+        _limit_torch_threads()
     if isinstance(model, (str, os.PathLike)):
-        net = _cached_model(str(model), str(device))
+        net = _load_cached(model, device)
     else:
         net = model.to(device).eval()
     meta = getattr(net, "metadata", None)
@@ -187,10 +208,10 @@ def _model_and_meta(model, device):
 
 def _normalization(volume: Volume, meta: dict) -> tuple[float, float, np.ndarray]:
     """The model's (low, high) normalisation of the volume, and the strided sample it came from."""
+    from .fingerprint import strided_sample
     from .models.checkpoint import normalization_range
 
-    step = max(1, int(round((volume.data.size / 4e6) ** (1 / 3))))  # about 4 M voxels
-    sample = np.asarray(volume.data[::step, ::step, ::step].compute())
+    sample = strided_sample(volume)  # about 4 M voxels
     if not np.isfinite(sample).all():
         raise InvalidArgumentError(f"{volume._name()}: the volume holds NaN or infinite values")
     low, high = normalization_range(sample, meta["intensity"])
@@ -300,15 +321,88 @@ def _predict_block(region: np.ndarray, inner: tuple[slice, ...], net, meta: dict
     return probs[(slice(None), *inner)]
 
 
-def _manifest(volume: Volume, meta: dict, block_shape, halo, overlap, probabilities, low, high, zoom,
-              calibration) -> dict:
-    return {"input": {"name": volume._name(), "shape": list(volume.shape), "dtype": str(volume.dtype),
-                      "voxel_size": list(volume.voxel_size) if volume.voxel_size else None, "unit": volume.unit},
-            "model_sha256": meta.get("sha256"), "block_shape": [int(b) for b in block_shape],
-            "halo": [int(h) for h in halo], "overlap": float(overlap), "probabilities": bool(probabilities),
-            "intensity_range": [low, high], "zoom": None if zoom is None else [float(z) for z in zoom],
-            "calibration": {"method": calibration.method, "scale": calibration.scale,
-                            "offset": calibration.offset}}
+#: Version of the resume manifest (``segment.json``); a manifest of another version is not resumed.
+MANIFEST_FORMAT = 2
+#: What segment() writes into its output folder (anything else there is someone else's data).
+_OWN_FILES = {"classes", "probabilities", "blocks", "segment.json", "segment.json.tmp"}
+
+
+def _weights_hash(model, net, meta: dict) -> str:
+    """sha256 of the weights: the checkpoint's (verified when loaded) or, for a module in memory, computed."""
+    from .models.checkpoint import tensor_hash
+
+    if isinstance(model, (str, os.PathLike)) and meta.get("sha256"):
+        return meta["sha256"]
+    return tensor_hash(net.state_dict())  # a module in memory may have been trained since it was loaded
+
+
+def _manifest(volume: Volume, sample: np.ndarray, model, net, meta: dict, device, block_shape, halo, overlap,
+              probabilities, low, high, zoom, calibration) -> dict:
+    """Everything that decides segment()'s output: input content, weights, parameters, device and precision."""
+    from .fingerprint import content_fingerprint
+
+    return {"format": MANIFEST_FORMAT,
+            "input": {"name": volume._name(), "voxel_size": list(volume.voxel_size) if volume.voxel_size else None,
+                      "unit": volume.unit, **content_fingerprint(volume, sample)},
+            "model_sha256": _weights_hash(model, net, meta),
+            "parameters": {"block_shape": [int(b) for b in block_shape], "halo": [int(h) for h in halo],
+                           "overlap": float(overlap), "probabilities": bool(probabilities),
+                           "intensity_range": [float(low), float(high)],
+                           "zoom": None if zoom is None else [float(z) for z in zoom],
+                           "calibration": {"method": calibration.method, "scale": calibration.scale,
+                                           "offset": calibration.offset}},
+            "device": {"type": device.type, "precision": "float16" if device.type == "cuda" else "float32"}}
+
+
+def _prepare_output(output: Path, manifest: dict, overwrite: bool) -> None:
+    """Start ``output`` afresh, or check that it holds an unfinished run of exactly this work.
+
+    Raises
+    ------
+    OutputExistsError
+        ``output`` holds other data, or a run whose manifest differs (the
+        message lists what changed), and not ``overwrite``.
+    """
+    manifest_path = output / "segment.json"
+    if output.exists() and overwrite:
+        shutil.rmtree(output)
+    if output.exists() and not manifest_path.exists():
+        foreign = sorted(p.name for p in output.iterdir() if p.name not in _OWN_FILES)
+        if foreign:
+            raise OutputExistsError(f"{output}: holds other data ({', '.join(foreign[:5])}); choose another output "
+                                    "or pass overwrite=True to replace it")
+        shutil.rmtree(output)  # a run stopped before its manifest was written: nothing to resume
+    if output.exists():
+        try:
+            previous = json.loads(manifest_path.read_text())
+        except (OSError, ValueError):
+            previous = None
+        if not isinstance(previous, dict) or previous.get("format") != MANIFEST_FORMAT:
+            what = ["its manifest is unreadable or from another sxtseg version"]
+        else:
+            what = changes_between(previous, manifest)
+        if what:
+            raise OutputExistsError(
+                f"{output}: holds an unfinished segmentation of other work, so it cannot be resumed: "
+                f"{'; '.join(what[:6])}{'; ...' if len(what) > 6 else ''}. Pass overwrite=True (--overwrite) "
+                f"to start over, or delete {output}")
+        return
+
+
+def changes_between(previous: dict, current: dict) -> list[str]:
+    """The differences that forbid a resume (the input's name may change: a moved file is the same work)."""
+    from .fingerprint import changes
+
+    def strip(m):
+        m = json.loads(json.dumps(m))
+        m.get("input", {}).pop("name", None)
+        m.get("input", {}).get("file", {}).pop("path", None)
+        return m
+
+    labels = {"input.sample_sha256 differs": "the input's content differs (another volume, or the file was "
+                                             "re-exported)",
+              "model_sha256 differs": "the model's weights differ"}
+    return [labels.get(c, c) for c in changes(strip(previous), strip(current))]
 
 
 def segment(
@@ -424,17 +518,12 @@ def segment(
                     int(RESAMPLE_TOLERANCE * 100), meta.get("voxel_size_range_nm", meta["voxel_size_nm"]))
     low, high, sample = _normalization(volume, meta)  # one strided read serves both
     check_input_values(volume, sample, low, high)
-    manifest = _manifest(source, meta, block_shape, halo, overlap, probabilities, low, high, zoom, record)
+    manifest = _manifest(source, sample, model, net, meta, device, block_shape, halo, overlap, probabilities, low, high,
+                         zoom, record)
     n_classes = len(meta["classes"])
 
     manifest_path = output / "segment.json"
-    if output.exists() and not overwrite:
-        previous = json.loads(manifest_path.read_text()) if manifest_path.exists() else None
-        if previous != manifest:
-            raise OutputExistsError(f"{output}: holds other data or a run with other settings; "
-                                    "pass overwrite=True to start again")
-    elif output.exists():
-        shutil.rmtree(output)
+    _prepare_output(output, manifest, overwrite)
     if not manifest_path.exists():
         output.mkdir(parents=True, exist_ok=True)
         zarr.create_array(output / "classes", shape=volume.shape, chunks=tuple(block_shape), dtype="uint8",
@@ -445,16 +534,25 @@ def segment(
         (output / "blocks").mkdir(exist_ok=True)
         tmp = manifest_path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(manifest, indent=1))
-        tmp.replace(manifest_path)
+        tmp.replace(manifest_path)  # last: a folder with a manifest is ready for blocks
 
     todo = [(index, lo, hi) for index, lo, hi in _blocks(volume.shape, block_shape)
             if not (output / "blocks" / _marker(index)).exists()]
     settings = {"low": low, "high": high, "zoom": zoom, "overlap": overlap, "batch_size": batch_size}
+    scattered = None
+    if client is not None and todo and source.in_memory:
+        # sent to the cluster once; each block task slices its region there (a dask slice of an in-memory
+        # array would pickle the whole array into every task)
+        scattered = client.scatter(source.to_numpy(), hash=False)
     jobs = []
     for index, lo, hi in todo:
         r_lo = np.maximum(lo - halo, 0)
         r_hi = np.minimum(hi + halo, volume.shape)
-        region = volume.data[tuple(slice(int(a), int(b)) for a, b in zip(r_lo, r_hi))]
+        where = tuple(slice(int(a), int(b)) for a, b in zip(r_lo, r_hi))
+        if scattered is not None:
+            region = ("scattered", scattered, where, record.scale, record.offset)
+        else:  # a lazy slice: read from the file by whoever computes it
+            region = volume.data[where]
         inner = tuple(slice(int(a), int(b)) for a, b in zip(lo - r_lo, hi - r_lo))
         jobs.append((index, lo, hi, region, inner))
     _run_jobs(jobs, output, model if client is not None else net, meta,
@@ -492,7 +590,12 @@ def _block_job(region, inner, index, lo, hi, output, model, meta, device, settin
         net, meta, device = _model_and_meta(model, device)
     else:
         net = model
-    if hasattr(region, "compute"):  # a dask array slice of the input: read it here, on this worker
+    if isinstance(region, tuple):  # ("scattered", the input array, region, scale, offset): calibrate here
+        _, array, where, scale, offset = region
+        region = np.asarray(array[where]).astype(np.float32)
+        if not (scale == 1.0 and offset == 0.0):  # as CalibrationRecord.apply does it, to the bit
+            region = region * np.float32(scale) + np.float32(offset)
+    elif hasattr(region, "compute"):  # a dask array slice of the input: read it here, on this worker
         region = region.compute(scheduler="sync")
     probs = _predict_block(np.asarray(region), inner, net, meta, device, **settings)
     _write_block(Path(output), index, lo, hi, probs, probabilities)

@@ -158,7 +158,9 @@ def _component_boxes(components: np.ndarray, count: int, shape) -> list[tuple[sl
 
 def _paint(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]], numbers: np.ndarray, lo, shape) -> np.ndarray:
     """Label volume of the box at ``lo`` of ``shape``, with every piece painted with its global number."""
-    out = np.zeros(shape, np.uint32)
+    from sxtseg.kernels import label_dtype
+
+    out = np.zeros(shape, numbers[0].dtype if len(numbers) else label_dtype(0))
     lo = np.asarray(lo)
     for (start, piece, _), number in zip(pieces, numbers):
         a = np.maximum(start, lo)
@@ -295,8 +297,11 @@ def _numbers(pieces: list) -> list[np.ndarray]:
         return []
     firsts = np.concatenate([f for _, _, f in pieces])
     order = np.lexsort(firsts.T[::-1])
-    numbers = np.empty(len(firsts), np.uint32)
-    numbers[order] = np.arange(1, len(firsts) + 1, dtype=np.uint32)
+    from sxtseg.kernels import label_dtype
+
+    dtype = label_dtype(len(firsts))
+    numbers = np.empty(len(firsts), dtype)
+    numbers[order] = np.arange(1, len(firsts) + 1, dtype=dtype)
     return np.split(numbers, np.cumsum([len(f) for _, _, f in pieces])[:-1])
 
 
@@ -324,6 +329,8 @@ def _split_task(region: np.ndarray, class_id, boxes, origins, offset, spacing, m
 def _split_chunked(data, class_id, spacing, min_distance_nm, min_depth_nm, connectivity) -> tuple[da.Array, int]:
     """Block-wise :func:`split_touching`: components found lazily, each split by the block of its first voxel."""
     import dask
+
+    from sxtseg.kernels import label_dtype
 
     from ._chunked_label import label_dask
     from ._chunked_measure import chunked_stats
@@ -356,7 +363,7 @@ def _split_chunked(data, class_id, spacing, min_distance_nm, min_depth_nm, conne
                 if (start < b_hi).all() and (start + np.array(piece.shape) > b_lo).all()]
         painted = dask.delayed(_paint)([pieces[k] for k in mine], [numbers[k] for k in mine],
                                        tuple(b_lo.tolist()), tuple((b_hi - b_lo).tolist()))
-        blocks[index] = da.from_delayed(painted, tuple((b_hi - b_lo).tolist()), np.uint32)
+        blocks[index] = da.from_delayed(painted, tuple((b_hi - b_lo).tolist()), label_dtype(count))
     return da.block(blocks.tolist()), count
 
 
@@ -489,7 +496,7 @@ def merge_fragments(class_labels: Volume, min_volume_um3: dict | None = None, *,
     if chunked and crops:
         import dask
 
-        crops = dask.compute(*crops)
+        crops = dask.compute(*crops, optimize_graph=False)  # one graph: culling each of thousands of crops took minutes
     # each fragment as (box start, its voxels in the box, the class they get): fragments are small by
     # definition, so painting them needs neither the labels nor a second labelling pass
     pieces = []

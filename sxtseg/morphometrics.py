@@ -21,7 +21,6 @@ Examples
 
 from __future__ import annotations
 
-import os
 
 import dask
 import dask.array as da
@@ -192,7 +191,7 @@ def measure(
     ShapeError
         ``image`` or ``classes`` do not match the labels' shape.
     """
-    from sxtseg.kernels import surface_lut
+    from sxtseg.kernels import default_threads, surface_lut
     from sxtseg.kernels._stats import _as_dict
 
     from ._chunked_measure import block_stats, chunked_stats
@@ -224,7 +223,7 @@ def measure(
             lab,
             _array(image) if image is not None else None,
             _array(classes) if classes is not None else None,
-            lut=lut, threads=threads or int(os.environ.get("SXTSEG_THREADS", 0)) or (os.cpu_count() or 1),
+            lut=lut, threads=default_threads(threads, voxels=lab.size),
             # one accumulator row (192 bytes) per label number: renumber sparse, large label numbers first
             compact=largest >= 2**16 and (largest + 1) * 192 > lab.nbytes)
     stats = _as_dict(merged["acc_i"][:, :10], merged["acc_f"], image is not None)

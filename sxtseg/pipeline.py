@@ -9,12 +9,18 @@ measures them, and writes:
 - ``objects.csv`` and ``objects.parquet``: one row per object;
 - ``summary.json``: the per-cell summary, the input, its voxel size, the
   model's name and hash, the sxtseg version and the seconds of every stage;
+- ``run.json``: the run's fingerprint (the input file's size and
+  modification time, or a hash of its content, the weights hash, every
+  parameter, the device), written first and checked when resuming;
 - ``quicklook.png``: three orthogonal slices with the segmentation outlined,
   the DMV diameters and their distance to the nucleus.
 
 Everything is written to ``OUTDIR.partial`` and renamed to ``OUTDIR`` at the
 end, so a failed run leaves no half-written results, and running the same
-command again resumes the segmentation where it stopped.  With several
+command again resumes where it stopped: finished samples are kept, the
+segmentation continues from its last finished block.  A resume with another
+input, model, parameter or device is refused, saying what changed;
+``overwrite=True`` (``--overwrite``) always starts clean.  With several
 inputs, each gets ``OUTDIR/<sample>/`` and ``OUTDIR/objects.csv`` combines
 their tables with a ``sample`` column.
 """
@@ -73,6 +79,8 @@ def _instances(classes: Volume, *, dmv_min_distance_nm: float = DMV_MIN_DISTANCE
     phantoms, not the demo cell (see the comment above
     :data:`DMV_MIN_DISTANCE_NM`); the demo cell is only checked with them.
     """
+    from sxtseg.kernels import label_dtype
+
     from .instances import label_classes, split_touching
 
     others = classes.with_data(da.where(classes.data == SXTClass.DMV, 0, classes.data).astype(np.uint8))
@@ -85,10 +93,11 @@ def _instances(classes: Volume, *, dmv_min_distance_nm: float = DMV_MIN_DISTANCE
     sizes = da.bincount(dmv.data.ravel(), minlength=n_dmv + 1).compute()
     keep = sizes >= min_voxels
     keep[0] = False
-    numbers = np.zeros(n_dmv + 1, np.uint32)
-    numbers[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32) + np.uint32(count)  # raster order kept
-    renumbered = dmv.data.map_blocks(lambda block: numbers[block], dtype=np.uint32)
-    data = da.where(renumbered > 0, renumbered, components.data).astype(np.uint32)
+    dtype = label_dtype(count + int(keep.sum()))  # uint64 past 2^32 - 2 objects
+    numbers = np.zeros(n_dmv + 1, dtype)
+    numbers[keep] = np.arange(1, int(keep.sum()) + 1, dtype=dtype) + dtype.type(count)  # raster order kept
+    renumbered = dmv.data.map_blocks(lambda block: numbers[block], dtype=dtype)
+    data = da.where(renumbered > 0, renumbered, components.data).astype(dtype)
     return classes.with_data(data, metadata={**classes.metadata, "instances": {
         "count": count + int(keep.sum()), "dmv_split": dmv.metadata["instances"],
         "dmv_min_diameter_nm": dmv_min_diameter_nm, "dmv_specks_dropped": int((~keep[1:]).sum())}})
@@ -187,11 +196,12 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     done("segment_s", started)
 
     started = stage("instances")
+    in_memory = raw_classes.data.npartitions == 1 or raw_classes.data.size <= IN_MEMORY_VOXELS
+    if in_memory:  # the in-memory paths are much faster per object than the block-wise ones
+        raw_classes = raw_classes.compute()
     classes = merge_fragments(raw_classes, min_volume_um3)
-    if classes.data.npartitions == 1:
-        classes = classes.compute()
     instances = _instances(classes, **instance_parameters)
-    instances = instances.compute() if classes.data.npartitions == 1 else instances
+    instances = instances.compute() if in_memory else instances
     done("instances_s", started)
 
     started = stage("measure")
@@ -226,9 +236,71 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
         "objects": int(len(table)),
         "timings_s": {k[:-2]: round(v, 3) for k, v in timings.items()},
     }
-    (out / "summary.json").write_text(json.dumps(report, indent=1))
+    tmp = out / "summary.json.tmp"
+    tmp.write_text(json.dumps(report, indent=1))
+    tmp.replace(out / "summary.json")  # last: a sample folder with summary.json is finished
     shutil.rmtree(out / "segmentation.zarr")  # its classes are in volume.ome.zarr now; it served resuming
     return report
+
+
+#: Class volumes up to this many voxels (1 byte each; their instance labels 4-8 bytes) are made into
+#: instances in memory; larger ones block by block.
+IN_MEMORY_VOXELS = 128 * 1024 * 1024
+
+#: Version of a sample's run fingerprint (``run.json`` in the ``.partial`` folder).
+RUN_FORMAT = 1
+
+
+def _run_fingerprint(source, model, device, parameters: dict) -> dict:
+    """What decides a sample's results: the input (file size and time, or content), weights, parameters, device."""
+    from .fingerprint import content_fingerprint, file_fingerprint
+    from .infer import _model_and_meta, _weights_hash
+
+    net, meta, resolved = _model_and_meta(model, device)
+    if isinstance(source, Volume):
+        what = content_fingerprint(source)
+    else:
+        what = file_fingerprint(Path(source).expanduser().resolve())
+        what.pop("path")  # a moved file is the same input
+    return {"format": RUN_FORMAT, "input": what, "model_sha256": _weights_hash(model, net, meta),
+            "parameters": json.loads(json.dumps(parameters, default=_jsonable)), "device": resolved.type}
+
+
+def _jsonable(value):
+    return value.to_dict() if hasattr(value, "to_dict") else str(value)
+
+
+def _finished_report(target: Path, fingerprint: dict) -> dict | None:
+    """The report of a sample already finished with this fingerprint, None if it is still to do.
+
+    Raises
+    ------
+    OutputExistsError
+        ``target`` holds a sample started with another input, model,
+        parameters or device (the message says what changed).
+    """
+    from .fingerprint import changes
+
+    marker = target / "run.json"
+    if not marker.exists():
+        leftovers = sorted(p.name for p in target.iterdir()) if target.exists() else []
+        if leftovers:
+            raise OutputExistsError(f"{target}: holds results of an interrupted run that cannot be checked "
+                                    f"({', '.join(leftovers[:4])}); pass --overwrite (overwrite=True) to start over")
+        return None
+    previous = json.loads(marker.read_text())
+    differ = changes(previous, fingerprint)
+    if differ and {p.name for p in target.iterdir()} <= {"run.json"}:
+        marker.unlink()  # an earlier attempt failed before it produced anything: nothing to mix up
+        return None
+    if differ:
+        raise OutputExistsError(
+            f"{target}: holds an interrupted run of other work, so it cannot be resumed: {'; '.join(differ[:6])}. "
+            "Pass --overwrite (overwrite=True) to start over")
+    if not (target / "summary.json").exists():
+        return None
+    shutil.rmtree(target / "segmentation.zarr", ignore_errors=True)  # killed after the summary was written
+    return json.loads((target / "summary.json").read_text())
 
 
 def run(
@@ -325,13 +397,28 @@ def run(
     if len(set(names)) != len(names):
         names = [f"{n}_{k}" for k, n in enumerate(names)]
     partial = out.with_name(out.name + ".partial")  # kept on failure, so that the same command resumes
+    if overwrite and partial.exists():  # start clean, whatever an interrupted run left
+        shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
+    halo = DEFAULT_HALO if halo is None else halo
+    parameters = {"block_shape": list(block_shape), "halo": list(halo), "calibration": calibration,
+                  "allow_large_resampling": bool(allow_large_resampling), **instance_parameters,
+                  "min_volume_um3": min_volume_um3}
     reports = {}
     for name, source in zip(names, sources):
         target = partial if single else partial / name
+        fingerprint = _run_fingerprint(source, model, device, parameters)
+        finished = _finished_report(target, fingerprint)
+        if finished is not None:  # done before the run was interrupted: kept, not redone
+            reports[name] = finished
+            continue
         target.mkdir(exist_ok=True)
+        if not (target / "run.json").exists():
+            tmp = target / "run.json.tmp"
+            tmp.write_text(json.dumps(fingerprint, indent=1))
+            tmp.replace(target / "run.json")
         reports[name] = _one(source, target, model, device=device, client=client, block_shape=block_shape,
-                             halo=DEFAULT_HALO if halo is None else halo, progress=progress,
+                             halo=halo, progress=progress,
                              calibration=calibration, allow_large_resampling=allow_large_resampling,
                              instance_parameters=instance_parameters, min_volume_um3=min_volume_um3)
     if not single:

@@ -15,3 +15,23 @@ def rng():
 def small_volume(rng):
     """A (12, 40, 56) float32 volume: odd sizes so chunk edges are exercised."""
     return rng.random((12, 40, 56), dtype=np.float32)
+
+
+#: Metadata of the untrained 7-class checkpoints the pipeline tests use.
+TINY_META = {"classes": {name: code for code, name in enumerate(
+                 ["background", "cytoplasm", "nucleus", "nucleolus", "mitochondrion", "lipid_droplet", "dmv"])},
+             "voxel_size_nm": [30.0, 30.0, 30.0],
+             "intensity": {"method": "percentile", "low": 1.0, "high": 99.0},
+             "input": {"patch_size": [16, 32, 32], "context_slices": 0}}
+
+
+def make_tiny_model(path, seed: int = 0):
+    """An untrained small U-Net checkpoint at ``path``: enough to test the mechanics, not the accuracy."""
+    import torch
+
+    from sxtseg.models import build, save_checkpoint
+
+    torch.manual_seed(seed)
+    net = build("unet", 3, 1, 7, channels=(4, 8), strides=(2,), num_res_units=0)
+    save_checkpoint(net, path, TINY_META)
+    return path

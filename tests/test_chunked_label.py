@@ -80,3 +80,27 @@ def test_runs_on_a_distributed_cluster():
             out, count = label_dask(da.from_array(mask, chunks=(8, 10, 15)), 26)
             result = out.compute()
     assert count == n and same_partition(result, ref)
+
+
+def test_label_volumes_switch_to_uint64_past_the_uint32_limit_on_every_path(monkeypatch):
+    # the failure: the chunked relabel cast to uint32 unconditionally while the in-memory path switched to
+    # uint64; the limit is lowered here so that a small volume crosses it
+    import sxtseg.kernels._label as label_module
+    from sxtseg import Volume
+    from sxtseg._chunked_label import label_dask
+    from sxtseg.instances import label_classes, split_touching
+    from sxtseg.kernels import label
+
+    mask = np.zeros((8, 16, 16), bool)
+    mask[::2, ::2, ::2] = True  # 256 separate voxels
+    assert label(mask)[0].dtype == np.uint32 and label_dask(da.from_array(mask, chunks=4))[0].dtype == np.uint32
+    monkeypatch.setattr(label_module, "UINT32_LABELS", 100)
+    labels, count = label(mask)
+    assert count == 256 and labels.dtype == np.uint64
+    lazy, count = label_dask(da.from_array(mask, chunks=4))
+    assert count == 256 and lazy.dtype == np.uint64 and lazy.compute().dtype == np.uint64
+    assert np.array_equal(lazy.compute() > 0, mask) and len(np.unique(lazy.compute())) == 257
+    vol = Volume(da.from_array(mask.astype(np.uint8) * 6, chunks=4), voxel_size=30.0)
+    assert label_classes(vol).dtype == np.uint64
+    split = split_touching(vol, 6)
+    assert split.dtype == np.uint64 and split.data.compute().dtype == np.uint64

@@ -7,6 +7,7 @@ import json
 import dask.array as da
 import numpy as np
 import pytest
+import zarr
 from scipy import stats
 
 from sxtseg import Volume, open_volume, save_volume
@@ -99,7 +100,9 @@ def test_ome_zarr_package_reads_what_we_write(tmp_path, image, classes):
     assert image_node.load(Multiscales) is not None
     assert [tuple(d.shape) for d in image_node.data] == [(40, 300, 270), (40, 150, 135)]
     np.testing.assert_array_equal(np.asarray(image_node.data[0]), image.to_numpy())
-    assert image_node.metadata["coordinateTransformations"][1] == [{"type": "scale", "scale": [40.0, 60.0, 60.0]}]
+    # level 1 averages 2x2 voxels in y and x: scale 60 nm, centred half a level-0 voxel (15 nm) further in
+    assert image_node.metadata["coordinateTransformations"][1] == [
+        {"type": "scale", "scale": [40.0, 60.0, 60.0]}, {"type": "translation", "translation": [0.0, 15.0, 15.0]}]
     assert [a["unit"] for a in image_node.metadata["axes"]] == ["nanometer"] * 3
     label_nodes = [n for n in nodes if n.load(Label) is not None]
     assert len(label_nodes) == 1
@@ -209,3 +212,47 @@ def test_pyramid_is_the_same_whatever_the_write_blocks(tmp_path, rng, monkeypatc
         open_volume(out / "labels" / "l", level=1).to_numpy(), downsample_mode(labels, (2, 2, 2))
     )
     np.testing.assert_array_equal(open_volume(out).to_numpy(), data)
+
+
+def test_pyramid_levels_overlay_level_zero_exactly(tmp_path):
+    # the failure: levels carried a scale but no translation, so level k sat (2^k - 1)/2 voxels off
+    from sxtseg import Volume, open_volume, save_volume
+
+    data = np.zeros((16, 1024, 1024), np.uint8)
+    data[:, 200:264, 300:364] = 200  # a bright square: its centre must land at the same place on every level
+    path = save_volume(Volume(data, voxel_size=(40.0, 30.0, 30.0)), tmp_path / "p.ome.zarr", levels=3)
+    centres = []
+    for level in range(3):
+        vol = open_volume(path, level=level)
+        ms = zarr.open_group(str(path), mode="r").attrs
+        ms = (ms.get("ome") or ms)["multiscales"][0]["datasets"][level]["coordinateTransformations"]
+        scale, translation = ms[0]["scale"], ms[1]["translation"]
+        assert ms[0]["type"] == "scale" and ms[1]["type"] == "translation"
+        assert tuple(scale) == vol.voxel_size
+        image = vol.to_numpy()
+        index = np.argwhere(image > 100).mean(axis=0)  # in this level's voxels
+        centres.append(np.asarray(translation) + index * np.asarray(scale))  # physical nm
+    for centre in centres[1:]:
+        np.testing.assert_allclose(centre, centres[0], atol=1e-6)
+    np.testing.assert_allclose(centres[0][1:], [231.5 * 30, 331.5 * 30])
+
+
+def test_crop_origin_is_written_as_a_translation_and_read_back(tmp_path):
+    from sxtseg import Volume, open_volume, save_volume
+
+    whole = Volume(np.arange(16 * 64 * 64, dtype=np.uint16).reshape(16, 64, 64), voxel_size=(40.0, 30.0, 30.0))
+    crop = whole[4:12, 10:50, 20:60]
+    assert crop.metadata["origin_voxel"] == (4, 10, 20)
+    path = save_volume(crop, tmp_path / "crop.ome.zarr", labels={"mask": crop.with_data(crop.data > 9000)})
+    attrs = zarr.open_group(str(path), mode="r").attrs
+    ms = (attrs.get("ome") or attrs)["multiscales"][0]
+    assert ms["datasets"][0]["coordinateTransformations"][1]["translation"] == [160.0, 300.0, 600.0]
+    # the origin comes from the translation, not from sxtseg's own saved metadata
+    group = zarr.open_group(str(path), mode="r+")
+    saved = dict(group.attrs["sxtseg"])
+    saved["metadata"] = {k: v for k, v in saved["metadata"].items() if k != "origin_voxel"}
+    group.attrs["sxtseg"] = saved
+    back = open_volume(path)
+    assert back.metadata["origin_voxel"] == (4, 10, 20)
+    mask = open_volume(path / "labels" / "mask")
+    assert mask.metadata["origin_voxel"] == (4, 10, 20)

@@ -12,27 +12,15 @@ import zarr
 from sxtseg import Volume, make_infected_cell, open_volume
 from sxtseg.cli import main
 from sxtseg.errors import OutputExistsError, ShapeError
-from sxtseg.models import build, save_checkpoint
 from sxtseg.pipeline import run
 from sxtseg import segment
 
-META = {"classes": {name: code for code, name in enumerate(
-            ["background", "cytoplasm", "nucleus", "nucleolus", "mitochondrion", "lipid_droplet", "dmv"])},
-        "voxel_size_nm": [30.0, 30.0, 30.0],
-        "intensity": {"method": "percentile", "low": 1.0, "high": 99.0},
-        "input": {"patch_size": [16, 32, 32], "context_slices": 0}}
-
+from conftest import make_tiny_model
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     """An untrained small U-Net checkpoint: enough to test the mechanics, not the accuracy."""
-    import torch
-
-    torch.manual_seed(0)
-    net = build("unet", 3, 1, 7, channels=(4, 8), strides=(2,), num_res_units=0)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_checkpoint(net, path, META)
-    return path
+    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.pt")
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +73,7 @@ def test_resume_after_an_interruption_gives_identical_output(tiny_model, cell, t
                       progress=False)
     assert len(again) == 2 * 2 * 2 - 5  # only the blocks not done before
     np.testing.assert_array_equal(resumed.to_numpy(), reference)
-    with pytest.raises(OutputExistsError, match="other settings"):
+    with pytest.raises(OutputExistsError, match=r"cannot be resumed: parameters\.block_shape: \[16, 32, 32\] -> \[8, 32, 32\]"):
         segment(image, tiny_model, output=tmp_path / "run.zarr", block_shape=(8, 32, 32), halo=(4, 8, 8),
                 progress=False)
 
@@ -97,7 +85,7 @@ def test_resampling_when_the_voxel_size_differs(tiny_model, cell, caplog):
         labels = segment(coarse, tiny_model, progress=False)
     assert "resampling" in caplog.text
     assert labels.shape == coarse.shape and labels.voxel_size == coarse.voxel_size
-    assert labels.metadata["segmentation"]["zoom"] == [1.0, 2.0, 2.0]
+    assert labels.metadata["segmentation"]["parameters"]["zoom"] == [1.0, 2.0, 2.0]
 
 
 def test_run_writes_every_output(tiny_model, cell, tmp_path):
@@ -107,7 +95,7 @@ def test_run_writes_every_output(tiny_model, cell, tmp_path):
     assert result["output_dir"] == str(out)
     assert not (tmp_path / "out.partial").exists()
     assert {p.name for p in out.iterdir()} == {"volume.ome.zarr", "objects.csv", "objects.parquet",
-                                               "summary.json", "quicklook.png"}
+                                               "summary.json", "quicklook.png", "run.json"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"]["sha256"] and summary["voxel_size"] == [30.0, 30.0, 30.0]
     assert set(summary["timings_s"]) == {"open", "calibrate", "segment", "instances", "measure", "write"}
@@ -197,8 +185,26 @@ def test_segment_on_a_distributed_cluster(tiny_model, cell, tmp_path):
     image, _, _ = cell
     reference = segment(image, tiny_model, output=tmp_path / "ref.zarr", block_shape=(16, 32, 32), halo=(4, 8, 8),
                         progress=False).to_numpy()
+    from distributed.protocol.pickle import dumps
+
+    shipped = []
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
+        real_submit = client.submit
+
+        def submit(function, *args, **kwargs):  # what each block task carries to its worker
+            shipped.append(len(dumps(args)))
+            return real_submit(function, *args, **kwargs)
+
+        client.submit = submit
         got = segment(image, str(tiny_model), output=tmp_path / "dist.zarr", block_shape=(16, 32, 32),
                       halo=(4, 8, 8), client=client, progress=False).to_numpy()
+        # a file: every task reads its own block from it
+        np.save(tmp_path / "cell.npy", image.to_numpy())
+        from_file = segment(open_volume(tmp_path / "cell.npy", voxel_size=30.0), str(tiny_model),
+                            output=tmp_path / "file.zarr", block_shape=(16, 32, 32), halo=(4, 8, 8), client=client,
+                            progress=False).to_numpy()
     np.testing.assert_array_equal(got, reference)
+    np.testing.assert_array_equal(from_file, reference)
+    # the failure: every task pickled the whole in-memory volume (here 256 KiB; 64 MiB for a real one)
+    assert len(shipped) == 16 and max(shipped) < image.nbytes / 8, (max(shipped), image.nbytes)

@@ -46,22 +46,33 @@ def read_hdf5(path: Path, chunks="auto", dataset: str | None = None) -> Opened:
         fh = h5py.File(path, "r")
     except Exception as exc:  # noqa: BLE001
         raise CorruptFileError(f"{path}: not a readable HDF5 file ({exc})") from exc
-    with fh:
-        datasets = list_datasets(fh)
-        listing = ", ".join(f"{n} {s}" for n, s in datasets) or "no datasets"
-        if dataset is None:
-            candidates = [n for n, s in datasets if len(s) >= 2]
-            if len(candidates) != 1:
-                raise AmbiguousDatasetError(
-                    f"{path}: holds {len(candidates)} image datasets; choose one with dataset=: {listing}"
-                )
-            dataset = candidates[0]
-        if dataset not in fh or not isinstance(fh[dataset], h5py.Dataset):
-            raise AmbiguousDatasetError(f"{path}: has no dataset {dataset!r}; it holds: {listing}")
-        dset = fh[dataset]
-        shape, dtype, native = dset.shape, dset.dtype, dset.chunks
-        attrs = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in dset.attrs.items()}
-        compression = dset.compression
+    try:
+        with fh:
+            return _read_open_file(path, fh, chunks, dataset)
+    except (AmbiguousDatasetError, CorruptFileError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged file fails deep inside HDF5 in many ways
+        raise CorruptFileError(f"{path}: damaged HDF5 file ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_open_file(path: Path, fh, chunks, dataset: str | None) -> Opened:
+    import h5py
+
+    datasets = list_datasets(fh)
+    listing = ", ".join(f"{n} {s}" for n, s in datasets) or "no datasets"
+    if dataset is None:
+        candidates = [n for n, s in datasets if len(s) >= 2]
+        if len(candidates) != 1:
+            raise AmbiguousDatasetError(
+                f"{path}: holds {len(candidates)} image datasets; choose one with dataset=: {listing}"
+            )
+        dataset = candidates[0]
+    if dataset not in fh or not isinstance(fh[dataset], h5py.Dataset):
+        raise AmbiguousDatasetError(f"{path}: has no dataset {dataset!r}; it holds: {listing}")
+    dset = fh[dataset]
+    shape, dtype, native = dset.shape, dset.dtype, dset.chunks
+    attrs = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in dset.attrs.items()}
+    compression = dset.compression
     source = HandleSource(path, shape, dtype, opener=partial(_open_dataset, str(path), dataset))
     source.reader = "hdf5"
     data = to_dask(source, chunks, native_chunks=native, token_extra=dataset)

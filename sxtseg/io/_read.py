@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputNotFoundError, ShapeError, SxtsegError, UnsupportedFormatError
+from ..errors import CorruptFileError, InputNotFoundError, ShapeError, SxtsegError, UnsupportedFormatError
 from ..volume import Volume
 from . import _hdf5, _mrc, _npy, _tiff, _zarr
 from ._opened import Opened
@@ -158,6 +158,10 @@ def open_volume(
         if str(path) not in str(exc):  # every message names the file
             raise type(exc)(f"{path}: {exc}") from exc
         raise
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a reader's library failed in a way no check foresaw
+        raise CorruptFileError(f"{path}: could not be read ({type(exc).__name__}: {exc})") from exc
 
     data = opened.data
     if data.ndim not in (2, 3) or (ndim is not None and data.ndim != ndim):
@@ -172,6 +176,8 @@ def open_volume(
         if "source" in metadata:
             metadata["derived_from"] = metadata.pop("source")
     missing = opened.metadata.pop("voxel_size_missing", None)
+    if "ome" in opened.metadata and opened.metadata["ome"]["level"] != "0" and "origin_voxel" not in opened.metadata:
+        metadata.pop("origin_voxel", None)  # the saved one counts level-0 voxels; this level has no whole origin
     metadata.update(opened.metadata)
     source: dict[str, Any] = {"path": str(path.resolve()), "reader": reader}
     if dataset is not None:

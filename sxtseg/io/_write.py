@@ -237,7 +237,35 @@ def _store_in_slabs(data: da.Array, array, block: tuple[int, ...], method: str, 
             bar.update(stop - start)
 
 
-def _write_pyramid(group, data: da.Array, voxel_size, axes: str, unit: str, chunks, factors, method, fmt, progress, desc):
+def level_transforms(voxel_size, factors, origin_voxel=None) -> list[list[dict]]:
+    """NGFF ``coordinateTransformations`` (scale, then translation) of every pyramid level.
+
+    A voxel of level k (``f`` level-0 voxels per axis, averaged) is centred
+    on the middle of the level-0 voxels it covers, so level k is translated
+    by ``(f - 1) / 2`` level-0 voxels; level 0 by the crop's origin
+    (``origin_voxel`` times the voxel size).  With these, every level
+    overlays level 0 exactly in a viewer.
+
+    Examples
+    --------
+    >>> level_transforms((30.0, 30.0), [(2, 2)], origin_voxel=(10, 0))[1]
+    [{'type': 'scale', 'scale': [60.0, 60.0]}, {'type': 'translation', 'translation': [315.0, 15.0]}]
+    """
+    origin = np.zeros(len(voxel_size)) if origin_voxel is None else np.asarray(origin_voxel, float)
+    base = np.asarray(voxel_size, float)
+    total = np.ones(len(voxel_size))
+    transforms = []
+    for level in range(len(factors) + 1):
+        if level:
+            total = total * np.asarray(factors[level - 1], float)
+        translation = origin * base + (total - 1) / 2 * base
+        transforms.append([{"type": "scale", "scale": [float(v) for v in base * total]},
+                           {"type": "translation", "translation": [float(v) for v in translation]}])
+    return transforms
+
+
+def _write_pyramid(group, data: da.Array, voxel_size, axes: str, unit: str, chunks, factors, method, fmt, progress,
+                   desc, origin_voxel=None):
     """Write level 0 and its downsampled levels into ``group``; return the multiscales entry.
 
     Level 1 is written together with level 0 from the same blocks when their
@@ -246,9 +274,6 @@ def _write_pyramid(group, data: da.Array, voxel_size, axes: str, unit: str, chun
     """
     from tqdm.auto import tqdm
 
-    scales = [list(voxel_size)]
-    for f in factors:
-        scales.append([s * k for s, k in zip(scales[-1], f)])
     written: dict[int, Any] = {}
     level_data = data
     for level in range(len(factors) + 1):
@@ -277,10 +302,8 @@ def _write_pyramid(group, data: da.Array, voxel_size, axes: str, unit: str, chun
                     bar.close()
         # the next level reads back what was just written: memory stays at a few chunks
         level_data = da.from_array(array, chunks=array.chunks, lock=False, asarray=True)
-    datasets = [
-        {"path": str(level), "coordinateTransformations": [{"type": "scale", "scale": scale}]}
-        for level, scale in enumerate(scales)
-    ]
+    datasets = [{"path": str(level), "coordinateTransformations": transforms}
+                for level, transforms in enumerate(level_transforms(voxel_size, factors, origin_voxel))]
     return {
         "axes": axes_metadata(axes, unit),
         "datasets": datasets,
@@ -417,8 +440,10 @@ def save_volume(
     try:
         root = zarr.open_group(str(tmp), mode="w-", zarr_format=fmt.zarr_format)
         data = volume.data if volume.dtype != bool else volume.data.astype(np.uint8)
+        origin = volume.metadata.get("origin_voxel")  # a crop of a larger volume: where it lies
         multiscale = _write_pyramid(
-            root, data, volume.voxel_size, volume.axes, volume.unit, chunks, factors, "mean", fmt, progress, "image"
+            root, data, volume.voxel_size, volume.axes, volume.unit, chunks, factors, "mean", fmt, progress, "image",
+            origin,
         )
         multiscale["name"] = image_name
         root.attrs.update(fmt.wrap({"multiscales": [multiscale]}))
@@ -431,7 +456,7 @@ def save_volume(
                 lab_data = lab.data if lab.dtype != bool else lab.data.astype(np.uint8)
                 ms = _write_pyramid(
                     group, lab_data, volume.voxel_size, volume.axes, volume.unit, chunks, factors, "mode", fmt,
-                    progress, f"labels/{label_name}",
+                    progress, f"labels/{label_name}", lab.metadata.get("origin_voxel", origin),
                 )
                 ms["name"] = label_name
                 group.attrs.update(fmt.wrap({"multiscales": [ms], "image-label": _image_label(lab)}))

@@ -12,6 +12,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import AmbiguousDatasetError, CorruptFileError, UnsupportedFormatError
 from ._ngff import detect_format, scale_from_multiscale, spatial_voxel_size
 from ._opened import Opened
@@ -107,6 +109,12 @@ def _ome_image(path: Path, group, fmt, chunks, level: int) -> Opened:
         },
         "voxel_size_missing": missing,
     }
+    if info["translation"] is not None and voxel_size is not None and len(info["translation"]) == len(info["axes"]):
+        # a whole number of voxels of this level: the crop's origin (level 0 of a file sxtseg wrote)
+        spatial = [t for t, a in zip(info["translation"], info["axes"]) if a in "zyx"]
+        in_voxels = np.asarray(spatial, float) / np.asarray(voxel_size, float)
+        if np.allclose(in_voxels, np.round(in_voxels), atol=1e-6):
+            metadata["origin_voxel"] = tuple(int(v) for v in np.round(in_voxels))
     if "image-label" in ome:
         metadata["ome"]["image-label"] = ome["image-label"]
     saved = dict(group.attrs).get("sxtseg")
