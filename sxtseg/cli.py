@@ -190,8 +190,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     client = _client(args)
     try:
         inputs = args.inputs[0] if len(args.inputs) == 1 else args.inputs
+        blocks = {"block_shape": args.block_shape} if args.block_shape else {}
+        if args.halo:
+            blocks["halo"] = args.halo
         result = run(inputs, args.output, args.model, overwrite=args.overwrite, device=args.device, client=client,
-                     progress=not args.quiet, **options)
+                     progress=not args.quiet, **blocks, **options)
     finally:
         if client is not None:
             client.close()
@@ -284,7 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1...")
     p.add_argument("--scheduler", help="address of a running dask.distributed scheduler")
     p.add_argument("--cluster", help="start a local dask cluster: local:N (N workers)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing results folder, and start clean whatever an interrupted run left")
+    p.add_argument("--block-shape", type=_int_tuple,
+                   help="segmentation block Z,Y,X in voxels (default 128,512,512; smaller blocks resume finer)")
+    p.add_argument("--halo", type=_int_tuple, help="voxels read around each block, Z,Y,X (default 16,32,32)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     _add_instance_options(p)
     p.set_defaults(func=_cmd_run)

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["SAMPLE_VOXELS", "sample_step", "strided_sample", "content_fingerprint", "file_fingerprint",
-           "changes"]
+           "changes", "explain"]
 
 #: Voxels in the strided sample that is hashed (and that segment() normalises with): about 4 million.
 SAMPLE_VOXELS = 4e6
@@ -125,3 +125,32 @@ def changes(previous: Any, current: Any, prefix: str = "") -> list[str]:
     if isinstance(previous, str) and isinstance(current, str) and max(len(previous), len(current)) >= 40:
         return [f"{prefix} differs"]  # hashes: the values say nothing to a reader
     return [f"{prefix}: {previous!r} -> {current!r}"]
+
+
+#: Plain words for the changes a reader of a refusal cares about (other keys are shown as they are).
+_PLAIN = {
+    "input.sample_sha256": "the input's content differs (another volume, or the file was re-exported)",
+    "input.mtime_ns": "the input file is another one or was modified since (its modification time differs)",
+    "input.size_bytes": "the input file's size differs",
+    "input.file.mtime_ns": "the input file was modified since (its modification time differs)",
+    "input.file.size_bytes": "the input file's size differs",
+    "model_sha256": "the model's weights differ",
+}
+
+
+def explain(previous: dict, current: dict, ignore=("input.name", "input.file.path", "input.path")) -> list[str]:
+    """:func:`changes` between two manifests in plain words, leaving out keys that may change (a moved file).
+
+    Examples
+    --------
+    >>> explain({"model_sha256": "a" * 64, "input": {"name": "a.mrc"}},
+    ...         {"model_sha256": "b" * 64, "input": {"name": "b.mrc"}})
+    ["the model's weights differ"]
+    """
+    lines = []
+    for line in changes(previous, current):
+        key = line.split(":")[0].removesuffix(" differs")
+        if key in ignore:
+            continue
+        lines.append(_PLAIN.get(key, line))
+    return list(dict.fromkeys(lines))  # size and time of one file: said once each

@@ -363,6 +363,8 @@ def _prepare_output(output: Path, manifest: dict, overwrite: bool) -> None:
         ``output`` holds other data, or a run whose manifest differs (the
         message lists what changed), and not ``overwrite``.
     """
+    from .fingerprint import explain
+
     manifest_path = output / "segment.json"
     if output.exists() and overwrite:
         shutil.rmtree(output)
@@ -380,29 +382,13 @@ def _prepare_output(output: Path, manifest: dict, overwrite: bool) -> None:
         if not isinstance(previous, dict) or previous.get("format") != MANIFEST_FORMAT:
             what = ["its manifest is unreadable or from another sxtseg version"]
         else:
-            what = changes_between(previous, manifest)
+            what = explain(previous, manifest)
         if what:
             raise OutputExistsError(
                 f"{output}: holds an unfinished segmentation of other work, so it cannot be resumed: "
                 f"{'; '.join(what[:6])}{'; ...' if len(what) > 6 else ''}. Pass overwrite=True (--overwrite) "
                 f"to start over, or delete {output}")
         return
-
-
-def changes_between(previous: dict, current: dict) -> list[str]:
-    """The differences that forbid a resume (the input's name may change: a moved file is the same work)."""
-    from .fingerprint import changes
-
-    def strip(m):
-        m = json.loads(json.dumps(m))
-        m.get("input", {}).pop("name", None)
-        m.get("input", {}).get("file", {}).pop("path", None)
-        return m
-
-    labels = {"input.sample_sha256 differs": "the input's content differs (another volume, or the file was "
-                                             "re-exported)",
-              "model_sha256 differs": "the model's weights differ"}
-    return [labels.get(c, c) for c in changes(strip(previous), strip(current))]
 
 
 def segment(

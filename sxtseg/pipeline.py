@@ -199,6 +199,9 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     in_memory = raw_classes.data.npartitions == 1 or raw_classes.data.size <= IN_MEMORY_VOXELS
     if in_memory:  # the in-memory paths are much faster per object than the block-wise ones
         raw_classes = raw_classes.compute()
+    # the segmentation's working folder is deleted at the end: its path must not outlive it in the results
+    raw_classes.metadata["segmentation"] = {k: v for k, v in raw_classes.metadata["segmentation"].items()
+                                            if k != "output"}
     classes = merge_fragments(raw_classes, min_volume_um3)
     instances = _instances(classes, **instance_parameters)
     instances = instances.compute() if in_memory else instances
@@ -270,6 +273,15 @@ def _jsonable(value):
     return value.to_dict() if hasattr(value, "to_dict") else str(value)
 
 
+def _drop_temporaries(target: Path) -> None:
+    """Delete what a killed run was writing when it died: ``*.tmp`` files, save_volume's temporary and old stores."""
+    if not target.is_dir():
+        return
+    for path in target.iterdir():
+        if path.name.endswith(".tmp") or ".sxtseg-tmp-" in path.name or ".sxtseg-old-" in path.name:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def _finished_report(target: Path, fingerprint: dict) -> dict | None:
     """The report of a sample already finished with this fingerprint, None if it is still to do.
 
@@ -279,8 +291,9 @@ def _finished_report(target: Path, fingerprint: dict) -> dict | None:
         ``target`` holds a sample started with another input, model,
         parameters or device (the message says what changed).
     """
-    from .fingerprint import changes
+    from .fingerprint import explain
 
+    _drop_temporaries(target)
     marker = target / "run.json"
     if not marker.exists():
         leftovers = sorted(p.name for p in target.iterdir()) if target.exists() else []
@@ -289,7 +302,7 @@ def _finished_report(target: Path, fingerprint: dict) -> dict | None:
                                     f"({', '.join(leftovers[:4])}); pass --overwrite (overwrite=True) to start over")
         return None
     previous = json.loads(marker.read_text())
-    differ = changes(previous, fingerprint)
+    differ = explain(previous, fingerprint)
     if differ and {p.name for p in target.iterdir()} <= {"run.json"}:
         marker.unlink()  # an earlier attempt failed before it produced anything: nothing to mix up
         return None

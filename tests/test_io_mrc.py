@@ -240,3 +240,33 @@ def test_emdb_style_axis_order_and_origin(tmp_path):
     assert header["origin_zyx_nm"] == pytest.approx([60.0, -3.0, 1.25])
     # nxstart counts columns (y here), nystart rows (x), nzstart sections (z)
     assert header["start_voxel_zyx"] == [1, -2, 7]
+
+
+def test_real_emdb_header_with_permuted_axes_symmetry_records_and_start_indices(tmp_path):
+    # The header of EMD-3001 as deposited in EMDB (MicroED map of an alpha-synuclein peptide; the file is
+    # in mrcfile's test data): columns along z, rows along x, sections along y (MAPC/MAPR/MAPS = 3/1/2),
+    # start indices 0/-21/-12, 160 bytes of symmetry records (space group 4, P21), nversion 0. The voxels
+    # here are random; the header values are the deposited ones.
+    rng = np.random.default_rng(3001)
+    stored = rng.random((25, 43, 73), dtype=np.float32)  # (sections, rows, columns) as the file stores them
+    symmetry = b"X,Y,Z".ljust(80) + b"-X,Y+1/2,-Z".ljust(80)
+    path = tmp_path / "EMD-3001.map"
+    with mrcfile.new(path, overwrite=True) as m:
+        m.set_data(stored)
+        m.set_extended_header(np.frombuffer(symmetry, np.uint8))
+        h = m.header
+        h.mapc, h.mapr, h.maps = 3, 1, 2
+        h.nxstart, h.nystart, h.nzstart = 0, -21, -12
+        h.mx, h.my, h.mz = 40, 12, 72
+        h.cella = (17.93, 4.71, 33.03)
+        h.ispg = 4
+        h.nversion = 0
+        h.exttyp = b"\0\0\0\0"
+    vol = open_volume(path)
+    assert vol.shape == (73, 25, 43)  # (z, y, x)
+    np.testing.assert_array_equal(vol.to_numpy(), stored.transpose(2, 0, 1))  # out[z, y, x] = stored[y, x, z]
+    assert vol.voxel_size == pytest.approx((33.03 / 72 / 10, 4.71 / 12 / 10, 17.93 / 40 / 10))
+    header = vol.metadata["header"]
+    assert header["start_voxel_zyx"] == [0, -12, -21]
+    assert header["space_group"] == 4 and header["extended_header_bytes"] == 160
+    assert header["extended_header"] == {"type": None, "bytes": 160}  # symmetry records: skipped, not decoded

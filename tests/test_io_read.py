@@ -471,3 +471,28 @@ def test_ome_tiff_with_unknown_unit_opens_with_a_warning(tmp_path, small_volume)
     with pytest.warns(UserWarning, match=r"odd\.ome\.tif: the OME metadata .* unknown length unit 'furlong'"):
         vol = open_volume(path)
     assert vol.voxel_size is None
+
+
+@pytest.mark.parametrize("fmt", ["hdf5", "tiff", "zarr", "npy"])
+def test_every_reader_returns_native_byte_order(tmp_path, small_volume, fmt):
+    big = small_volume.astype(">f4")
+    if fmt == "hdf5":
+        path = tmp_path / "be.h5"
+        with h5py.File(path, "w") as fh:
+            fh.create_dataset("volume", data=big)
+    elif fmt == "tiff":
+        path = tmp_path / "be.tif"
+        tifffile.imwrite(path, big, byteorder=">")
+    elif fmt == "zarr":
+        path = tmp_path / "be.zarr"
+        array = zarr.create_array(str(path), shape=big.shape, dtype=big.dtype, zarr_format=2)
+        array[:] = big
+    else:
+        path = tmp_path / "be.npy"
+        np.save(path, big)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no voxel size in these files
+        vol = open_volume(path)
+    array = vol.to_numpy()
+    assert vol.dtype.isnative and array.dtype.isnative and array.dtype == np.float32
+    np.testing.assert_array_equal(array, small_volume)
