@@ -74,7 +74,7 @@ def valid_file(reader: str, folder: Path) -> Path:
         path = folder / "cell.zarr"
         array = zarr.create_array(str(path), shape=SHAPE, chunks=(3, 10, 12), dtype="uint16")
         array[:] = data
-        array.attrs["voxel_size"] = [30.0, 30.0, 30.0]
+        array.attrs["voxel_size_nm"] = [30.0, 30.0, 30.0]
         return path
     if reader == "ome-zarr":
         from sxtseg import Volume, save_volume

@@ -1,31 +1,33 @@
 """Kill-and-resume soak: `sxtseg run` killed with SIGKILL at random moments, then resumed, ends bit for bit equal.
 
-1. A phantom cell is written as MRC (``sxtseg phantom``) and segmented once
-   without interruption (the reference), with the shipped model, in 27
-   blocks.
-2. The same command is started again and again in a fresh folder, each
-   time killed with SIGKILL after a random delay: uniform between 0 and
-   the time the run still needs (the start-up, plus the reference run's
-   remaining share by the blocks not yet done), ``--kills`` times in a
-   row, so that kills land in start-up, segmentation, instances, measuring
-   and writing alike; after every kill
-   the final results folder must either not exist or be complete (equal
-   to the reference): never a half-written output.  A run that gets to
-   its final rename before its kill ends the series early (counted).
-3. Two refusals are checked on the interrupted state: a resume with
-   another input (a second phantom of the same shape) and with another
-   model must fail with exit code 2 and a message saying what changed.
-4. The command runs to the end; every file of the results (the OME-Zarr
-   arrays, the object tables, the quick look, ``run.json``, and
-   ``summary.json`` apart from its timings) must equal the reference byte
-   for byte.
+1. A 96x256x256 phantom cell is written as MRC (``sxtseg phantom``) and
+   segmented once without interruption (the reference), with the shipped
+   model, in 64 blocks of 24x64x64.
+2. The same command is started again and again, each time killed with
+   SIGKILL after a random delay: uniform between 0 and 0.8 times what the
+   run still needs (start-up, the reference's wall time less its stages,
+   and opening; the reference's segmentation time for the blocks not yet
+   done; the stages after it, from the reference's ``summary.json``), so
+   that kills land in start-up, segmentation, instances, measuring and
+   writing alike.  An episode kills and restarts one results folder until
+   the run gets through its final rename (a kill after it still counts);
+   then the next episode starts in a fresh folder, until ``--kills`` kills
+   in all.  After every kill the results folder must either not exist or
+   be complete: never half-written.  The last episode ends interrupted and
+   is resumed to the end.
+3. On the first interrupted state, a resume with another input (a second
+   phantom of the same shape) and with another model must fail with exit
+   code 2 and a message saying what changed.
+4. Every episode's results (the OME-Zarr arrays and metadata, the object
+   tables, the quick look, ``run.json``, and ``summary.json`` apart from its
+   timings) must equal the reference byte for byte.
 5. Once more with ``--overwrite`` after a kill: the run starts clean and
    ends equal to the reference.
 
 Run (prints one JSON record; docs/reliability.md quotes it)::
 
-    python benchmarks/soak_resume.py --kills 25
-    python benchmarks/soak_resume.py --quick     # 3 kills, for CI
+    python benchmarks/soak_resume.py --kills 30
+    python benchmarks/soak_resume.py --quick     # 3 kills, each when a random later block is written, 8 blocks
 """
 
 from __future__ import annotations
@@ -43,10 +45,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 SXTSEG = [sys.executable, "-m", "sxtseg.cli"]
-SHAPE = "64,192,192"
+SHAPE = "96,256,256"  # 64 blocks of BLOCKS; --quick: QUICK_SHAPE, 8 blocks
+QUICK_SHAPE = "48,128,128"
 BLOCKS = ["--block-shape", "24,64,64", "--halo", "8,16,16"]
-N_BLOCKS = 27
 
 
 def sxtseg(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -72,66 +76,92 @@ def differences(reference: Path, result: Path) -> list[str]:
     return found
 
 
-def killed_run(command: list[str], delay_s: float) -> bool:
-    """Start ``command``, SIGKILL it after ``delay_s``; True if it was killed, False if it finished first."""
+def killed_run(command: list[str], delay_s: float, until=None) -> bool:
+    """Start ``command``, SIGKILL it after ``delay_s`` (or as soon as ``until()`` is true, polled every 10 ms).
+
+    Returns True if it was killed, False if it finished first.
+    """
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        process.wait(timeout=delay_s)
+    deadline = time.perf_counter() + delay_s
+    while time.perf_counter() < deadline and not (until is not None and until()):
+        if process.poll() is not None:
+            return False
+        time.sleep(0.01)
+    if process.poll() is not None:
         return False
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        return True
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return True
 
 
-def soak(workdir: Path, kills: int, seed: int) -> dict:
+def soak(workdir: Path, kills: int, seed: int, shape: str = SHAPE, at_blocks: bool = False) -> dict:
     rng = random.Random(seed)
+    n_blocks = int(np.prod([-(-int(n) // int(b)) for n, b in zip(shape.split(","), BLOCKS[1].split(","))]))
     cell, other = workdir / "cell.mrc", workdir / "other.mrc"
-    sxtseg("phantom", str(cell), "--shape", SHAPE, "--seed", "5", "-q")
-    sxtseg("phantom", str(other), "--shape", SHAPE, "--seed", "6", "-q")
-    started = time.perf_counter()
-    sxtseg("--version")
-    startup_s = time.perf_counter() - started
+    sxtseg("phantom", str(cell), "--shape", shape, "--seed", "5", "-q")
+    sxtseg("phantom", str(other), "--shape", shape, "--seed", "6", "-q")
     started = time.perf_counter()
     sxtseg("run", str(cell), "-o", str(workdir / "reference"), *BLOCKS, "-q")
     reference_s = time.perf_counter() - started
 
-    out = workdir / "out"
-    command = [*SXTSEG, "run", str(cell), "-o", str(out), *BLOCKS, "-q"]
-    record = {"reference_seconds": round(reference_s, 2), "startup_seconds": round(startup_s, 2), "kills": 0,
-              "finished_before_kill": 0, "half_written_outputs": 0, "delays_s": [], "blocks_done": []}
-    blocks = out.with_name(out.name + ".partial") / "segmentation.zarr" / "blocks"
-    for _ in range(kills):
-        done = len(list(blocks.iterdir())) if blocks.is_dir() else 0
-        record["blocks_done"].append(done)
-        remaining = startup_s + (reference_s - startup_s) * (1 - done / N_BLOCKS)
-        delay = rng.uniform(0.0, remaining)
-        record["delays_s"].append(round(delay, 2))
-        killed = killed_run(command, delay)
-        record["kills"] += int(killed)
+    stage_s = json.loads((workdir / "reference" / "summary.json").read_text())["timings_s"]
+    startup_s = reference_s - sum(stage_s.values())  # interpreter, imports, model loading, fingerprints
+    before_s = startup_s + stage_s["open"] + stage_s["calibrate"]
+    after_s = stage_s["instances"] + stage_s["measure"] + stage_s["write"]
+    record = {"shape": shape, "blocks": n_blocks, "reference_seconds": round(reference_s, 2),
+              "startup_seconds": round(startup_s, 2), "kills": 0,
+              "episodes": [], "half_written_outputs": 0, "failed_resumes": [],
+              "kills_by_estimated_stage": {"start-up": 0, "segment": 0, "after segment": 0}}
+    refusals: dict = {}
+    while record["kills"] < kills:
+        out = workdir / f"out{len(record['episodes'])}"
+        episode = {"kills": 0, "delays_s": [], "blocks_done": [], "killed_after_final_rename": False}
+        record["episodes"].append(episode)
+        command = [*SXTSEG, "run", str(cell), "-o", str(out), *BLOCKS, "-q"]
+        blocks = out.with_name(out.name + ".partial") / "segmentation.zarr" / "blocks"
+        while record["kills"] < kills and not out.exists():
+            done = len(list(blocks.iterdir())) if blocks.is_dir() else 0
+            # what the run still needs: start-up, opening, the blocks not yet done, the stages after them
+            remaining = before_s + stage_s["segment"] * (1 - done / n_blocks) + after_s
+            delay = rng.uniform(0.0, 0.8 * remaining)
+            until = None
+            if at_blocks and done < n_blocks - 1:  # --quick: kill when a random later block is written,
+                target = rng.randint(done + 1, n_blocks - 1)  # so that its few kills interrupt the segmentation
+                delay = 10 * reference_s
+                until = lambda target=target: blocks.is_dir() and len(list(blocks.iterdir())) >= target  # noqa: E731
+            episode["delays_s"].append(round(delay, 2))
+            episode["blocks_done"].append(done)
+            if killed_run(command, delay, until):
+                record["kills"] += 1
+                episode["kills"] += 1
+                stage = ("segment" if until is not None else "start-up" if delay < before_s else
+                         "segment" if delay < remaining - after_s else "after segment")
+                record["kills_by_estimated_stage"][stage] += 1
+                episode["killed_after_final_rename"] = out.exists()
+            elif not out.exists():
+                record["failed_resumes"].append(f"episode {len(record['episodes'])}: exited without results")
+                break
         if out.exists():  # the results folder appears only by the last rename: it must be complete
-            if differences(workdir / "reference", out):
-                record["half_written_outputs"] += 1
-            record["finished_before_kill"] += 1
-            break
-    partial = out.with_name(out.name + ".partial")
-    record["interrupted_state_left"] = partial.exists()
-    refusals = {}
-    if partial.exists() and not out.exists():
-        other_input = sxtseg("run", str(other), "-o", str(out), *BLOCKS, "-q", check=False)
-        refusals["other_input"] = {"exit_code": other_input.returncode, "message": other_input.stderr.strip()[-300:]}
-        tiny = workdir / "tiny.pt"
-        _tiny_model(tiny)
-        other_model = sxtseg("run", str(cell), "-o", str(out), "--model", str(tiny), *BLOCKS, "-q", check=False)
-        refusals["other_model"] = {"exit_code": other_model.returncode, "message": other_model.stderr.strip()[-300:]}
-    record["refusals"] = refusals
-    if not out.exists():
+            record["half_written_outputs"] += int(bool(differences(workdir / "reference", out)))
+            continue
+        if not refusals and _interrupted(out):  # another input or model must be refused here
+            refusals = _refusals(workdir, cell, other, out)
         resumed = sxtseg("run", str(cell), "-o", str(out), *BLOCKS, "-q", check=False)  # resume to the end
         if resumed.returncode != 0:
-            record["resume_failed"] = resumed.stderr.strip()[-1500:]
-            record["differences_after_resume"] = ["the resumed run failed"]
-            return record
-    record["differences_after_resume"] = differences(workdir / "reference", out)
+            record["failed_resumes"].append(resumed.stderr.strip()[-1500:])
+    if not refusals:  # every episode ended in its final rename: make an interrupted state to check on
+        spare = workdir / "spare"
+        while not refusals:
+            killed_run([*SXTSEG, "run", str(cell), "-o", str(spare), *BLOCKS, "-q"], 0.7 * reference_s)
+            if spare.exists():
+                shutil.rmtree(spare)
+            elif _interrupted(spare):
+                refusals = _refusals(workdir, cell, other, spare)
+    record["refusals"] = refusals
+    record["episodes_completed"] = sum(1 for k in range(len(record["episodes"])) if (workdir / f"out{k}").exists())
+    record["differences_after_resume"] = sorted({d for k in range(len(record["episodes"]))
+                                                 for d in differences(workdir / "reference", workdir / f"out{k}")})
+    record["max_kills_in_a_row"] = max(e["kills"] for e in record["episodes"])
 
     # --overwrite after an interruption starts clean
     fresh = workdir / "fresh"
@@ -140,6 +170,22 @@ def soak(workdir: Path, kills: int, seed: int) -> dict:
     sxtseg("run", str(cell), "-o", str(fresh), *BLOCKS, "-q", "--overwrite")
     record["differences_after_overwrite"] = differences(workdir / "reference", fresh)
     return record
+
+
+def _interrupted(out: Path) -> bool:
+    """Whether ``out`` holds an interrupted run that got as far as its fingerprint (``run.json``)."""
+    return not out.exists() and (out.with_name(out.name + ".partial") / "run.json").exists()
+
+
+def _refusals(workdir: Path, cell: Path, other: Path, out: Path) -> dict:
+    """Exit code and message of a resume of ``out``'s interrupted run with another input and another model."""
+    other_input = sxtseg("run", str(other), "-o", str(out), *BLOCKS, "-q", check=False)
+    tiny = workdir / "tiny.pt"
+    if not tiny.exists():
+        _tiny_model(tiny)
+    other_model = sxtseg("run", str(cell), "-o", str(out), "--model", str(tiny), *BLOCKS, "-q", check=False)
+    return {name: {"exit_code": r.returncode, "message": r.stderr.strip()[-300:]}
+            for name, r in (("other_input", other_input), ("other_model", other_model))}
 
 
 def _tiny_model(path: Path) -> None:
@@ -157,7 +203,7 @@ def _tiny_model(path: Path) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kills", type=int, default=25, help="SIGKILLs in a row (at least 20 for the record)")
+    parser.add_argument("--kills", type=int, default=30, help="SIGKILLs in a row (at least 20 for the record)")
     parser.add_argument("--quick", action="store_true", help="3 kills")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path)
@@ -165,12 +211,13 @@ def main(argv=None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="sxtseg-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    record = soak(workdir, 3 if args.quick else args.kills, args.seed)
+    record = soak(workdir, 3 if args.quick else args.kills, args.seed, QUICK_SHAPE if args.quick else SHAPE,
+                  at_blocks=args.quick)
     import sxtseg
 
     ok = (not record["differences_after_resume"] and not record.get("differences_after_overwrite", ["not run"])
-          and record["half_written_outputs"] == 0
-          and all(r["exit_code"] == 2 for r in record["refusals"].values()))
+          and record["half_written_outputs"] == 0 and not record["failed_resumes"]
+          and len(record["refusals"]) == 2 and all(r["exit_code"] == 2 for r in record["refusals"].values()))
     record.update(benchmark="soak_resume", ok=ok, seconds=round(time.perf_counter() - started, 1),
                   machine={"cpu": platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()},
                   versions={"sxtseg": sxtseg.__version__})

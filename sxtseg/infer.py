@@ -509,6 +509,11 @@ def segment(
     n_classes = len(meta["classes"])
 
     manifest_path = output / "segment.json"
+    source_path = (source.metadata.get("source") or {}).get("path")
+    if source_path:
+        inside = Path(source_path).resolve()
+        if inside == output.resolve() or output.resolve() in inside.parents:
+            raise OutputExistsError(f"{output}: is (or holds) the input {source_path}; choose another output")
     _prepare_output(output, manifest, overwrite)
     if not manifest_path.exists():
         output.mkdir(parents=True, exist_ok=True)

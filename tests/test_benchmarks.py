@@ -122,7 +122,8 @@ def test_soak_resume_quick(tmp_path):
                              "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=900)
     record = json.loads(result.stdout)
     assert result.returncode == 0 and record["ok"], record
-    assert record["kills"] + record["finished_before_kill"] >= 1
+    assert record["kills"] == 3 and record["episodes_completed"] == len(record["episodes"]) >= 1
     assert record["differences_after_resume"] == [] and record["differences_after_overwrite"] == []
+    assert record["half_written_outputs"] == 0 and record["failed_resumes"] == []
     for refusal in record["refusals"].values():
         assert refusal["exit_code"] == 2 and "cannot be resumed" in refusal["message"]

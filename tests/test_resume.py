@@ -196,3 +196,17 @@ def test_a_batch_rerun_keeps_the_finished_samples(models, cells, tmp_path, monke
     assert set(result["samples"]) == {"a", "b", "c"}
     table = (tmp_path / "batch" / "objects.csv").read_text()
     assert "a," in table and "c," in table
+
+
+def test_output_over_the_input_is_refused_even_with_overwrite(models, cells, tmp_path):
+    import zarr
+
+    a, _ = cells
+    store = tmp_path / "cell.zarr"
+    array = zarr.create_array(str(store), shape=a.shape, chunks=(16, 64, 64), dtype="float32")
+    array[:] = a.to_numpy()
+    array.attrs["voxel_size_nm"] = [30.0, 30.0, 30.0]
+    vol = open_volume(store)
+    with pytest.raises(OutputExistsError, match="is \\(or holds\\) the input"):
+        segment(vol, models[0], output=store, overwrite=True, **BLOCKS)
+    np.testing.assert_array_equal(open_volume(store).to_numpy(), a.to_numpy())  # untouched
