@@ -88,15 +88,17 @@ class SXTClass(enum.IntEnum):
 #: Lowercase name of each class code, e.g. ``CLASS_NAMES[5] == "lipid_droplet"``.
 CLASS_NAMES: dict[int, str] = {int(c): c.label for c in SXTClass}
 
-#: RGBA colour (0-255) of each class code; background is fully transparent.
+#: RGBA colour (0-255) of each class code; background is fully transparent, and the large
+#: compartments are translucent (cytoplasm most), so that the grey values show through them in
+#: napari and every OME-Zarr viewer; organelles are nearly opaque.
 CLASS_COLORS: dict[int, tuple[int, int, int, int]] = {
     int(SXTClass.BACKGROUND): (0, 0, 0, 0),
-    int(SXTClass.CYTOPLASM): (200, 200, 200, 255),  # light grey
-    int(SXTClass.NUCLEUS): (65, 105, 225, 255),  # royal blue
-    int(SXTClass.NUCLEOLUS): (148, 0, 211, 255),  # violet
-    int(SXTClass.MITOCHONDRION): (220, 50, 47, 255),  # red
-    int(SXTClass.LIPID_DROPLET): (255, 200, 0, 255),  # yellow
-    int(SXTClass.DMV): (0, 190, 100, 255),  # green
-    int(SXTClass.OTHER_VESICLE): (0, 170, 220, 255),  # cyan
-    int(SXTClass.FIDUCIAL): (255, 105, 180, 255),  # pink
+    int(SXTClass.CYTOPLASM): (200, 200, 200, 40),  # light grey, a faint veil
+    int(SXTClass.NUCLEUS): (65, 105, 225, 90),  # royal blue
+    int(SXTClass.NUCLEOLUS): (148, 0, 211, 140),  # violet
+    int(SXTClass.MITOCHONDRION): (220, 50, 47, 210),  # red
+    int(SXTClass.LIPID_DROPLET): (255, 200, 0, 210),  # yellow
+    int(SXTClass.DMV): (0, 190, 100, 230),  # green
+    int(SXTClass.OTHER_VESICLE): (0, 170, 220, 210),  # cyan
+    int(SXTClass.FIDUCIAL): (255, 105, 180, 230),  # pink
 }

@@ -118,8 +118,8 @@ def _quicklook(path: Path, image: Volume, classes: Volume, table: pd.DataFrame, 
     else:
         centre = np.array(data.shape) // 2
     colors = np.zeros((256, 4))
-    for code, rgba in CLASS_COLORS.items():
-        colors[code] = np.array(rgba) / 255.0 if max(rgba) > 1 else rgba
+    for code, rgba in CLASS_COLORS.items():  # outlines: opaque, whatever the overlay alpha
+        colors[code] = (*(np.array(rgba[:3]) / 255.0), 1.0 if code else 0.0)
     cmap = ListedColormap(colors)
     fig, axes = plt.subplots(2, 3, figsize=(15, 9.5))
     views = [("xy, z = %d" % centre[0], (centre[0], slice(None), slice(None))),
@@ -214,7 +214,10 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     done("measure_s", started)
 
     started = stage("write")
-    save_volume(image, out / "volume.ome.zarr", labels={"classes": classes, "instances": instances},
+    named = classes.with_data(classes.data, metadata={  # names and colours for every OME-Zarr viewer
+        **classes.metadata, "label_names": {str(k): v for k, v in CLASS_NAMES.items()},
+        "label_colors": {str(k): list(v) for k, v in CLASS_COLORS.items()}})
+    save_volume(image, out / "volume.ome.zarr", labels={"classes": named, "instances": instances},
                 overwrite=True, progress=progress)
     table.to_csv(out / "objects.csv", index=False)
     table.to_parquet(out / "objects.parquet", index=False)

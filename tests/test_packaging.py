@@ -66,6 +66,7 @@ def test_wheel_ships_kernels_as_subpackage(tmp_path):
         "sxtseg/io/__init__.py",
         "sxtseg/kernels/__init__.py",
         "sxtseg/kernels/_downsample.py",
+        "sxtseg/napari/napari.yaml",
     ):
         assert required in names, f"{required} missing from {wheel.name}"
     assert not any(n.startswith(("kernels/", "tests/", "benchmarks/")) for n in names)
@@ -74,4 +75,6 @@ def test_wheel_ships_kernels_as_subpackage(tmp_path):
         assert init.relative_to(ROOT).as_posix() in names, f"{init} not packaged: add it to pyproject's packages"
     # the console script is declared
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-    assert "sxtseg = sxtseg.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    declared = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "sxtseg = sxtseg.cli:main" in declared
+    assert "[napari.manifest]" in declared and "sxtseg = sxtseg.napari:napari.yaml" in declared

@@ -312,6 +312,43 @@ def _write_pyramid(group, data: da.Array, voxel_size, axes: str, unit: str, chun
     }
 
 
+#: Percentiles of the grey values (of the smallest pyramid level) that set the omero display window.
+DISPLAY_PERCENTILES = (0.5, 99.5)
+
+
+def omero_metadata(volume: Volume, smallest_level) -> dict[str, Any]:
+    """NGFF ``omero`` rendering settings: a grey channel whose window spans robust percentiles.
+
+    The window comes from :data:`DISPLAY_PERCENTILES` of the smallest
+    pyramid level (the whole volume, already averaged down: a few MB to
+    read), not from one plane, so a viewer shows contrast inside the cell
+    instead of a saturated disc.  The channel label names the quantity and
+    its unit (``"LAC (1/um)"`` for calibrated SXT).
+    """
+    values = np.asarray(smallest_level[...], dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    low, high = (np.percentile(finite, DISPLAY_PERCENTILES) if finite.size else (0.0, 1.0))
+    if high <= low:
+        high = low + 1.0
+    if np.issubdtype(volume.dtype, np.integer):
+        info = np.iinfo(volume.dtype)
+        lowest, highest = float(info.min), float(info.max)
+    else:
+        lowest, highest = (float(finite.min()), float(finite.max())) if finite.size else (low, high)
+    quantity = volume.metadata.get("quantity")
+    unit = volume.metadata.get("intensity_unit")
+    names = {"linear_absorption_coefficient": "LAC", "attenuation_per_voxel": "attenuation per voxel",
+             "grey_value": "grey value"}
+    label = names.get(quantity, str(quantity).replace("_", " ") if quantity else "grey value")
+    if unit and unit not in ("1", "arbitrary"):
+        label += f" ({unit})"
+    return {"channels": [{"active": True, "color": "FFFFFF", "coefficient": 1.0, "family": "linear",
+                          "inverted": False, "label": label,
+                          "window": {"start": float(low), "end": float(high), "min": lowest, "max": highest}}],
+            "rdefs": {"defaultT": 0, "defaultZ": volume.shape[0] // 2 if volume.ndim == 3 else 0,
+                      "model": "greyscale"}}
+
+
 def _image_label(vol: Volume) -> dict[str, Any]:
     """NGFF ``image-label`` metadata: colours and names from ``label_colors`` / ``label_names``."""
     image_label: dict[str, Any] = {"source": {"image": "../../"}}
@@ -446,7 +483,8 @@ def save_volume(
             origin,
         )
         multiscale["name"] = image_name
-        root.attrs.update(fmt.wrap({"multiscales": [multiscale]}))
+        smallest = root[multiscale["datasets"][-1]["path"]]
+        root.attrs.update(fmt.wrap({"multiscales": [multiscale], "omero": omero_metadata(volume, smallest)}))
         root.attrs["sxtseg"] = _jsonable({"metadata": volume.metadata, "unit": volume.unit})
         if labels:
             labels_group = root.create_group("labels")
