@@ -407,6 +407,7 @@ def segment(
     allow_large_resampling: bool = False,
     overwrite: bool = False,
     progress: bool = True,
+    on_block=None,
 ) -> Volume:
     """Segment a volume into classes, block by block.
 
@@ -454,6 +455,11 @@ def segment(
         Start again even if ``output`` holds a run with other settings.
     progress : bool
         A tqdm bar over the blocks.
+    on_block : callable, optional
+        Called as ``on_block(done, total)`` after every block written (blocks
+        finished before a resume count as done).  An exception it raises
+        stops the segmentation there, the finished blocks kept for a resume:
+        a GUI's cancel button raises one.
 
     Returns
     -------
@@ -546,8 +552,16 @@ def segment(
             region = volume.data[where]
         inner = tuple(slice(int(a), int(b)) for a, b in zip(lo - r_lo, hi - r_lo))
         jobs.append((index, lo, hi, region, inner))
-    _run_jobs(jobs, output, model if client is not None else net, meta,
-              requested_device if client is not None else device, settings, probabilities, client, progress)
+    n_blocks = len(list(_blocks(volume.shape, block_shape)))
+    try:
+        _run_jobs(jobs, output, model if client is not None else net, meta,
+                  requested_device if client is not None else device, settings, probabilities, client, progress,
+                  on_block=None if on_block is None else
+                  (lambda done, _done_before=n_blocks - len(jobs): on_block(_done_before + done, n_blocks)))
+    except BaseException:
+        if in_memory:  # nothing to resume from a temporary folder
+            shutil.rmtree(output.parent, ignore_errors=True)
+        raise
 
     classes = da.from_zarr(str(output / "classes"))
     result = Volume(classes, voxel_size=volume.voxel_size, unit=volume.unit, axes=volume.axes,
@@ -593,14 +607,16 @@ def _block_job(region, inner, index, lo, hi, output, model, meta, device, settin
     return index
 
 
-def _run_jobs(jobs, output, model, meta, device, settings, probabilities, client, progress):
+def _run_jobs(jobs, output, model, meta, device, settings, probabilities, client, progress, on_block=None):
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(jobs), desc="segment", unit="block", disable=not progress)
     if client is None:
-        for index, lo, hi, region, inner in jobs:
+        for done, (index, lo, hi, region, inner) in enumerate(jobs, start=1):
             _block_job(region.compute(), inner, index, lo, hi, output, model, meta, device, settings, probabilities)
             bar.update()
+            if on_block is not None:
+                on_block(done)
     else:
         from distributed import as_completed
 
@@ -613,7 +629,9 @@ def _run_jobs(jobs, output, model, meta, device, settings, probabilities, client
         futures = [client.submit(_block_job, region, inner, index, lo, hi, str(output), str(model), None,
                                  str(device), settings, probabilities, pure=False, resources=resources)
                    for index, lo, hi, region, inner in jobs]
-        for future in as_completed(futures):
+        for done, future in enumerate(as_completed(futures), start=1):
             future.result()
             bar.update()
+            if on_block is not None:
+                on_block(done)
     bar.close()

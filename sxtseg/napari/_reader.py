@@ -145,7 +145,8 @@ def contrast_limits(levels) -> tuple[float, float]:
 
     data = levels[-1]
     step = max(1, int(round((data.size / SAMPLE_VOXELS) ** (1 / data.ndim))))
-    sample = np.asarray(data[(slice(None, None, step),) * data.ndim].compute(), dtype=np.float64)
+    sample = data[(slice(None, None, step),) * data.ndim]
+    sample = np.asarray(sample.compute() if hasattr(sample, "compute") else sample, dtype=np.float64)
     sample = sample[np.isfinite(sample)]
     if not sample.size:
         return 0.0, 1.0
@@ -155,7 +156,7 @@ def contrast_limits(levels) -> tuple[float, float]:
 
 def image_layer(volume, levels=None, *, name: str | None = None) -> tuple:
     """An image layer data tuple for a Volume (and, optionally, the dask arrays of its pyramid levels)."""
-    levels = levels or [volume.data]
+    levels = levels or [_array(volume)]
     kwargs = {"name": name or _layer_name(volume, "image"), "contrast_limits": contrast_limits(levels),
               "colormap": "gray", "multiscale": len(levels) > 1, **_physical(volume),
               "metadata": {"sxtseg": _jsonable(volume.metadata)}}
@@ -173,7 +174,7 @@ def labels_layer(volume, levels=None, *, name: str | None = None, features=None)
     """
     import pandas as pd
 
-    levels = levels or [volume.data]
+    levels = levels or [_array(volume)]
     colors, names = _class_colors_and_names(volume.metadata)
     kwargs = {"name": name or _layer_name(volume, "labels"), "visible": True, "opacity": 0.8,
               "multiscale": len(levels) > 1, **_physical(volume), "metadata": {"sxtseg": _jsonable(volume.metadata)}}
@@ -188,6 +189,11 @@ def labels_layer(volume, levels=None, *, name: str | None = None, features=None)
     elif names:
         kwargs["features"] = pd.DataFrame({"index": [int(k) for k in names], "class_name": list(names.values())})
     return (levels if len(levels) > 1 else levels[0], kwargs, "labels")
+
+
+def _array(volume):
+    """The voxels for a layer: the NumPy array of a volume in memory (paintable), else the lazy dask array."""
+    return volume.to_numpy() if volume.in_memory else volume.data
 
 
 def _class_colors_and_names(metadata: dict) -> tuple[dict, dict]:
@@ -215,6 +221,7 @@ def _results_layers(folder: Path) -> list[tuple]:
     table = pd.read_csv(folder / "objects.csv") if (folder / "objects.csv").exists() else None
     layer = labels_layer(instances, instance_levels, name="instances", features=table)
     layer[1].pop("colormap", None)  # instances: napari's random colours tell neighbours apart
+    layer[1]["opacity"] = 0.5
     layers.append(layer)
     return layers
 

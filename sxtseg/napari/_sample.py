@@ -30,6 +30,7 @@ def infected_cell(seed: int = 0) -> list[tuple]:
     layers = [image_layer(image, name="infected cell (phantom)"), labels_layer(classes, name="classes")]
     table = objects.rename(columns={"instance_id": "label"}) if "instance_id" in objects else None
     layer = labels_layer(instances, name="instances", features=table)
-    layer[1].pop("colormap", None)
+    layer[1].pop("colormap", None)  # napari's random colours tell neighbouring instances apart
+    layer[1].update(opacity=0.5, visible=False)  # shown on demand: the classes layer is the overview
     layers.append(layer)
     return layers

@@ -1,0 +1,64 @@
+"""Screenshots of sxtseg's napari widgets for docs/napari.md (needs the napari extra and a display, or Xvfb).
+
+Run::
+
+    xvfb-run -a python examples/napari_screenshots.py docs/images
+
+It loads the phantom sample, segments it with the Segment widget (shipped
+model, CPU), measures the DMVs' instances with the Measure widget and saves
+one screenshot of the viewer with each widget docked.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def main(out: Path) -> None:
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    from sxtseg.napari import infected_cell
+    from sxtseg.napari._widgets import MeasureWidget, SegmentWidget
+
+    out.mkdir(parents=True, exist_ok=True)
+    viewer = napari.Viewer(show=True)
+    viewer.window.resize(1400, 850)
+    layers = infected_cell()
+    image, _, instances = layers
+    viewer.add_image(image[0], **image[1])
+    viewer.dims.set_point(0, 16 * 30.0)
+    segment = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(segment, name="Segment (sxtseg)", area="right")
+    segment.device.setCurrentText("cpu")
+    segment.block_shape.setText("32,128,128")
+    finished = []
+    worker = segment.run()
+    worker.finished.connect(lambda: finished.append(True))
+    while not finished:
+        QApplication.processEvents()
+    QApplication.processEvents()
+    viewer.screenshot(str(out / "napari_segment.png"), canvas_only=False)
+    viewer.add_labels(instances[0], **{**instances[1], "visible": True})
+    measure = MeasureWidget(viewer)
+    viewer.window.add_dock_widget(measure, name="Measure (sxtseg)", area="right")
+    measure.labels.setCurrentText("instances")
+    measure.image.setCurrentText(image[1]["name"])
+    measure.classes.setCurrentText(f"{image[1]['name']} classes")  # the Segment widget's result
+    finished = []
+    worker = measure.measure()
+    worker.finished.connect(lambda: finished.append(True))
+    while not finished:
+        QApplication.processEvents()
+    QApplication.processEvents()
+    dmv_row = int((measure.result["class_name"] == "dmv").to_numpy().argmax())
+    measure.centre_on_row(dmv_row)
+    viewer.camera.zoom *= 2
+    QApplication.processEvents()
+    viewer.screenshot(str(out / "napari_measure.png"), canvas_only=False)
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/images"))
