@@ -14,6 +14,7 @@ Run::
 
     python benchmarks/bench_finetune.py             # about 3 minutes on 2 cores
     python benchmarks/bench_finetune.py --quick     # a smaller volume and fewer steps (CI smoke test)
+    python benchmarks/bench_finetune.py --painted   # the same through the napari widget's painted corrections
 
 It prints one JSON record.
 """
@@ -58,6 +59,9 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--painted", action="store_true",
+                        help="annotate as a user of the napari 'Correct and fine-tune' widget does: slices painted "
+                             "with class code + 1 in a corrections layer, trained through the widget's action")
     args = parser.parse_args(argv)
     shape = (48, 128, 128) if args.quick else (64, 192, 192)
     epochs, steps = (1, 5) if args.quick else (args.epochs, args.steps)
@@ -73,13 +77,24 @@ def main(argv=None) -> int:
                             description=f"fine-tuned on {args.slices} slices of a phantom (bench_finetune)")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        result = fit([(train_image, Volume(labels, voxel_size=train_image.voxel_size))], out, config=config,
-                     progress=False)
+        if args.painted:  # what the napari widget runs: finetune_from_painting on a corrections layer
+            from sxtseg.napari._actions import finetune_from_painting
+
+            painted = np.zeros(train_truth.shape, np.uint8)
+            painted[annotated] = train_truth[annotated] + 1  # 0 = unpainted; class code + 1 elsewhere
+            result = finetune_from_painting(train_image.to_numpy(), {"scale": train_image.voxel_size,
+                                                                     "name": "phantom 6100"},
+                                            painted, model=args.model, out_dir=out, epochs=epochs,
+                                            steps_per_epoch=steps, learning_rate=config.learning_rate)
+        else:
+            result = fit([(train_image, Volume(labels, voxel_size=train_image.voxel_size))], out, config=config,
+                         progress=False)
         seconds = time.perf_counter() - started
         after = _dice(result["last_checkpoint"], test_image, test_truth)
     import torch
 
-    record = {"benchmark": "bench_finetune", "model": args.model, "imaging_model": UNSEEN.to_dict(),
+    record = {"benchmark": "bench_finetune", "path": "napari widget action" if args.painted else "sxtseg.train.fit",
+              "model": args.model, "imaging_model": UNSEEN.to_dict(),
               "shape": list(shape), "annotated_slices": annotated.tolist(),
               "annotated_fraction": round(float((labels != 255).mean()), 4),
               "epochs": epochs, "steps_per_epoch": steps, "fine_tune_seconds": round(seconds, 1),

@@ -5,8 +5,9 @@ Run::
     xvfb-run -a python examples/napari_screenshots.py docs/images
 
 It loads the phantom sample, segments it with the Segment widget (shipped
-model, CPU), measures the DMVs' instances with the Measure widget and saves
-one screenshot of the viewer with each widget docked.
+model, CPU), measures the instances with the Measure widget, paints one
+slice of corrections and fine-tunes briefly with the Correct and fine-tune
+widget, and saves one screenshot of the viewer with each widget docked.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def main(out: Path) -> None:
     from qtpy.QtWidgets import QApplication
 
     from sxtseg.napari import infected_cell
-    from sxtseg.napari._widgets import MeasureWidget, SegmentWidget
+    from sxtseg.napari._widgets import FineTuneWidget, MeasureWidget, SegmentWidget
 
     out.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(show=True)
@@ -57,6 +58,29 @@ def main(out: Path) -> None:
     viewer.camera.zoom *= 2
     QApplication.processEvents()
     viewer.screenshot(str(out / "napari_measure.png"), canvas_only=False)
+
+    # Correct and fine-tune: paint the nucleus on the middle slice, train briefly, re-segment
+    for name in list(viewer.layers):
+        if name.name != image[1]["name"]:
+            viewer.layers.remove(name)
+    viewer.window.remove_dock_widget(measure)
+    finetune = FineTuneWidget(viewer)
+    viewer.window.add_dock_widget(finetune, name="Correct and fine-tune (sxtseg)", area="right")
+    corrections = finetune.new_corrections()
+    truth = layers[1][0]
+    corrections.data[16] = truth[16] + 1  # the user's painting (here: the truth of one slice)
+    corrections.refresh()
+    finetune.epochs.setText("2")
+    finetune.steps.setText("4")
+    finetune.device.setCurrentText("cpu")
+    viewer.camera.zoom /= 2
+    finished = []
+    worker = finetune.train()
+    worker.finished.connect(lambda: finished.append(True))
+    while not finished:
+        QApplication.processEvents()
+    QApplication.processEvents()
+    viewer.screenshot(str(out / "napari_finetune.png"), canvas_only=False)
     viewer.close()
 
 

@@ -438,6 +438,7 @@ def fit(
     validation=None,
     resume: bool = False,
     progress: bool = True,
+    on_epoch=None,
 ) -> dict:
     """Train a segmentation network.
 
@@ -458,6 +459,10 @@ def fit(
         Continue from ``out_dir/last.pt`` and ``last_state.pt``.
     progress : bool
         Show a tqdm bar with the loss and the last validation Dice.
+    on_epoch : callable, optional
+        Called with each epoch's row (``epoch``, ``loss``, ``learning_rate``,
+        ``seconds``, Dice, ``score``) once its checkpoints are saved; an
+        exception it raises stops training there (a GUI's cancel button).
 
     Returns
     -------
@@ -586,6 +591,8 @@ def fit(
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
                     "best_score": best_score, "history": json.dumps(history)}, out_dir / "last_state.pt")
         _write_log(log_path, history)
+        if on_epoch is not None:
+            on_epoch(dict(row))
     return {"best_checkpoint": out_dir / "best.pt", "last_checkpoint": out_dir / "last.pt",
             "best_score": best_score, "history": history}
 

@@ -98,8 +98,10 @@ def test_bench_robustness_quick():
 
 
 @pytest.mark.slow
-def test_bench_finetune_quick():
-    record = _run("bench_finetune.py")
+@pytest.mark.parametrize("painted", [False, True])
+def test_bench_finetune_quick(painted):
+    record = _run("bench_finetune.py", *(["--painted"] if painted else []))
+    assert record["path"] == ("napari widget action" if painted else "sxtseg.train.fit")
     assert len(record["annotated_slices"]) == 5 and 0 < record["annotated_fraction"] < 0.2
     assert set(record["dice_before"]) >= {"background", "dmv"} and set(record["dice_after"]) >= {"dmv"}
     assert record["dmv_dice_gain"] == pytest.approx(record["dice_after"]["dmv"] - record["dice_before"]["dmv"],

@@ -35,7 +35,7 @@ def test_manifest_validates_and_is_registered():
     assert entry.value == "sxtseg.napari:napari.yaml" and manifest.name == "sxtseg"
     assert {c.id for c in manifest.contributions.commands} == {
         "sxtseg.get_reader", "sxtseg.write_ome_zarr", "sxtseg.sample_infected_cell", "sxtseg.segment_widget",
-        "sxtseg.measure_widget"}
+        "sxtseg.measure_widget", "sxtseg.finetune_widget"}
     result = subprocess.run([sys.executable, "-m", "npe2", "validate", "sxtseg"], capture_output=True, text=True)
     assert result.returncode == 0 and "valid" in result.stdout + result.stderr
 

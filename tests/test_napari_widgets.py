@@ -64,14 +64,13 @@ def test_segment_widget_cancel_stops_between_blocks(viewer_with_cell, qtbot):
 
     viewer = viewer_with_cell
     widget = SegmentWidget(viewer)
-    widget.block_shape.setText("16,64,64")  # 8 blocks
+    widget.block_shape.setText("8,32,32")  # 64 blocks: the cancel lands long before the last one
     widget.device.setCurrentText("cpu")
-    widget.cancel()  # the stop flag is cleared by run(): set it again once the worker runs
     worker = widget.run()
-    worker.started.connect(widget.cancel)
+    worker.yielded.connect(widget.cancel)  # press Cancel as soon as the first block is reported
     with qtbot.waitSignal(worker.finished, timeout=120_000):
         pass
-    assert "cancelled after" in widget.status.text()
+    assert "cancelled after" in widget.status.text() and "of 64 blocks" in widget.status.text()
     assert len(viewer.layers) == 1  # no half result added
     assert widget.run_button.isEnabled()
 
@@ -121,3 +120,40 @@ def test_reader_and_sample_through_napari(make_napari_viewer, tmp_path):
     assert layers[1].visible and layers[1].colormap.map(6)[3] > 0.8  # DMVs nearly opaque
     viewer.open_sample("sxtseg", "infected_cell")
     assert "infected cell (phantom)" in viewer.layers
+
+
+def test_finetune_widget_paints_trains_and_resegments(make_napari_viewer, qtbot, tmp_path):
+    from sxtseg import make_infected_cell
+    from sxtseg.models import load_model
+    from sxtseg.napari import image_layer
+    from sxtseg.napari._widgets import FineTuneWidget
+    from sxtseg.phantom import ImagingModel
+
+    # an imaging model the default weights never saw: a +-45 degree wedge, a wide z PSF, rings, noise
+    unseen = ImagingModel(psf_sigma_xy_nm=36.0, psf_sigma_z_nm=120.0, tilt_range_deg=(-45.0, 45.0),
+                          photon_noise=0.10, ring_amplitude=0.015)
+    image, classes, _, _ = make_infected_cell((32, 96, 96), seed=6200, imaging=unseen)
+    viewer = make_napari_viewer()
+    data, kwargs, _ = image_layer(image.compute(), name="cell")
+    viewer.add_image(data, **kwargs)
+    widget = FineTuneWidget(viewer)
+    corrections = widget.new_corrections()
+    assert corrections.name == "cell corrections" and corrections.data.max() == 0
+    widget.paint_class.setCurrentIndex(6)  # "6: dmv"
+    assert corrections.selected_label == 7  # class code + 1: 0 stays "unpainted"
+    truth = classes.to_numpy()
+    for z in (8, 16, 24):  # the user paints three slices (here: the truth)
+        corrections.data[z] = truth[z] + 1
+    widget.epochs.setText("3")
+    widget.steps.setText("4")
+    widget.output.setText(str(tmp_path / "finetuned"))
+    widget.device.setCurrentText("cpu")
+    worker = widget.train()
+    with qtbot.waitSignal(worker.finished, timeout=300_000):
+        pass
+    assert [row["epoch"] for row in widget.history] == [1, 2, 3]
+    assert widget.history[-1]["loss"] < widget.history[0]["loss"]  # the loss went down
+    model = load_model(tmp_path / "finetuned" / "last.pt")  # a loadable checkpoint, with its provenance
+    assert "z slices [8, 16, 24] of cell" in model.metadata["training"]["description"]
+    layer = viewer.layers["cell classes (fine-tuned)"]
+    assert layer.data.shape == (32, 96, 96) and layer.data.max() > 0

@@ -10,7 +10,8 @@ worker thread and add the results to the viewer.
 
 from __future__ import annotations
 
-__all__ = ["Cancelled", "segment_layer", "measure_layer"]
+__all__ = ["Cancelled", "segment_layer", "measure_layer", "corrections_layer", "painted_to_labels",
+           "finetune_from_painting"]
 
 
 class Cancelled(Exception):
@@ -83,3 +84,103 @@ def measure_layer(labels, labels_meta: dict, image=None, image_meta: dict | None
                     None if class_volume is None else class_volume.compute())
     table.insert(0, "index", table["label"].astype(np.int64))
     return table.reset_index(drop=True)
+
+
+def corrections_layer(shape, meta: dict, classes: dict | None = None, name: str = "corrections") -> tuple:
+    """An empty labels layer to paint corrections on: value ``code + 1`` paints class ``code``, 0 is unpainted.
+
+    0 means "not painted" in napari and ilastik, so background (class 0)
+    is painted with value 1, cytoplasm with 2, and so on.  The colormap
+    shows each value in its class colour (opaque, to see what was painted)
+    and the features name it.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from sxtseg.classes import CLASS_COLORS, CLASS_NAMES
+
+    classes = classes or CLASS_NAMES
+    colormap = {int(code) + 1: tuple(c / 255.0 for c in (*CLASS_COLORS.get(int(code), (128, 128, 128, 255))[:3], 255))
+                for code in classes}
+    colormap[int(list(classes)[0]) + 1] = (1.0, 1.0, 1.0, 1.0)  # background painted: white, not invisible
+    colormap[0] = (0.0, 0.0, 0.0, 0.0)
+    colormap[None] = (0.5, 0.5, 0.5, 1.0)
+    features = pd.DataFrame({"index": [int(c) + 1 for c in classes], "class_name": list(classes.values())})
+    kwargs = {"name": name, "scale": meta.get("scale"), "translate": meta.get("translate"), "colormap": colormap,
+              "features": features, "opacity": 0.9}
+    if meta.get("units"):
+        kwargs["units"] = meta["units"]
+    return (np.zeros(shape, np.uint8), {k: v for k, v in kwargs.items() if v is not None}, "labels")
+
+
+def painted_to_labels(painted, ignore_label: int = 255):
+    """Training labels from painted corrections: value v > 0 becomes class v - 1, unpainted 0 becomes ``ignore_label``.
+
+    >>> import numpy as np
+    >>> painted_to_labels(np.array([0, 1, 3, 7])).tolist()
+    [255, 0, 2, 6]
+    """
+    import numpy as np
+
+    painted = np.asarray(painted)
+    labels = np.full(painted.shape, ignore_label, np.uint8)
+    labels[painted > 0] = (painted[painted > 0] - 1).astype(np.uint8)
+    return labels
+
+
+def finetune_from_painting(image, image_meta: dict, painted, *, model="default", out_dir, epochs: int = 6,
+                           steps_per_epoch: int = 40, learning_rate: float = 5e-4, on_epoch=None) -> dict:
+    """Fine-tune ``model`` on the painted voxels of an image layer; unpainted voxels are ignored.
+
+    Parameters
+    ----------
+    image, image_meta
+        The image layer's data (level 0) and metadata (scale, units, name).
+    painted : array
+        The corrections layer: 0 unpainted, ``code + 1`` for class ``code``
+        (:func:`corrections_layer`).
+    model : str or Path
+        The model to start from (its architecture, classes and
+        normalisation are kept: ``TrainingConfig(init_checkpoint=model)``).
+    out_dir : str or Path
+        Where ``best.pt``, ``last.pt`` and ``training_log.csv`` go; the
+        checkpoint records the image, the painted slices and the start model.
+    on_epoch : callable, optional
+        Called with each epoch's row (``loss``...); raise :class:`Cancelled` to stop.
+
+    Returns
+    -------
+    dict
+        :func:`sxtseg.train.fit`'s result, plus ``painted_slices`` (z indices)
+        and ``painted_voxels``.
+
+    Raises
+    ------
+    InvalidArgumentError
+        Nothing is painted, or the painting and the image differ in shape.
+    """
+    import numpy as np
+
+    from sxtseg import Volume
+    from sxtseg.errors import InvalidArgumentError
+    from sxtseg.train import TrainingConfig, fit
+
+    from ._writer import layer_volume
+
+    volume = layer_volume(image, image_meta).compute()
+    painted = np.asarray(painted)
+    if painted.shape != volume.shape:
+        raise InvalidArgumentError(f"the corrections layer has shape {painted.shape}, the image {volume.shape}")
+    labels = painted_to_labels(painted)
+    annotated = labels != 255
+    if not annotated.any():
+        raise InvalidArgumentError("nothing is painted: paint corrections (value = class code + 1) first")
+    slices = [int(z) for z in np.nonzero(annotated.any(axis=(1, 2)))[0]]
+    config = TrainingConfig(
+        init_checkpoint=str(model), epochs=int(epochs), steps_per_epoch=int(steps_per_epoch), batch_size=2,
+        learning_rate=float(learning_rate), seed=0,
+        description=(f"fine-tuned in napari from {model} on {int(annotated.sum())} painted voxels in z slices "
+                     f"{slices} of {image_meta.get('name') or 'an image'}"))
+    result = fit([(volume, Volume(labels, voxel_size=volume.voxel_size, unit=volume.unit))], out_dir, config=config,
+                 progress=False, on_epoch=on_epoch)
+    return {**result, "painted_slices": slices, "painted_voxels": int(annotated.sum())}

@@ -1,4 +1,4 @@
-"""napari dock widgets "Segment" and "Measure": thin Qt forms over :mod:`sxtseg.napari._actions`.
+"""napari dock widgets "Segment", "Measure" and "Correct and fine-tune": thin Qt forms over :mod:`sxtseg.napari._actions`.
 
 Imported by napari only when a widget is opened (npe2 ``widgets``
 contribution); this is the one module of sxtseg that imports Qt and napari.
@@ -26,9 +26,9 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._actions import Cancelled, measure_layer, segment_layer
+from ._actions import Cancelled, corrections_layer, finetune_from_painting, measure_layer, segment_layer
 
-__all__ = ["SegmentWidget", "MeasureWidget"]
+__all__ = ["SegmentWidget", "MeasureWidget", "FineTuneWidget"]
 
 
 def _layer_meta(layer) -> dict:
@@ -302,3 +302,173 @@ class MeasureWidget(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "objects table", "objects.csv", "CSV (*.csv)")
         if path:
             self.export_csv(path)
+
+
+def _finetune_steps(image, image_meta: dict, painted, options: dict, segment_options: dict, stop: threading.Event):
+    """Generator for a napari worker: yields each epoch's row, then re-segments; returns (checkpoint, labels tuple)."""
+    import queue
+
+    steps: queue.Queue = queue.Queue()
+    outcome: dict = {}
+
+    def on_epoch(row):
+        steps.put(row)
+        if stop.is_set():
+            raise Cancelled(f"fine-tuning cancelled after epoch {row['epoch']}")
+
+    def target():
+        try:
+            result = finetune_from_painting(image, image_meta, painted, on_epoch=on_epoch, **options)
+            outcome["result"] = result
+            steps.put({"stage": "segment"})
+            outcome["layer"] = segment_layer(image, image_meta, model=result["last_checkpoint"],
+                                             name=f"{image_meta.get('name') or 'image'} classes (fine-tuned)",
+                                             **segment_options)
+        except BaseException as exc:  # noqa: BLE001 - handed to the worker, which reports it
+            outcome["error"] = exc
+        finally:
+            steps.put(None)
+
+    helper = threading.Thread(target=target, daemon=True)
+    helper.start()
+    while (step := steps.get()) is not None:
+        yield step
+    helper.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"], outcome["layer"]
+
+
+class FineTuneWidget(QWidget):
+    """Paint corrections on a few slices, fine-tune the model on them, and re-segment with it.
+
+    "New corrections layer" adds an empty Labels layer over the image: paint
+    with value ``class code + 1`` (the "paint class" box sets it; 0 stays
+    unpainted and is ignored by training, background is value 1).  "Train"
+    fine-tunes the model (its architecture, classes and normalisation kept)
+    on the painted voxels in a worker thread, with a progress bar and the
+    live loss, saves ``best.pt`` / ``last.pt`` with their provenance in the
+    output folder, and segments the image again with the new weights.
+    """
+
+    def __init__(self, napari_viewer):
+        import tempfile
+
+        from sxtseg.classes import CLASS_NAMES
+        from sxtseg.models import shipped_models
+
+        super().__init__()
+        self.viewer = napari_viewer
+        self.image = _LayerChoice(napari_viewer, "image")
+        self.corrections = _LayerChoice(napari_viewer, "labels")
+        self.new_button = QPushButton("New corrections layer")
+        self.new_button.clicked.connect(self.new_corrections)
+        self.paint_class = QComboBox()
+        self.paint_class.addItems([f"{code}: {name}" for code, name in CLASS_NAMES.items()])
+        self.paint_class.currentIndexChanged.connect(self._select_class)
+        self.model = QComboBox()
+        self.model.setEditable(True)
+        self.model.addItems(list(shipped_models()))
+        self.epochs = QLineEdit("6")
+        self.steps = QLineEdit("40")
+        self.output = QLineEdit(tempfile.mkdtemp(prefix="sxtseg-finetune-"))
+        self.device = QComboBox()
+        self.device.addItems(["auto", "cpu", "cuda"])
+        self.train_button = QPushButton("Train")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.loss = QLabel("")
+        self.status = QLabel("")
+        self.train_button.clicked.connect(self.train)
+        self.cancel_button.clicked.connect(lambda: self._stop.set())
+        form = QFormLayout()
+        form.addRow("image", self.image)
+        form.addRow(self.new_button)
+        form.addRow("corrections", self.corrections)
+        form.addRow("paint class", self.paint_class)
+        form.addRow("start model", self.model)
+        form.addRow("epochs", self.epochs)
+        form.addRow("steps per epoch", self.steps)
+        form.addRow("device (re-segment)", self.device)
+        form.addRow("output folder", self.output)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.train_button)
+        buttons.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.loss)
+        layout.addWidget(self.status)
+        layout.addStretch()
+        self.worker = None
+        self.result = None
+        self.history: list[dict] = []
+        self._stop = threading.Event()
+
+    def new_corrections(self):
+        """Add an empty corrections Labels layer matching the chosen image; returns it."""
+        layer = self.image.layer()
+        if layer is None:
+            self.status.setText("choose an image layer")
+            return None
+        data = layer.data[0] if layer.multiscale else layer.data
+        _, kwargs, _ = corrections_layer(data.shape, _layer_meta(layer), name=f"{layer.name} corrections")
+        corrections = self.viewer.add_labels(_blank(data.shape), **kwargs)
+        corrections.mode = "paint"
+        corrections.n_edit_dimensions = 2  # paint slice by slice
+        self.corrections.setCurrentText(corrections.name)
+        self._select_class()
+        return corrections
+
+    def _select_class(self, *_):
+        layer = self.corrections.layer()
+        if layer is not None:
+            layer.selected_label = self.paint_class.currentIndex() + 1
+
+    def train(self):
+        """Fine-tune on the painted voxels and re-segment, in a worker thread; returns the worker."""
+        from napari.qt.threading import thread_worker
+
+        image, corrections = self.image.layer(), self.corrections.layer()
+        if image is None or corrections is None:
+            self.status.setText("choose an image and a corrections layer")
+            return None
+        data = image.data[0] if image.multiscale else image.data
+        model = self.model.currentText()
+        options = dict(model=Path(model) if model.endswith(".pt") else model, out_dir=Path(self.output.text()),
+                       epochs=int(self.epochs.text()), steps_per_epoch=int(self.steps.text()))
+        segment_options = dict(device=self.device.currentText(), block_shape=tuple(int(n) for n in data.shape))
+        self._stop.clear()
+        self.history = []
+        worker = thread_worker(_finetune_steps, progress={"desc": "sxtseg: fine-tune", "total": options["epochs"] + 1},
+                               ignore_errors=True)(data, _layer_meta(image), corrections.data.copy(), options,
+                                                   segment_options, self._stop)
+        worker.yielded.connect(self._epoch)
+        worker.returned.connect(self._finished)
+        worker.errored.connect(lambda exc: _report(self.status, exc))
+        worker.finished.connect(lambda: (self.train_button.setEnabled(True), self.cancel_button.setEnabled(False)))
+        self.worker = worker
+        self.train_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText("fine-tuning...")
+        worker.start()
+        return worker
+
+    def _epoch(self, row):
+        if row.get("stage") == "segment":
+            self.status.setText("segmenting with the fine-tuned model...")
+            return
+        self.history.append(row)
+        self.loss.setText(f"epoch {row['epoch']}: loss {row['loss']:.4f}")
+
+    def _finished(self, outcome):
+        result, (data, kwargs, _) = outcome
+        self.result = result
+        self.viewer.add_labels(data, **kwargs)
+        self.status.setText(f"saved {result['last_checkpoint']}; added {kwargs['name']}")
+
+
+def _blank(shape):
+    import numpy as np
+
+    return np.zeros(shape, np.uint8)
