@@ -157,3 +157,25 @@ def test_finetune_widget_paints_trains_and_resegments(make_napari_viewer, qtbot,
     assert "z slices [8, 16, 24] of cell" in model.metadata["training"]["description"]
     layer = viewer.layers["cell classes (fine-tuned)"]
     assert layer.data.shape == (32, 96, 96) and layer.data.max() > 0
+
+
+def test_segment_widget_on_a_multiscale_dask_layer_uses_level_0(make_napari_viewer, qtbot, tmp_path):
+    import dask.array as da
+
+    from sxtseg import Volume, make_infected_cell, save_volume
+    from sxtseg.napari._widgets import SegmentWidget
+
+    image, _, _, _ = make_infected_cell((32, 512, 512), seed=12)  # big enough in y, x for a 2-level pyramid
+    path = save_volume(Volume(image.to_numpy(), voxel_size=30.0), tmp_path / "big.ome.zarr", levels=2)
+    viewer = make_napari_viewer()
+    (layer,) = viewer.open(str(path), plugin="sxtseg")
+    assert layer.multiscale and isinstance(layer.data[0], da.Array) and layer.data[1].shape == (32, 256, 256)
+    widget = SegmentWidget(viewer)
+    widget.block_shape.setText("32,256,256")
+    widget.device.setCurrentText("cpu")
+    worker = widget.run()
+    with qtbot.waitSignal(worker.finished, timeout=300_000):
+        pass
+    result = viewer.layers["big classes"]
+    assert result.data.shape == (32, 512, 512) and tuple(result.scale) == (30.0, 30.0, 30.0)
+    assert set(np.unique(result.data[16])) >= {0, 1}
