@@ -16,6 +16,17 @@ import sys
 from pathlib import Path
 
 
+def wait(worker) -> None:
+    """Run the Qt event loop until a widget's worker has finished (and its results are in the viewer)."""
+    from qtpy.QtWidgets import QApplication
+
+    finished = []
+    worker.finished.connect(lambda: finished.append(True))
+    while not finished:
+        QApplication.processEvents()
+    QApplication.processEvents()
+
+
 def main(out: Path) -> None:
     import napari
     from qtpy.QtWidgets import QApplication
@@ -34,12 +45,7 @@ def main(out: Path) -> None:
     viewer.window.add_dock_widget(segment, name="Segment (sxtseg)", area="right")
     segment.device.setCurrentText("cpu")
     segment.block_shape.setText("32,128,128")
-    finished = []
-    worker = segment.run()
-    worker.finished.connect(lambda: finished.append(True))
-    while not finished:
-        QApplication.processEvents()
-    QApplication.processEvents()
+    wait(segment.run())
     viewer.screenshot(str(out / "napari_segment.png"), canvas_only=False)
     viewer.add_labels(instances[0], **{**instances[1], "visible": True})
     measure = MeasureWidget(viewer)
@@ -47,12 +53,7 @@ def main(out: Path) -> None:
     measure.labels.setCurrentText("instances")
     measure.image.setCurrentText(image[1]["name"])
     measure.classes.setCurrentText(f"{image[1]['name']} classes")  # the Segment widget's result
-    finished = []
-    worker = measure.measure()
-    worker.finished.connect(lambda: finished.append(True))
-    while not finished:
-        QApplication.processEvents()
-    QApplication.processEvents()
+    wait(measure.measure())
     dmv_row = int((measure.result["class_name"] == "dmv").to_numpy().argmax())
     measure.centre_on_row(dmv_row)
     viewer.camera.zoom *= 2
@@ -74,12 +75,7 @@ def main(out: Path) -> None:
     finetune.steps.setText("4")
     finetune.device.setCurrentText("cpu")
     viewer.camera.zoom /= 2
-    finished = []
-    worker = finetune.train()
-    worker.finished.connect(lambda: finished.append(True))
-    while not finished:
-        QApplication.processEvents()
-    QApplication.processEvents()
+    wait(finetune.train())
     viewer.screenshot(str(out / "napari_finetune.png"), canvas_only=False)
     viewer.close()
 

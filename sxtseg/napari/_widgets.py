@@ -71,27 +71,24 @@ def _report(status: QLabel, exc: BaseException) -> None:
         show_error(f"sxtseg: {exc}")
 
 
-def _segment_steps(data, meta: dict, options: dict, stop: threading.Event):
-    """Generator for a napari worker: yields (blocks done, blocks in all) and returns the labels layer tuple.
+def _reported_steps(compute):
+    """Generator for a napari worker: runs ``compute(report)`` in a helper thread, yields what it reports.
 
-    :func:`segment_layer` runs in a helper thread and reports each block
-    through a queue, so that napari's progress bar (which must be driven from
-    the GUI thread, by the worker's ``yielded`` signal) follows the blocks.
-    Setting ``stop`` cancels after the block being computed.
+    ``compute`` calls ``report(step)`` as it goes and returns the result,
+    which becomes the generator's (the worker's ``returned``).  napari's
+    progress bar must be driven from the GUI thread, by the worker's
+    ``yielded`` signal; a callback deep inside sxtseg cannot yield, so its
+    steps travel through a queue.  An exception in ``compute`` is re-raised
+    here, in the worker.
     """
     import queue
 
     steps: queue.Queue = queue.Queue()
     outcome: dict = {}
 
-    def on_block(done, total):
-        steps.put((done, total))
-        if stop.is_set():
-            raise Cancelled(f"segmentation of {meta.get('name')} cancelled after {done} of {total} blocks")
-
     def target():
         try:
-            outcome["layer"] = segment_layer(data, meta, on_block=on_block, **options)
+            outcome["result"] = compute(steps.put)
         except BaseException as exc:  # noqa: BLE001 - handed to the worker, which reports it
             outcome["error"] = exc
         finally:
@@ -104,7 +101,21 @@ def _segment_steps(data, meta: dict, options: dict, stop: threading.Event):
     helper.join()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["layer"]
+    return outcome["result"]
+
+
+def _segment_steps(data, meta: dict, options: dict, stop: threading.Event):
+    """Worker generator: yields (blocks done, blocks in all), returns the labels layer tuple; ``stop`` cancels."""
+
+    def compute(report):
+        def on_block(done, total):
+            report((done, total))
+            if stop.is_set():
+                raise Cancelled(f"segmentation of {meta.get('name')} cancelled after {done} of {total} blocks")
+
+        return segment_layer(data, meta, on_block=on_block, **options)
+
+    return (yield from _reported_steps(compute))
 
 
 class SegmentWidget(QWidget):
@@ -305,38 +316,21 @@ class MeasureWidget(QWidget):
 
 
 def _finetune_steps(image, image_meta: dict, painted, options: dict, segment_options: dict, stop: threading.Event):
-    """Generator for a napari worker: yields each epoch's row, then re-segments; returns (checkpoint, labels tuple)."""
-    import queue
+    """Worker generator: yields each epoch's row, then re-segments; returns (fit result, labels layer tuple)."""
 
-    steps: queue.Queue = queue.Queue()
-    outcome: dict = {}
+    def compute(report):
+        def on_epoch(row):
+            report(row)
+            if stop.is_set():
+                raise Cancelled(f"fine-tuning cancelled after epoch {row['epoch']}")
 
-    def on_epoch(row):
-        steps.put(row)
-        if stop.is_set():
-            raise Cancelled(f"fine-tuning cancelled after epoch {row['epoch']}")
+        result = finetune_from_painting(image, image_meta, painted, on_epoch=on_epoch, **options)
+        report({"stage": "segment"})
+        layer = segment_layer(image, image_meta, model=result["last_checkpoint"],
+                              name=f"{image_meta.get('name') or 'image'} classes (fine-tuned)", **segment_options)
+        return result, layer
 
-    def target():
-        try:
-            result = finetune_from_painting(image, image_meta, painted, on_epoch=on_epoch, **options)
-            outcome["result"] = result
-            steps.put({"stage": "segment"})
-            outcome["layer"] = segment_layer(image, image_meta, model=result["last_checkpoint"],
-                                             name=f"{image_meta.get('name') or 'image'} classes (fine-tuned)",
-                                             **segment_options)
-        except BaseException as exc:  # noqa: BLE001 - handed to the worker, which reports it
-            outcome["error"] = exc
-        finally:
-            steps.put(None)
-
-    helper = threading.Thread(target=target, daemon=True)
-    helper.start()
-    while (step := steps.get()) is not None:
-        yield step
-    helper.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"], outcome["layer"]
+    return (yield from _reported_steps(compute))
 
 
 class FineTuneWidget(QWidget):
