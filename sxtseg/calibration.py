@@ -143,11 +143,20 @@ class CalibrationRecord:
         names = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in record.items() if k in names})
 
-    def apply(self, volume: Volume) -> Volume:
-        """``volume`` in LAC: float32, lazily ``scale * value + offset``, the record in its metadata."""
-        data = volume.data.astype(np.float32)
+    def to_lac(self, values):
+        """``values`` (a NumPy or dask array) in LAC: float32 ``scale * value + offset``.
+
+        The one place the arithmetic is written, so that a block calibrated
+        on a dask worker equals, to the bit, the same block of :meth:`apply`.
+        """
+        data = values.astype(np.float32)
         if not (self.scale == 1.0 and self.offset == 0.0):
             data = data * np.float32(self.scale) + np.float32(self.offset)
+        return data
+
+    def apply(self, volume: Volume) -> Volume:
+        """``volume`` in LAC: float32, lazily ``scale * value + offset``, the record in its metadata."""
+        data = self.to_lac(volume.data)
         metadata = {**volume.metadata, "calibration": self.to_dict()}
         if self.method != "none":
             metadata.update(quantity="linear_absorption_coefficient", intensity_unit="1/um")

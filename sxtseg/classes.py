@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["SXTClass", "CLASS_NAMES", "CLASS_COLORS"]
+__all__ = ["SXTClass", "CLASS_NAMES", "CLASS_COLORS", "label_metadata"]
 
 
 class SXTClass(enum.IntEnum):
@@ -102,3 +102,22 @@ CLASS_COLORS: dict[int, tuple[int, int, int, int]] = {
     int(SXTClass.OTHER_VESICLE): (0, 170, 220, 210),  # cyan
     int(SXTClass.FIDUCIAL): (255, 105, 180, 230),  # pink
 }
+
+
+def label_metadata(codes=None) -> dict[str, dict[str, object]]:
+    """``label_names`` and ``label_colors`` metadata of a class volume (what save_volume and napari show).
+
+    Parameters
+    ----------
+    codes : iterable of int, optional
+        The class codes present (a model's classes); default every class.
+        A code sxtseg does not know gets its number as name and a grey colour.
+
+    Examples
+    --------
+    >>> label_metadata([0, 6])["label_names"]
+    {'0': 'background', '6': 'dmv'}
+    """
+    codes = list(CLASS_NAMES) if codes is None else [int(c) for c in codes]
+    return {"label_names": {str(c): CLASS_NAMES.get(c, str(c)) for c in codes},
+            "label_colors": {str(c): list(CLASS_COLORS.get(c, (128, 128, 128, 200))) for c in codes}}

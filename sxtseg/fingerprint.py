@@ -38,14 +38,21 @@ _METADATA_FILES = {"zarr.json", ".zarray", ".zattrs", ".zgroup"}
 
 
 def sample_step(volume) -> int:
-    """Stride along every axis that leaves about :data:`SAMPLE_VOXELS` voxels of ``volume``."""
-    return max(1, int(round((volume.data.size / SAMPLE_VOXELS) ** (1 / volume.ndim))))
+    """Stride along every axis that leaves about :data:`SAMPLE_VOXELS` voxels of ``volume`` (a Volume or an array)."""
+    size = int(np.prod(volume.shape))
+    return max(1, int(round((size / SAMPLE_VOXELS) ** (1 / len(volume.shape)))))
 
 
 def strided_sample(volume) -> np.ndarray:
-    """Every :func:`sample_step`-th voxel along each axis, starting at 0 (one read of the volume)."""
-    step = sample_step(volume)
-    return np.asarray(volume.data[(slice(None, None, step),) * volume.ndim].compute())
+    """Every :func:`sample_step`-th voxel along each axis, starting at 0 (one read of the volume).
+
+    ``volume`` is a Volume, a dask array or a NumPy array.
+    """
+    from .volume import Volume
+
+    data = volume.data if isinstance(volume, Volume) else volume
+    sample = data[(slice(None, None, sample_step(volume)),) * len(volume.shape)]
+    return np.asarray(sample.compute() if hasattr(sample, "compute") else sample)
 
 
 def file_fingerprint(path: str | os.PathLike) -> dict[str, Any]:

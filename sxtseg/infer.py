@@ -501,6 +501,7 @@ def segment(
     halo = np.array(halo, int)
     zoom = check_voxel_size(volume, meta, allow_large_resampling=allow_large_resampling)
     from .calibration import calibrate
+    from .io._write import write_text_atomically
 
     source = volume
     volume, record = calibrate(volume, calibration)
@@ -529,12 +530,10 @@ def segment(
             zarr.create_array(output / "probabilities", shape=(n_classes, *volume.shape),
                               chunks=(n_classes, *block_shape), dtype="float16", fill_value=0, overwrite=True)
         (output / "blocks").mkdir(exist_ok=True)
-        tmp = manifest_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(manifest, indent=1))
-        tmp.replace(manifest_path)  # last: a folder with a manifest is ready for blocks
+        write_text_atomically(manifest_path, json.dumps(manifest, indent=1))  # last: ready for blocks
 
-    todo = [(index, lo, hi) for index, lo, hi in _blocks(volume.shape, block_shape)
-            if not (output / "blocks" / _marker(index)).exists()]
+    every_block = list(_blocks(volume.shape, block_shape))
+    todo = [(index, lo, hi) for index, lo, hi in every_block if not (output / "blocks" / _marker(index)).exists()]
     settings = {"low": low, "high": high, "zoom": zoom, "overlap": overlap, "batch_size": batch_size}
     scattered = None
     if client is not None and todo and source.in_memory:
@@ -547,17 +546,20 @@ def segment(
         r_hi = np.minimum(hi + halo, volume.shape)
         where = tuple(slice(int(a), int(b)) for a, b in zip(r_lo, r_hi))
         if scattered is not None:
-            region = ("scattered", scattered, where, record.scale, record.offset)
+            region = ("scattered", scattered, where, record)
         else:  # a lazy slice: read from the file by whoever computes it
             region = volume.data[where]
         inner = tuple(slice(int(a), int(b)) for a, b in zip(lo - r_lo, hi - r_lo))
         jobs.append((index, lo, hi, region, inner))
-    n_blocks = len(list(_blocks(volume.shape, block_shape)))
+    done_before = len(every_block) - len(jobs)  # blocks finished before a resume count as done
+
+    def report(done):
+        if on_block is not None:
+            on_block(done_before + done, len(every_block))
     try:
         _run_jobs(jobs, output, model if client is not None else net, meta,
                   requested_device if client is not None else device, settings, probabilities, client, progress,
-                  on_block=None if on_block is None else
-                  (lambda done, _done_before=n_blocks - len(jobs): on_block(_done_before + done, n_blocks)))
+                  on_block=report)
     except BaseException:
         if in_memory:  # nothing to resume from a temporary folder
             shutil.rmtree(output.parent, ignore_errors=True)
@@ -595,11 +597,9 @@ def _block_job(region, inner, index, lo, hi, output, model, meta, device, settin
         net, meta, device = _model_and_meta(model, device)
     else:
         net = model
-    if isinstance(region, tuple):  # ("scattered", the input array, region, scale, offset): calibrate here
-        _, array, where, scale, offset = region
-        region = np.asarray(array[where]).astype(np.float32)
-        if not (scale == 1.0 and offset == 0.0):  # as CalibrationRecord.apply does it, to the bit
-            region = region * np.float32(scale) + np.float32(offset)
+    if isinstance(region, tuple):  # ("scattered", the input array, region, calibration record): calibrate here
+        _, array, where, record = region
+        region = record.to_lac(np.asarray(array[where]))
     elif hasattr(region, "compute"):  # a dask array slice of the input: read it here, on this worker
         region = region.compute(scheduler="sync")
     probs = _predict_block(np.asarray(region), inner, net, meta, device, **settings)

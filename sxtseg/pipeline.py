@@ -37,7 +37,7 @@ import dask.array as da
 import numpy as np
 import pandas as pd
 
-from .classes import CLASS_COLORS, CLASS_NAMES, SXTClass
+from .classes import CLASS_COLORS, CLASS_NAMES, SXTClass, label_metadata
 from .errors import InvalidArgumentError, OutputExistsError
 from .volume import Volume
 
@@ -161,6 +161,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     from .infer import segment
     from .instances import merge_fragments
     from .io import open_volume, save_volume
+    from .io._write import write_text_atomically
     from .morphometrics import measure, summarize
     from .quality import calibration_flags, segmentation_flags
 
@@ -214,9 +215,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     done("measure_s", started)
 
     started = stage("write")
-    named = classes.with_data(classes.data, metadata={  # names and colours for every OME-Zarr viewer
-        **classes.metadata, "label_names": {str(k): v for k, v in CLASS_NAMES.items()},
-        "label_colors": {str(k): list(v) for k, v in CLASS_COLORS.items()}})
+    named = classes.with_data(classes.data, metadata={**classes.metadata, **label_metadata()})  # for every viewer
     save_volume(image, out / "volume.ome.zarr", labels={"classes": named, "instances": instances},
                 overwrite=True, progress=progress)
     table.to_csv(out / "objects.csv", index=False)
@@ -242,9 +241,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
         "objects": int(len(table)),
         "timings_s": {k[:-2]: round(v, 3) for k, v in timings.items()},
     }
-    tmp = out / "summary.json.tmp"
-    tmp.write_text(json.dumps(report, indent=1))
-    tmp.replace(out / "summary.json")  # last: a sample folder with summary.json is finished
+    write_text_atomically(out / "summary.json", json.dumps(report, indent=1))  # last: the sample is finished
     shutil.rmtree(out / "segmentation.zarr")  # its classes are in volume.ome.zarr now; it served resuming
     return report
 
@@ -257,23 +254,17 @@ IN_MEMORY_VOXELS = 128 * 1024 * 1024
 RUN_FORMAT = 1
 
 
-def _run_fingerprint(source, model, device, parameters: dict) -> dict:
+def _run_fingerprint(source, model_sha256: str, device_type: str, parameters: dict) -> dict:
     """What decides a sample's results: the input (file size and time, or content), weights, parameters, device."""
     from .fingerprint import content_fingerprint, file_fingerprint
-    from .infer import _model_and_meta, _weights_hash
 
-    net, meta, resolved = _model_and_meta(model, device)
     if isinstance(source, Volume):
         what = content_fingerprint(source)
     else:
         what = file_fingerprint(Path(source).expanduser().resolve())
         what.pop("path")  # a moved file is the same input
-    return {"format": RUN_FORMAT, "input": what, "model_sha256": _weights_hash(model, net, meta),
-            "parameters": json.loads(json.dumps(parameters, default=_jsonable)), "device": resolved.type}
-
-
-def _jsonable(value):
-    return value.to_dict() if hasattr(value, "to_dict") else str(value)
+    return {"format": RUN_FORMAT, "input": what, "model_sha256": model_sha256, "parameters": parameters,
+            "device": device_type}
 
 
 def _drop_temporaries(target: Path) -> None:
@@ -416,23 +407,28 @@ def run(
     if overwrite and partial.exists():  # start clean, whatever an interrupted run left
         shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
+    from .calibration import CalibrationRecord
+    from .infer import _model_and_meta, _weights_hash
+    from .io._write import _jsonable, write_text_atomically
+
     halo = DEFAULT_HALO if halo is None else halo
-    parameters = {"block_shape": list(block_shape), "halo": list(halo), "calibration": calibration,
-                  "allow_large_resampling": bool(allow_large_resampling), **instance_parameters,
-                  "min_volume_um3": min_volume_um3}
+    parameters = _jsonable({
+        "block_shape": block_shape, "halo": halo, "allow_large_resampling": bool(allow_large_resampling),
+        "calibration": calibration.to_dict() if isinstance(calibration, CalibrationRecord) else calibration,
+        **instance_parameters, "min_volume_um3": min_volume_um3})
+    net, meta, resolved = _model_and_meta(model, device)  # loaded once (and cached for segment)
+    model_sha256 = _weights_hash(model, net, meta)
     reports = {}
     for name, source in zip(names, sources):
         target = partial if single else partial / name
-        fingerprint = _run_fingerprint(source, model, device, parameters)
+        fingerprint = _run_fingerprint(source, model_sha256, resolved.type, parameters)
         finished = _finished_report(target, fingerprint)
         if finished is not None:  # done before the run was interrupted: kept, not redone
             reports[name] = finished
             continue
         target.mkdir(exist_ok=True)
         if not (target / "run.json").exists():
-            tmp = target / "run.json.tmp"
-            tmp.write_text(json.dumps(fingerprint, indent=1))
-            tmp.replace(target / "run.json")
+            write_text_atomically(target / "run.json", json.dumps(fingerprint, indent=1))
         reports[name] = _one(source, target, model, device=device, client=client, block_shape=block_shape,
                              halo=halo, progress=progress,
                              calibration=calibration, allow_large_resampling=allow_large_resampling,

@@ -89,14 +89,12 @@ def _file_order(header_bytes: bytes) -> str | None:
     return None
 
 
-def _expected_size(header, order: str) -> int | None:
+def _expected_size(header) -> int | None:
     """Bytes the header promises (main + extended header + voxels), or None if it makes no sense."""
     nx, ny, nz, mode, nsymbt = (int(header[k]) for k in ("nx", "ny", "nz", "mode", "nsymbt"))
-    if min(nx, ny, nz) < 1 or nsymbt < 0:
+    if min(nx, ny, nz) < 1 or nsymbt < 0 or (mode != 0 and mode not in MODE_DTYPES):
         return None
-    itemsize = 1 if mode == 0 else np.dtype(MODE_DTYPES.get(mode, np.complex64)).itemsize
-    if mode not in MODE_DTYPES and mode != 0:
-        return None
+    itemsize = 1 if mode == 0 else np.dtype(MODE_DTYPES[mode]).itemsize
     return 1024 + nsymbt + nx * ny * nz * itemsize
 
 
@@ -108,8 +106,7 @@ def _read_header(path: Path, raw: bytes, size: int):
         return np.frombuffer(raw, _header_dtype(order), count=1)[0], order
     # No tag or an unknown stamp: accept only if exactly one byte order makes the header agree with the size.
     candidates = [o for o in ("<", ">") if order in (None, o)]
-    agreeing = [o for o in candidates
-                if _expected_size(np.frombuffer(raw, _header_dtype(o), count=1)[0], o) == size]
+    agreeing = [o for o in candidates if _expected_size(np.frombuffer(raw, _header_dtype(o), count=1)[0]) == size]
     what = " and ".join(p for p, bad in (("no 'MAP ' tag at byte 208", not has_tag),
                                          (f"an unknown machine stamp {bytes(raw[212:216]).hex()}", order is None))
                         if bad)
@@ -209,7 +206,7 @@ def read_mrc(path: Path, chunks="auto") -> Opened:
         raise CorruptFileError(f"{path}: the MRC header gives a negative extended header size ({nsymbt} bytes)")
     shape = (nz, ny, nx) if nz > 1 else (ny, nx)
     offset = 1024 + nsymbt
-    expected = offset + nx * ny * nz * dtype.itemsize
+    expected = _expected_size(header)
     if size < expected:
         raise CorruptFileError(
             f"{path}: truncated: the header promises {nx} x {ny} x {nz} voxels of {dtype.name} "

@@ -28,7 +28,7 @@ from ..errors import InvalidDataError, OutputExistsError, ShapeError, Unsupporte
 from ..volume import Volume
 from ._ngff import FORMATS, axes_metadata
 
-__all__ = ["save_volume", "pyramid_factors"]
+__all__ = ["save_volume", "pyramid_factors", "write_text_atomically"]
 
 log = logging.getLogger(__name__)
 
@@ -504,6 +504,19 @@ def save_volume(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("wrote %s (%d pyramid levels, labels: %s)", path, len(factors) + 1, ", ".join(labels) or "none")
+    return path
+
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through ``path.tmp`` and a rename: readers see the old file or the whole new one.
+
+    A process killed while writing leaves ``path.tmp`` behind, never a
+    truncated ``path`` (resumable stages treat ``*.tmp`` as debris).
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
     return path
 
 

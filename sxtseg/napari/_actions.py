@@ -51,11 +51,10 @@ def segment_layer(data, meta: dict, *, model="default", calibration="auto", devi
     volume = layer_volume(data, meta)
     classes = segment(volume, model, calibration=calibration, device=device, block_shape=block_shape,
                       progress=False, on_block=on_block)
-    codes = {int(code): str(label) for label, code in classes.metadata["segmentation"]["classes"].items()}
-    from sxtseg.classes import CLASS_COLORS
+    from sxtseg.classes import label_metadata
 
-    classes.metadata.update(label_names={str(k): v for k, v in codes.items()},
-                            label_colors={str(k): list(CLASS_COLORS.get(k, (128, 128, 128, 200))) for k in codes})
+    names = {int(code): str(name) for name, code in classes.metadata["segmentation"]["classes"].items()}
+    classes.metadata.update(label_metadata(names), label_names={str(c): n for c, n in names.items()})  # model's names
     classes.metadata["origin_voxel"] = volume.metadata.get("origin_voxel", (0,) * volume.ndim)
     return labels_layer(classes, name=name or f"{meta.get('name') or 'image'} classes")
 

@@ -28,6 +28,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from sxtseg.io._write import _jsonable  # metadata as plain JSON types (napari copies layer metadata)
+
 __all__ = ["get_reader", "read_layers", "image_layer", "labels_layer", "DISPLAY_PERCENTILES"]
 
 #: Percentiles of the grey values that set an image layer's contrast limits.
@@ -141,12 +143,9 @@ def contrast_limits(levels) -> tuple[float, float]:
     volume without a pyramid) stands for the whole volume, so the limits
     cost little to compute and are not those of one plane.
     """
-    from sxtseg.fingerprint import SAMPLE_VOXELS
+    from sxtseg.fingerprint import strided_sample
 
-    data = levels[-1]
-    step = max(1, int(round((data.size / SAMPLE_VOXELS) ** (1 / data.ndim))))
-    sample = data[(slice(None, None, step),) * data.ndim]
-    sample = np.asarray(sample.compute() if hasattr(sample, "compute") else sample, dtype=np.float64)
+    sample = strided_sample(levels[-1]).astype(np.float64)
     sample = sample[np.isfinite(sample)]
     if not sample.size:
         return 0.0, 1.0
@@ -224,8 +223,3 @@ def _results_layers(folder: Path) -> list[tuple]:
     layer[1]["opacity"] = 0.5
     layers.append(layer)
     return layers
-
-
-def _jsonable(value):
-    """Metadata as plain JSON types (napari copies layer metadata)."""
-    return json.loads(json.dumps(value, default=str))

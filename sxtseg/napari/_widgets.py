@@ -37,6 +37,35 @@ def _layer_meta(layer) -> dict:
             "translate": tuple(layer.translate), "metadata": dict(layer.metadata)}
 
 
+def _level0(layer):
+    """A layer's full-resolution data (level 0 of a pyramid), None for no layer."""
+    if layer is None:
+        return None
+    return layer.data[0] if layer.multiscale else layer.data
+
+
+class _ModelChoice(QComboBox):
+    """An editable combo box of the shipped models; a typed or browsed ``*.pt`` path is a checkpoint."""
+
+    def __init__(self):
+        from sxtseg.models import shipped_models
+
+        super().__init__()
+        self.setEditable(True)
+        self.addItems(list(shipped_models()))
+
+    def model(self):
+        """The shipped name, or the checkpoint as a Path."""
+        text = self.currentText()
+        return Path(text) if text.endswith(".pt") else text
+
+
+def _device_choice() -> QComboBox:
+    box = QComboBox()
+    box.addItems(["auto", "cpu", "cuda"])
+    return box
+
+
 class _LayerChoice(QComboBox):
     """A combo box of the viewer's layers of one kind, kept up to date as layers come and go."""
 
@@ -122,20 +151,15 @@ class SegmentWidget(QWidget):
     """Segment an image layer with a shipped model or a checkpoint; the classes arrive as a Labels layer."""
 
     def __init__(self, napari_viewer):
-        from sxtseg.models import shipped_models
-
         super().__init__()
         self.viewer = napari_viewer
         self.image = _LayerChoice(napari_viewer, "image")
-        self.model = QComboBox()
-        self.model.setEditable(True)  # a shipped name, or a checkpoint path (typed or browsed)
-        self.model.addItems(list(shipped_models()))
+        self.model = _ModelChoice()  # a shipped name, or a checkpoint path (typed or browsed)
         browse = QPushButton("Checkpoint...")
         browse.clicked.connect(self._browse)
         self.calibration = QComboBox()
         self.calibration.addItems(["auto", "none"])
-        self.device = QComboBox()
-        self.device.addItems(["auto", "cpu", "cuda"])
+        self.device = _device_choice()
         self.block_shape = QLineEdit("128,512,512")
         self.run_button = QPushButton("Segment")
         self.cancel_button = QPushButton("Cancel")
@@ -177,11 +201,9 @@ class SegmentWidget(QWidget):
             self.status.setText("choose an image layer")
             return None
         block = tuple(int(v) for v in self.block_shape.text().split(","))
-        model = self.model.currentText()
-        model = model if not model.endswith(".pt") else Path(model)
-        data = layer.data[0] if layer.multiscale else layer.data  # full resolution
+        data = _level0(layer)  # full resolution
         meta = _layer_meta(layer)
-        options = dict(model=model, calibration=self.calibration.currentText(), device=self.device.currentText(),
+        options = dict(model=self.model.model(), calibration=self.calibration.currentText(), device=self.device.currentText(),
                        block_shape=block)
         self._stop.clear()
         worker = thread_worker(_segment_steps, progress={"desc": f"sxtseg: segment {layer.name}", "total": 0},
@@ -262,12 +284,8 @@ class MeasureWidget(QWidget):
             self.status.setText("choose a labels layer")
             return None
         image, classes = self.image.layer(), self.classes.layer()
-
-        def level0(lay):
-            return None if lay is None else (lay.data[0] if lay.multiscale else lay.data)
-
-        args = (level0(layer), _layer_meta(layer), level0(image), None if image is None else _layer_meta(image),
-                level0(classes))
+        args = (_level0(layer), _layer_meta(layer), _level0(image), None if image is None else _layer_meta(image),
+                _level0(classes))
         self.worker = thread_worker(measure_layer, ignore_errors=True)(*args)
         self.worker.returned.connect(lambda table: self._show(layer, table, with_classes=classes is not None))
         self.worker.errored.connect(lambda exc: _report(self.status, exc))
@@ -349,7 +367,6 @@ class FineTuneWidget(QWidget):
         import tempfile
 
         from sxtseg.classes import CLASS_NAMES
-        from sxtseg.models import shipped_models
 
         super().__init__()
         self.viewer = napari_viewer
@@ -360,14 +377,11 @@ class FineTuneWidget(QWidget):
         self.paint_class = QComboBox()
         self.paint_class.addItems([f"{code}: {name}" for code, name in CLASS_NAMES.items()])
         self.paint_class.currentIndexChanged.connect(self._select_class)
-        self.model = QComboBox()
-        self.model.setEditable(True)
-        self.model.addItems(list(shipped_models()))
+        self.model = _ModelChoice()
         self.epochs = QLineEdit("6")
         self.steps = QLineEdit("40")
         self.output = QLineEdit(tempfile.mkdtemp(prefix="sxtseg-finetune-"))
-        self.device = QComboBox()
-        self.device.addItems(["auto", "cpu", "cuda"])
+        self.device = _device_choice()
         self.train_button = QPushButton("Train")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -405,9 +419,9 @@ class FineTuneWidget(QWidget):
         if layer is None:
             self.status.setText("choose an image layer")
             return None
-        data = layer.data[0] if layer.multiscale else layer.data
-        _, kwargs, _ = corrections_layer(data.shape, _layer_meta(layer), name=f"{layer.name} corrections")
-        corrections = self.viewer.add_labels(_blank(data.shape), **kwargs)
+        data = _level0(layer)
+        blank, kwargs, _ = corrections_layer(data.shape, _layer_meta(layer), name=f"{layer.name} corrections")
+        corrections = self.viewer.add_labels(blank, **kwargs)
         corrections.mode = "paint"
         corrections.n_edit_dimensions = 2  # paint slice by slice
         self.corrections.setCurrentText(corrections.name)
@@ -427,9 +441,8 @@ class FineTuneWidget(QWidget):
         if image is None or corrections is None:
             self.status.setText("choose an image and a corrections layer")
             return None
-        data = image.data[0] if image.multiscale else image.data
-        model = self.model.currentText()
-        options = dict(model=Path(model) if model.endswith(".pt") else model, out_dir=Path(self.output.text()),
+        data = _level0(image)
+        options = dict(model=self.model.model(), out_dir=Path(self.output.text()),
                        epochs=int(self.epochs.text()), steps_per_epoch=int(self.steps.text()))
         segment_options = dict(device=self.device.currentText(), block_shape=tuple(int(n) for n in data.shape))
         self._stop.clear()
@@ -461,8 +474,3 @@ class FineTuneWidget(QWidget):
         self.viewer.add_labels(data, **kwargs)
         self.status.setText(f"saved {result['last_checkpoint']}; added {kwargs['name']}")
 
-
-def _blank(shape):
-    import numpy as np
-
-    return np.zeros(shape, np.uint8)

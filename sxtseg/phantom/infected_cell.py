@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..classes import CLASS_COLORS, CLASS_NAMES
+from ..classes import label_metadata
 from ..errors import InvalidArgumentError, ShapeError
 from ..volume import Volume, dask_view
 from .arguments import check_count, check_flag, check_nonnegative, check_seed, check_shape, check_voxel_size
@@ -444,12 +444,9 @@ def make_infected_cell(
         "placed": placed,
         "lac_1_per_um": dict(LAC),
     }
-    label_metadata = {
-        "label_names": {str(k): name for k, name in CLASS_NAMES.items()},
-        "label_colors": {str(k): list(rgba) for k, rgba in CLASS_COLORS.items()},
-    }
+    class_metadata = label_metadata()
     image_volume = _wrap(image, v, chunks, parameters, **model.output_metadata(v))
-    classes_volume = _wrap(classes, v, chunks, parameters, quantity="class_labels", **label_metadata)
+    classes_volume = _wrap(classes, v, chunks, parameters, quantity="class_labels", **class_metadata)
     instances_volume = _wrap(instances, v, chunks, parameters, quantity="instance_labels")
     logger.debug(
         "phantom %s at %s nm: %d objects (%s) in %.2f s",
