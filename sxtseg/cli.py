@@ -224,6 +224,19 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ct(args: argparse.Namespace) -> int:
+    from .adapters.ct import analyse_ct
+
+    report = analyse_ct(args.input, args.output, overwrite=args.overwrite, series_uid=args.series_uid)
+    severity = report["severity"]
+    lungs = report["lungs"]["volume_ml"]
+    print(f"{args.input}: lungs {report['lung_volume_ml']:.0f} mL (right {lungs.get('right_lung', 0):.0f}, "
+          f"left {lungs.get('left_lung', 0):.0f}); GGO {report['ggo_percent']:.1f}%, consolidation "
+          f"{report['consolidation_percent']:.1f}%; zone severity score {severity['total_score']}/{severity['max_score']}")
+    print(f"results in {report['output_dir']}")
+    return 0
+
+
 def _add_instance_options(p: argparse.ArgumentParser) -> None:
     from .pipeline import DMV_MIN_DEPTH_NM, DMV_MIN_DIAMETER_NM, DMV_MIN_DISTANCE_NM
 
@@ -306,6 +319,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     _add_instance_options(p)
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("ct", help="chest CT: lungs, COVID-19 lesions (GGO, consolidation) and a severity score")
+    p.add_argument("input", help="DICOM series folder, multi-frame DICOM file, or NIfTI (.nii, .nii.gz)")
+    p.add_argument("-o", "--output", required=True, help="results folder (must not exist unless --overwrite)")
+    p.add_argument("--series-uid", help="SeriesInstanceUID, when the folder holds several series")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
+    p.set_defaults(func=_cmd_ct)
 
     p = sub.add_parser("train", help="train a segmentation model from a YAML configuration")
     p.add_argument("config", help="YAML file: data, validation, output and training settings")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -34,4 +37,21 @@ def make_tiny_model(path, seed: int = 0):
     torch.manual_seed(seed)
     net = build("unet", 3, 1, 7, channels=(4, 8), strides=(2,), num_res_units=0)
     save_checkpoint(net, path, TINY_META)
+    return path
+
+
+#: Real scans shared with the project (see ../shared/data/README.md); CI has them.
+#: ``SXTSEG_SHARED_DATA`` points elsewhere.
+SHARED_DATA = Path(os.environ.get("SXTSEG_SHARED_DATA", "") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+def shared_data(*parts: str):
+    """Path of a file or folder in ``../shared/data``: skips loudly when absent, fails under ``CI=true``."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        message = (f"REAL DATA MISSING: {path} is absent (the shared scans live in ../shared/data beside the "
+                   "checkout); this test of real scans did not run")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
     return path

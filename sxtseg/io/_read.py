@@ -18,6 +18,7 @@ __all__ = ["open_volume", "detect_reader", "READERS"]
 
 #: reader name -> suffixes it claims (a folder is "zarr" or "tiff-folder")
 READERS: dict[str, tuple[str, ...]] = {
+    "nifti": (".nii", ".nii.gz"),
     "mrc": _mrc.SUFFIXES,
     "tiff": _tiff.SUFFIXES,
     "zarr": _zarr.SUFFIXES,
@@ -44,13 +45,44 @@ def detect_reader(path: str | os.PathLike) -> str:
             return "zarr"
         if any(p.name.lower().endswith((".tif", ".tiff")) for p in path.iterdir()):
             return "tiff-folder"
-        raise UnsupportedFormatError(f"{path}: folder is neither a Zarr store nor a stack of numbered TIFFs")
+        if any(p.is_file() and is_dicom_file(p) for p in path.iterdir()):
+            return "dicom"
+        raise UnsupportedFormatError(f"{path}: folder is neither a Zarr store, a stack of numbered TIFFs, "
+                                     "nor a DICOM series")
     name = path.name.lower()
     for reader, suffixes in READERS.items():
         if name.endswith(suffixes):
             return reader
-    known = sorted({s for suffixes in READERS.values() for s in suffixes})
+    if name.endswith((".dcm", ".dicom")) or is_dicom_file(path):
+        return "dicom"
+    known = sorted({s for suffixes in READERS.values() for s in suffixes} | {".dcm"})
     raise UnsupportedFormatError(f"{path}: unknown file type {path.suffix!r}; sxtseg reads {', '.join(known)}")
+
+
+def is_dicom_file(path: Path) -> bool:
+    """A DICOM Part 10 file: ``DICM`` at byte 128."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return head[128:132] == b"DICM"
+
+
+def _open_ct(path: Path, ndim: int | None, voxel_size, unit: str) -> Volume:
+    """DICOM and NIfTI through :func:`sxtseg.adapters.ct.open_ct` (the ``ct`` extra)."""
+    try:
+        from ..adapters.ct import open_ct
+    except ImportError as exc:
+        raise UnsupportedFormatError(f"{path}: reading DICOM and NIfTI needs the ct extra: "
+                                     f"pip install \"sxtseg[ct]\" ({exc})") from exc
+    vol = open_ct(path)
+    if ndim is not None and vol.ndim != ndim:
+        raise ShapeError(f"{path}: holds {vol.ndim}D data of shape {vol.shape}, but {ndim}D data is required")
+    if voxel_size is not None:
+        vol.metadata["file_voxel_size"] = {"value": list(vol.voxel_size), "unit": vol.unit}
+        vol = Volume(vol.data, voxel_size=voxel_size, unit=unit, axes=vol.axes, metadata=vol.metadata)
+    return vol
 
 
 def _drop_singleton_axes(path: Path, opened: Opened) -> Opened:
@@ -87,7 +119,10 @@ def open_volume(
 
     The reader is chosen by suffix (or folder content): MRC/REC/MAP, TIFF and
     OME-TIFF (or a folder of numbered 2D TIFFs), Zarr v2/v3 and OME-Zarr
-    (NGFF 0.4/0.5), HDF5 and NumPy ``.npy``.
+    (NGFF 0.4/0.5), HDF5 and NumPy ``.npy``.  CT scans (a DICOM file or
+    series folder, NIfTI ``.nii``/``.nii.gz``) go to
+    :func:`sxtseg.adapters.ct.open_ct` (the ``ct`` extra): Hounsfield units,
+    voxel size in mm, axes towards Superior, Posterior, Left.
 
     Parameters
     ----------
@@ -140,6 +175,8 @@ def open_volume(
     """
     path = Path(path).expanduser()
     reader = detect_reader(path)
+    if reader in ("dicom", "nifti"):  # CT: Hounsfield units, voxel size in mm, patient axes (S, P, L)
+        return _open_ct(path, ndim, voxel_size, unit)
     try:
         if reader == "mrc":
             opened = _mrc.read_mrc(path, chunks)
