@@ -129,3 +129,10 @@ def test_soak_resume_quick(tmp_path):
     assert record["half_written_outputs"] == 0 and record["failed_resumes"] == []
     for refusal in record["refusals"].values():
         assert refusal["exit_code"] == 2 and "cannot be resumed" in refusal["message"]
+
+
+def test_bench_ct_lungs_quick():
+    record = _run("bench_ct_lungs.py")
+    (phantom,) = record["phantoms"]
+    assert phantom["seed"] == 10 and min(phantom["dice_right"], phantom["dice_left"]) > 0.97
+    assert abs(phantom["ggo_volume_error_percent"]) < 5 and abs(phantom["consolidation_volume_error_percent"]) < 5
