@@ -120,6 +120,24 @@ def test_two_series_in_one_folder(tmp_path):
         open_ct(tmp_path / "s", series_uid="9.9")
 
 
+def test_coronal_series_reordered_to_superior_posterior_left(tmp_path):
+    # coronal slices: along a row towards the patient's left, down a column towards the feet, slices to the back
+    uid = generate_uid()
+    for k, y_mm in enumerate((0.0, 3.0, 6.0)):
+        pixels = (24 + 10 * np.arange(4)[:, None] + k + np.zeros((1, 5))).astype(np.uint16)  # row r: -1000 + 10 r + k
+        path = ct_slice(tmp_path / f"c{k}.dcm", 0.0, series_uid=uid, pixels=pixels)
+        ds = pydicom.dcmread(path)
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+        ds.ImagePositionPatient = [0.0, y_mm, 0.0]
+        ds.save_as(path)
+    vol = open_ct(tmp_path)
+    assert vol.shape == (4, 3, 5) and vol.voxel_size == (0.8, 3.0, 0.7)
+    hu = vol.to_numpy()
+    assert hu[:, 0, 0].tolist() == [-970.0, -980.0, -990.0, -1000.0]  # the bottom row is the lowest z
+    assert hu[0, :, 0].tolist() == [-970.0, -969.0, -968.0]  # slices in order towards the back
+    assert np.allclose(np.array(vol.metadata["ct"]["affine_lps"])[:3, :3], [[0, 0, 0.7], [0, 3.0, 0], [0.8, 0, 0]])
+
+
 def test_multiframe_ct(tmp_path):
     from pydicom.sequence import Sequence
 
