@@ -25,8 +25,8 @@ the score itself; the overall involvement percentage is independent of it.
 
 Vessels: the lung mask includes the vessels (they are filled in), and
 vessels' HU falls in the consolidation range.  Lesion voxels are cleaned by
-size and shape: an opening with a ball of ``opening_radius_mm`` removes
-structures thinner than its diameter (small vessels, partial-volume rims),
+size and shape: an in-plane opening with a disc of ``opening_radius_mm``
+removes structures narrower than its diameter (vessels, partial-volume rims),
 and pieces that are elongated (principal axes ratio above
 ``max_elongation``) and smaller than ``vessel_max_ml`` are dropped as vessels.
 """
@@ -72,11 +72,16 @@ def _principal_ratio(coords_mm: np.ndarray) -> float:
     return float(np.sqrt(max(eigen[-1], 1e-12) / max(eigen[0], 1e-12)))
 
 
+def _disk(radius_mm: float, spacing) -> np.ndarray:
+    """An in-plane disc (one slice thick) of ``radius_mm``: slices are usually much thicker than pixels."""
+    return _ellipsoid(radius_mm, (np.inf, *spacing[1:]))
+
+
 def _clean(mask: np.ndarray, spacing, opening_radius_mm: float, min_lesion_ml: float,
            max_elongation: float, vessel_max_ml: float) -> np.ndarray:
     """Lesion voxels without thin structures, specks and vessel-shaped pieces."""
     if opening_radius_mm > 0 and mask.any():
-        mask = ndi.binary_opening(mask, _ellipsoid(opening_radius_mm, spacing))
+        mask = ndi.binary_opening(mask, _disk(opening_radius_mm, spacing))
     labels, n = ndi.label(mask)
     if n == 0:
         return mask
@@ -98,9 +103,8 @@ def _vessel_halo(dense: np.ndarray, spacing, opening_radius_mm: float, halo_mm: 
     """In-plane neighbourhood of thin dense structures (vessels): ``dense`` minus its opening, widened."""
     if halo_mm <= 0 or not dense.any():
         return np.zeros_like(dense)
-    thin = dense & ~ndi.binary_opening(dense, _ellipsoid(opening_radius_mm, spacing))
-    disk = _ellipsoid(halo_mm, (np.inf, *spacing[1:]))
-    return ndi.binary_dilation(thin, disk)
+    thin = dense & ~ndi.binary_opening(dense, _disk(opening_radius_mm, spacing))
+    return ndi.binary_dilation(thin, _disk(halo_mm, spacing))
 
 
 def _zone_index(lung: np.ndarray) -> np.ndarray:
@@ -122,7 +126,7 @@ def lesion_quantification(
     *,
     hu_ranges: dict[str, tuple[float, float]] | None = None,
     median_filter_mm: float = 2.0,
-    opening_radius_mm: float = 1.5,
+    opening_radius_mm: float = 2.5,
     min_lesion_ml: float = 0.05,
     max_elongation: float = 4.0,
     vessel_max_ml: float = 2.0,
@@ -143,7 +147,13 @@ def lesion_quantification(
         In-plane median filter before thresholding (mm; at least 3 pixels):
         removes the noise of sharp kernels without moving edges.
     opening_radius_mm : float
-        Ball radius of the opening that removes thin structures (mm).
+        Radius (mm) of the in-plane disc of the opening that removes
+        structures narrower than its diameter: vessels and the partial-volume
+        smears of vessels crossing thick slices.  2.5 mm was chosen on the
+        two A0002 reconstructions, the contrast chest crop and chest phantoms
+        of seeds 0-3 (GGO in the cancer patient without COVID-19 from 7.4% to
+        1.8%, phantom lesion volumes unchanged); checked on held-out phantom
+        seeds 10-14.
     min_lesion_ml : float
         Smallest lesion piece kept (mL).
     max_elongation, vessel_max_ml : float
