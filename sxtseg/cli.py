@@ -237,6 +237,20 @@ def _cmd_ct(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cxr(args: argparse.Namespace) -> int:
+    from .adapters.cxr import rank_images
+
+    table = rank_images(args.inputs, args.model, args.output, overwrite=args.overwrite, lung_model=args.lung_model,
+                        size=args.size, device=args.device, progress=not args.quiet)
+    top = table.head(5)
+    for row in top.itertuples():
+        print(f"{row.rank:>4}  COVID-19 probability {row.covid_probability:.3f}  {row.path}")
+    if len(table) > len(top):
+        print(f"  ... {len(table) - len(top)} more")
+    print(f"ranking of {len(table)} image(s) in {Path(args.output) / 'ranking.csv'}")
+    return 0
+
+
 def _add_instance_options(p: argparse.ArgumentParser) -> None:
     from .pipeline import DMV_MIN_DEPTH_NM, DMV_MIN_DIAMETER_NM, DMV_MIN_DISTANCE_NM
 
@@ -326,6 +340,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--series-uid", help="SeriesInstanceUID, when the folder holds several series")
     p.add_argument("--overwrite", action="store_true", help="replace an existing results folder")
     p.set_defaults(func=_cmd_ct)
+
+    p = sub.add_parser("cxr", help="chest X-rays: rank by COVID-19 probability with a trained classifier")
+    p.add_argument("inputs", nargs="+", help="images (DICOM, PNG, JPEG) or folders of them")
+    p.add_argument("--model", required=True, help="classifier checkpoint (sxtseg.train.fit_classifier; none ships)")
+    p.add_argument("--lung-model", help="2-D lung-field segmenter checkpoint: adds the lung opacity fraction")
+    p.add_argument("-o", "--output", required=True, help="results folder for ranking.csv")
+    p.add_argument("--size", type=int, help="model input size in pixels (default: the checkpoint's; 480 as COVID-Net, or 224)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda...")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing ranking")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_cxr)
 
     p = sub.add_parser("train", help="train a segmentation model from a YAML configuration")
     p.add_argument("config", help="YAML file: data, validation, output and training settings")

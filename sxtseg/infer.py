@@ -203,6 +203,10 @@ def _model_and_meta(model, device):
     meta = getattr(net, "metadata", None)
     if not meta:
         raise InvalidArgumentError("the model carries no metadata: load it with sxtseg.models.load_model")
+    if meta.get("task", "segmentation") != "segmentation":
+        raise InvalidArgumentError(f"{model if isinstance(model, (str, os.PathLike)) else 'the model'}: a "
+                                   f"{meta['task']} model (classes {sorted(meta.get('classes', {}))}), not a "
+                                   "segmentation model; use it with sxtseg.adapters.cxr")
     return net, meta, device
 
 

@@ -19,6 +19,11 @@ more (image, labels) Volume pairs:
 Every epoch reseeds its random generators from ``(seed, epoch)``, so a run
 resumed from its last checkpoint continues as the uninterrupted run would.
 
+:func:`fit_classifier` trains whole-image classifiers (a DenseNet-121 on chest
+X-rays, :mod:`sxtseg.adapters.cxr`) on a torch Dataset, class-balanced
+(:func:`balanced_sampler`), scored by per-class sensitivity and positive
+predictive value (:func:`classification_metrics`).
+
 Examples
 --------
 >>> import tempfile
@@ -48,7 +53,9 @@ from .classes import CLASS_NAMES
 from .errors import InvalidArgumentError, InvalidDataError, ShapeError, VoxelSizeError
 from .volume import Volume
 
-__all__ = ["INHERITED", "PatchSampler", "TrainingConfig", "fit", "inherit_checkpoint", "masked_loss"]
+__all__ = ["INHERITED", "ClassifierConfig", "PatchSampler", "TrainingConfig", "balanced_sampler",
+           "classification_metrics", "confusion_matrix", "evaluate_classifier", "fit", "fit_classifier",
+           "inherit_checkpoint", "masked_loss", "predict_classes"]
 
 
 def _default_classes() -> dict[str, int]:
@@ -193,6 +200,9 @@ def inherit_checkpoint(config: TrainingConfig) -> TrainingConfig:
     if not config.init_checkpoint:
         return config
     meta = load_model(config.init_checkpoint).metadata
+    if meta.get("task", "segmentation") != "segmentation":
+        raise InvalidArgumentError(f"{config.init_checkpoint}: a {meta['task']} checkpoint; fit() fine-tunes "
+                                   "segmentation models (classifiers: sxtseg.train.fit_classifier)")
     theirs = _checkpoint_fields(meta)
     defaults = TrainingConfig()
     changes, clashes = {}, []
@@ -663,3 +673,464 @@ def fit_from_config(path, *, resume: bool = False, progress: bool = True) -> dic
     pairs = [pair(entry, "data") for entry in spec["data"]]
     validation = pair(spec["validation"], "validation") if spec.get("validation") else None
     return fit(pairs, base / spec["output"], config=config, validation=validation, resume=resume, progress=progress)
+
+
+# --------------------------------------------------------------------------- image classification
+#
+# Whole-image classifiers (the chest X-ray adapter's COVID-19 classifier, sxtseg.adapters.cxr): a
+# torch Dataset of preprocessed images in, checkpoints with task "classification" out.  The
+# segmentation training above is left as it is.
+
+
+@dataclass
+class ClassifierConfig:
+    """Everything :func:`fit_classifier` needs besides the data; stored in the checkpoints.
+
+    Attributes
+    ----------
+    model, model_config
+        Name and options for :func:`sxtseg.models.build` (``"densenet121"``:
+        MONAI's DenseNet-121; ``{"init_features": 8, "growth_rate": 4}`` makes
+        a tiny one for tests).
+    input_size : int
+        Edge of the square network input in pixels (480 as COVID-Net CXR, or
+        224); the dataset must yield ``(1, input_size, input_size)`` images.
+    classes : dict, optional
+        Class name to code (0..C-1); default: the dataset's ``classes``.
+    batch_size, epochs : int
+        Images per step (at least 2: batch normalisation) and epochs.
+    steps_per_epoch : int, optional
+        Optimiser steps per epoch; default: one pass's worth of images
+        (``ceil(len(dataset) / batch_size)``).
+    learning_rate, weight_decay : float
+        AdamW; the learning rate follows a cosine from its value to 0 over all steps.
+    balance : bool
+        Draw training images class-balanced (:func:`balanced_sampler` on the
+        dataset's ``labels``), so every class is seen equally often; else
+        uniformly, with replacement.
+    seed : int
+        Seeds the weights, the sampling and the dataset's augmentation
+        (through ``dataset.set_epoch``).
+    device : str
+        ``"auto"``: CUDA when available, else CPU.
+    amp : bool
+        Mixed precision on CUDA.
+    num_workers : int
+        DataLoader worker processes (0: load in the main process).
+    description : str
+        What the training data were (stored in the checkpoint).
+    """
+
+    model: str = "densenet121"
+    model_config: dict = field(default_factory=dict)
+    input_size: int = 480
+    classes: dict | None = None
+    batch_size: int = 8
+    epochs: int = 10
+    steps_per_epoch: int | None = None
+    learning_rate: float = 2e-4
+    weight_decay: float = 1e-4
+    balance: bool = True
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    num_workers: int = 0
+    description: str = ""
+
+    def check(self) -> None:
+        """Raise :class:`InvalidArgumentError` on an inconsistent configuration."""
+        if int(self.batch_size) < 2:
+            raise InvalidArgumentError("batch_size must be at least 2 (batch normalisation needs two images)")
+        for name in ("epochs", "input_size"):
+            if int(getattr(self, name)) < 1:
+                raise InvalidArgumentError(f"{name} must be at least 1")
+        if self.steps_per_epoch is not None and int(self.steps_per_epoch) < 1:
+            raise InvalidArgumentError("steps_per_epoch must be at least 1 (or None: one pass over the data)")
+        if int(self.num_workers) < 0:
+            raise InvalidArgumentError("num_workers must not be negative")
+        if self.classes is not None:
+            _check_class_codes(self.classes)
+
+
+def _check_class_codes(classes: dict) -> None:
+    codes = sorted(int(c) for c in classes.values())
+    if codes != list(range(len(codes))) or len(codes) < 2:
+        raise InvalidArgumentError(f"class codes must be 0..C-1 (C >= 2), got {dict(classes)}")
+
+
+def balanced_sampler(labels, *, num_samples: int | None = None, seed: int = 0):
+    """A sampler that draws every class equally often: PyTorch's ``WeightedRandomSampler``.
+
+    Each item is weighted by one over the count of its class, and drawn with
+    replacement, so a class of 50 images is drawn as often as one of 5000.
+
+    Parameters
+    ----------
+    labels : sequence of int
+        The class code of every item of the dataset.
+    num_samples : int, optional
+        Items drawn per pass (default ``len(labels)``).
+    seed : int
+        Seeds the sampler's own ``torch.Generator``.
+
+    Returns
+    -------
+    torch.utils.data.WeightedRandomSampler
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sampler = balanced_sampler([0] * 90 + [1] * 10, num_samples=2000, seed=1)
+    >>> drawn = np.array([0] * 90 + [1] * 10)[list(sampler)]
+    >>> bool(abs(drawn.mean() - 0.5) < 0.05)
+    True
+    """
+    import torch
+    from torch.utils.data import WeightedRandomSampler
+
+    labels = np.asarray(labels, dtype=np.int64).ravel()
+    if labels.size == 0:
+        raise InvalidArgumentError("balanced_sampler needs at least one label")
+    if labels.min() < 0:
+        raise InvalidArgumentError("class codes are not negative")
+    counts = np.bincount(labels)
+    weights = 1.0 / counts[labels]
+    generator = torch.Generator().manual_seed(int(seed))
+    return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double),
+                                 num_samples=int(num_samples or labels.size), replacement=True, generator=generator)
+
+
+def confusion_matrix(true, predicted, n_classes: int) -> np.ndarray:
+    """Counts of (true class, predicted class): rows are the truth, columns the prediction.
+
+    Examples
+    --------
+    >>> confusion_matrix([0, 0, 1, 2], [0, 1, 1, 2], 3)
+    array([[1, 1, 0],
+           [0, 1, 0],
+           [0, 0, 1]])
+    """
+    true = np.asarray(true, dtype=np.int64).ravel()
+    predicted = np.asarray(predicted, dtype=np.int64).ravel()
+    if true.shape != predicted.shape:
+        raise ShapeError(f"{true.size} true labels but {predicted.size} predictions")
+    for what, values in (("true labels", true), ("predictions", predicted)):
+        if values.size and (values.min() < 0 or values.max() >= n_classes):
+            raise InvalidDataError(f"{what} must be class codes 0..{n_classes - 1}")
+    return np.bincount(true * n_classes + predicted, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def classification_metrics(confusion, classes) -> dict:
+    """Per-class sensitivity and positive predictive value, as COVID-Net reports them.
+
+    Parameters
+    ----------
+    confusion : array-like, (C, C)
+        Counts, rows the true class, columns the predicted one (:func:`confusion_matrix`).
+    classes : dict or sequence of str
+        Class name to code, or the names in code order.
+
+    Returns
+    -------
+    dict
+        ``sensitivity`` (recall: the share of each true class predicted as
+        it) and ``ppv`` (precision: the share of each predicted class that is
+        right), name to value, NaN where the class never occurs (or is never
+        predicted); ``support`` (true images per class), ``accuracy``,
+        ``mean_sensitivity`` (balanced accuracy, over the classes present),
+        ``confusion`` (the matrix as nested lists) and ``classes`` (names in
+        code order).
+
+    Examples
+    --------
+    >>> m = classification_metrics([[8, 2], [1, 9]], ["negative", "positive"])
+    >>> m["sensitivity"]["positive"], round(m["ppv"]["positive"], 3), m["accuracy"]
+    (0.9, 0.818, 0.85)
+    """
+    confusion = np.asarray(confusion, dtype=np.int64)
+    names = [name for name, _ in sorted(classes.items(), key=lambda kv: int(kv[1]))] if isinstance(classes, dict) \
+        else [str(c) for c in classes]
+    if confusion.ndim != 2 or confusion.shape != (len(names), len(names)):
+        raise ShapeError(f"confusion matrix of shape {confusion.shape} for {len(names)} classes")
+    correct = np.diag(confusion).astype(np.float64)
+    support = confusion.sum(axis=1)
+    predicted = confusion.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sensitivity = np.where(support > 0, correct / support, np.nan)
+        ppv = np.where(predicted > 0, correct / predicted, np.nan)
+    total = int(confusion.sum())
+    present = sensitivity[support > 0]
+    return {"classes": names,
+            "sensitivity": {n: float(v) for n, v in zip(names, sensitivity)},
+            "ppv": {n: float(v) for n, v in zip(names, ppv)},
+            "support": {n: int(v) for n, v in zip(names, support)},
+            "accuracy": float(correct.sum() / total) if total else float("nan"),
+            "mean_sensitivity": float(present.mean()) if present.size else float("nan"),
+            "confusion": confusion.tolist()}
+
+
+def _image_and_label(item):
+    """(image, label) of a dataset item: a dict with ``image`` and ``label``, or a pair."""
+    if isinstance(item, dict):
+        return item["image"], item["label"]
+    image, label = item[:2]
+    return image, label
+
+
+def _collate(items):
+    import torch
+
+    images, labels = zip(*(_image_and_label(item) for item in items))
+    x = torch.stack([torch.as_tensor(np.asarray(im), dtype=torch.float32) for im in images])
+    y = torch.as_tensor([int(label) for label in labels], dtype=torch.int64)
+    return x, y
+
+
+def predict_classes(model, dataset, *, batch_size: int = 16, device="auto", num_workers: int = 0,
+                    amp: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities of every image of a dataset, in order.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A classifier returning logits ``(N, C)``.
+    dataset : torch Dataset
+        Items as :func:`fit_classifier` takes them.
+    batch_size, num_workers : int
+    device : str or torch.device
+        ``"auto"``: CUDA when available.
+    amp : bool
+        Autocast to float16 on CUDA.
+
+    Returns
+    -------
+    probabilities : ndarray, (N, C) float32
+        Softmax of the logits.
+    labels : ndarray, (N,) int64
+        The items' labels.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    from .infer import resolve_device
+
+    device = resolve_device(device)
+    model = model.to(device).eval()
+    loader = DataLoader(dataset, batch_size=int(batch_size), shuffle=False, num_workers=int(num_workers),
+                        collate_fn=_collate)
+    probabilities, labels = [], []
+    with torch.inference_mode(), torch.autocast(device_type="cuda", dtype=torch.float16,
+                                                 enabled=amp and device.type == "cuda"):
+        for x, y in loader:
+            probabilities.append(torch.softmax(model(x.to(device)).float(), dim=1).cpu().numpy())
+            labels.append(y.numpy())
+    if not probabilities:
+        raise InvalidArgumentError("the dataset is empty")
+    return np.concatenate(probabilities).astype(np.float32), np.concatenate(labels)
+
+
+def evaluate_classifier(model, dataset, *, classes: dict | None = None, batch_size: int = 16, device="auto",
+                        num_workers: int = 0) -> dict:
+    """Sensitivity, PPV and the confusion matrix of a classifier on a labelled dataset.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A classifier (logits ``(N, C)``); a loaded checkpoint's ``metadata``
+        gives the class names when ``classes`` is not given.
+    dataset : torch Dataset
+        Labelled items (``{"image", "label"}`` dicts or pairs).
+    classes : dict, optional
+        Class name to code (default: the model's, else the dataset's).
+
+    Returns
+    -------
+    dict
+        :func:`classification_metrics` of the argmax predictions, plus
+        ``probabilities`` (N, C) and ``labels`` (N,) as arrays.
+    """
+    classes = classes or getattr(model, "metadata", {}).get("classes") or getattr(dataset, "classes", None)
+    if not classes:
+        raise InvalidArgumentError("evaluate_classifier needs the class names: pass classes={name: code}")
+    probabilities, labels = predict_classes(model, dataset, batch_size=batch_size, device=device,
+                                            num_workers=num_workers)
+    if probabilities.shape[1] != len(classes):
+        raise InvalidArgumentError(f"the model has {probabilities.shape[1]} outputs but there are "
+                                   f"{len(classes)} classes {dict(classes)}")
+    confusion = confusion_matrix(labels, probabilities.argmax(axis=1), len(classes))
+    return {**classification_metrics(confusion, classes), "probabilities": probabilities, "labels": labels}
+
+
+def fit_classifier(dataset, out_dir, *, config: ClassifierConfig | None = None, validation=None,
+                   progress: bool = True, on_epoch=None) -> dict:
+    """Train a whole-image classifier (DenseNet-121 by default) on a labelled image dataset.
+
+    Parameters
+    ----------
+    dataset : torch Dataset
+        Items ``{"image": (1, S, S) float array or tensor, "label": int}``
+        (or ``(image, label)`` pairs), already preprocessed, such as
+        :class:`sxtseg.adapters.cxr.CovidxDataset`.  Used: ``classes`` (name
+        to code) unless the config gives them, ``labels`` (one code per item,
+        for class balancing; without it every item is read once to find them), ``preprocessing`` (a dict stored in the
+        checkpoint, so inference prepares images the same way) and
+        ``set_epoch(epoch)`` (reseeds its augmentation), where present.
+    out_dir : str or Path
+        Gets ``best.pt`` (best score), ``last.pt`` and ``training_log.csv``.
+    config : ClassifierConfig, optional
+    validation : torch Dataset, optional
+        Held-out labelled images: sensitivity and PPV per class after every
+        epoch; the score is their mean sensitivity (balanced accuracy).
+        Without it the score is the negative training loss.
+    progress : bool
+        Show a tqdm bar with the loss.
+    on_epoch : callable, optional
+        Called with each epoch's row once its checkpoints are saved.
+
+    Returns
+    -------
+    dict
+        ``best_checkpoint``, ``last_checkpoint`` (paths), ``best_score`` and
+        ``history`` (per-epoch dicts: ``epoch``, ``loss``, ``learning_rate``,
+        ``seconds``, and with validation ``accuracy``,
+        ``sensitivity_<class>``, ``ppv_<class>``; ``score``).
+
+    Notes
+    -----
+    Checkpoints (:func:`sxtseg.models.save_checkpoint`) record ``task:
+    "classification"``, ``classes``, ``input`` (``size``, ``channels``,
+    ``preprocessing``) and the training configuration, so
+    :func:`sxtseg.models.load_model` rebuilds the network and
+    :func:`sxtseg.adapters.cxr.covid_score` prepares its input.  Every epoch
+    reseeds the sampler and augmentation from ``(seed, epoch)``.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> images = [{"image": np.full((1, 64, 64), i % 2, np.float32), "label": i % 2} for i in range(8)]
+    >>> config = ClassifierConfig(model_config={"init_features": 8, "growth_rate": 4}, input_size=64,
+    ...                           classes={"negative": 0, "positive": 1}, batch_size=4, epochs=1)
+    >>> result = fit_classifier(images, tempfile.mkdtemp(), config=config, progress=False)
+    >>> sorted(result), len(result["history"])
+    (['best_checkpoint', 'best_score', 'history', 'last_checkpoint'], 1)
+    """
+    import torch
+    from torch.utils.data import DataLoader, RandomSampler
+    from tqdm.auto import tqdm
+
+    from .infer import resolve_device
+    from .models import build, save_checkpoint
+
+    config = config or ClassifierConfig()
+    config.check()
+    if len(dataset) == 0:
+        raise InvalidArgumentError("fit_classifier needs at least one training image")
+    classes = config.classes or getattr(dataset, "classes", None)
+    if not classes:
+        raise InvalidArgumentError("the class names are unknown: give ClassifierConfig(classes={name: code}) "
+                                   "or a dataset with a 'classes' attribute")
+    classes = {str(k): int(v) for k, v in classes.items()}
+    _check_class_codes(classes)
+    _check_classifier_input(dataset, config.input_size)
+    theirs = getattr(validation, "classes", None)
+    if theirs is not None and {str(k): int(v) for k, v in theirs.items()} != classes:
+        raise InvalidArgumentError(f"the validation images' classes {dict(theirs)} are not the training classes "
+                                   f"{classes}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    use_amp = config.amp and device.type == "cuda"
+    steps = int(config.steps_per_epoch or -(-len(dataset) // config.batch_size))
+
+    _seed_everything(config.seed, -1)
+    model = build(config.model, 2, 1, len(classes), **config.model_config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * steps)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    labels = getattr(dataset, "labels", None)
+    if labels is None:  # a dataset that does not list its labels: read every item once
+        labels = [int(_image_and_label(dataset[i])[1]) for i in range(len(dataset))]
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) != len(dataset) or (labels.size and (labels.min() < 0 or labels.max() >= len(classes))):
+        raise InvalidDataError(f"the dataset's labels must be one class code 0..{len(classes) - 1} per image")
+    meta = {
+        "task": "classification",
+        "classes": classes,
+        "input": {"size": int(config.input_size), "channels": 1,
+                  "preprocessing": dict(getattr(dataset, "preprocessing", None) or {})},
+        "training": {"description": config.description, "images": len(dataset),
+                     "class_counts": _class_counts(labels, classes),
+                     "config": json.loads(json.dumps(dataclasses.asdict(config), default=list))},
+    }
+    best_score, history = -np.inf, []
+    log_path = out_dir / "training_log.csv"
+    for epoch in range(config.epochs):
+        _seed_everything(config.seed, epoch)
+        epoch_seed = int(np.random.SeedSequence([config.seed, epoch + 1, 7]).generate_state(1)[0])
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(epoch)
+        if config.balance:
+            sampler = balanced_sampler(labels, num_samples=steps * config.batch_size, seed=epoch_seed)
+        else:
+            sampler = RandomSampler(range(len(dataset)), replacement=True, num_samples=steps * config.batch_size,
+                                    generator=torch.Generator().manual_seed(epoch_seed))
+        loader = DataLoader(dataset, batch_size=config.batch_size, sampler=sampler, collate_fn=_collate,
+                            num_workers=int(config.num_workers), drop_last=True)
+        model.train()
+        started = time.perf_counter()
+        losses = []
+        bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
+        for x, y in bar:
+            x, y = x.to(device), y.to(device)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+                logits = model(x)
+            loss = torch.nn.functional.cross_entropy(logits.float(), y)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
+        row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "learning_rate": scheduler.get_last_lr()[0],
+               "seconds": time.perf_counter() - started}
+        if validation is not None:
+            metrics = evaluate_classifier(model, validation, classes=classes, batch_size=config.batch_size,
+                                          device=device, num_workers=int(config.num_workers))
+            row["accuracy"] = metrics["accuracy"]
+            row.update({f"sensitivity_{n}": v for n, v in metrics["sensitivity"].items()})
+            row.update({f"ppv_{n}": v for n, v in metrics["ppv"].items()})
+            score = metrics["mean_sensitivity"]
+            score = -row["loss"] if np.isnan(score) else score
+        else:
+            score = -row["loss"]
+        row["score"] = float(score)
+        history.append(row)
+        if progress:
+            tqdm.write(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        meta["training"].update(epochs_done=epoch + 1, history=history)
+        if score > best_score:
+            best_score = score
+            save_checkpoint(model, out_dir / "best.pt", {**meta, "score": float(score)})
+        save_checkpoint(model, out_dir / "last.pt", {**meta, "score": float(score)})
+        _write_log(log_path, history)
+        if on_epoch is not None:
+            on_epoch(dict(row))
+    return {"best_checkpoint": out_dir / "best.pt", "last_checkpoint": out_dir / "last.pt",
+            "best_score": float(best_score), "history": history}
+
+
+def _check_classifier_input(dataset, size: int) -> None:
+    """The first item is a (1, size, size) image: refuse a dataset prepared for another input size."""
+    image, _ = _image_and_label(dataset[0])
+    shape = tuple(np.shape(image))
+    if shape != (1, int(size), int(size)):
+        raise ShapeError(f"training images have shape {shape}; the classifier's input is (1, {size}, {size}) "
+                         "(set ClassifierConfig.input_size to the dataset's size)")
+
+
+def _class_counts(labels, classes: dict) -> dict | None:
+    if labels is None:
+        return None
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(classes))
+    return {name: int(counts[code]) for name, code in classes.items()}

@@ -198,7 +198,7 @@ def test_state_dict_round_trip_and_repr():
 
 
 def test_build_and_available():
-    assert models.available() == ["msdnet", "unet"]
+    assert models.available() == ["densenet121", "msdnet", "unet"]
     net = models.build("MSDNet", 3, 1, 3)
     assert isinstance(net, MSDNet) and net.depth == 100
     unet = models.build("unet", spatial_dims=3, in_channels=1, out_channels=3)
@@ -209,7 +209,7 @@ def test_build_and_available():
 
 
 @pytest.mark.parametrize("call,message", [
-    (lambda: models.build("vnet", 3, 1, 2), "unknown model 'vnet'; available: msdnet, unet"),
+    (lambda: models.build("vnet", 3, 1, 2), "unknown model 'vnet'; available: densenet121, msdnet, unet"),
     (lambda: models.build("msdnet", 3, 1, 2, layers=5), "no option 'layers'"),
     (lambda: models.build("unet", 3, 1, 2, depth=5), "no option 'depth'"),
     (lambda: models.build("msdnet", 4, 1, 2), "spatial_dims must be 2 or 3"),

@@ -1,4 +1,4 @@
-"""Segmentation networks: MSD-net (2D/3D) and a MONAI U-Net, built by name.
+"""Networks built by name: MSD-net (2D/3D) and a MONAI U-Net for segmentation, DenseNet-121 for classification.
 
 :func:`build` is the single entry point (training configs name a model and its
 options); :func:`available` lists the names.  Importing this subpackage imports
@@ -8,7 +8,7 @@ Examples
 --------
 >>> from sxtseg import models
 >>> models.available()
-['msdnet', 'unet']
+['densenet121', 'msdnet', 'unet']
 >>> net = models.build("msdnet", spatial_dims=2, in_channels=1, out_channels=3, depth=10)
 >>> type(net).__name__, net.depth
 ('MSDNet', 10)
@@ -22,15 +22,17 @@ from torch import nn
 
 from ..errors import InvalidArgumentError
 from .checkpoint import load_model, save_checkpoint, shipped_models
+from .densenet import densenet121
 from .msdnet import MSDNet
 from .unet import unet
 
-__all__ = ["MSDNet", "available", "build", "load_model", "save_checkpoint", "shipped_models", "unet"]
+__all__ = ["MSDNet", "available", "build", "densenet121", "load_model", "save_checkpoint", "shipped_models", "unet"]
 
 # name -> (builder, defaults that differ from the builder's own)
 _REGISTRY = {
     "msdnet": (MSDNet, {"depth": 100}),
     "unet": (unet, {}),
+    "densenet121": (densenet121, {}),  # an image classifier: (N, C, *spatial) -> (N, classes)
 }
 
 
@@ -50,11 +52,11 @@ def _options(builder) -> list[str]:
 
 
 def build(name: str, spatial_dims: int, in_channels: int, out_channels: int, **config) -> nn.Module:
-    """Build a segmentation network by name.
+    """Build a network by name.
 
     Parameters
     ----------
-    name : {"msdnet", "unet"}
+    name : {"msdnet", "unet", "densenet121"}
         The architecture (case-insensitive); see :func:`available`.
     spatial_dims : {2, 3}
         2 for (Y, X) images, 3 for (Z, Y, X) volumes.
@@ -65,12 +67,15 @@ def build(name: str, spatial_dims: int, in_channels: int, out_channels: int, **c
         :class:`~sxtseg.models.msdnet.MSDNet` (``depth`` defaults to 100, the paper's
         segmentation depth; ``width``, ``dilations``, ``normalization``), for ``"unet"``
         those of :func:`~sxtseg.models.unet.unet` (``channels``, ``strides``,
-        ``num_res_units``, ``normalization``, ``dropout``).
+        ``num_res_units``, ``normalization``, ``dropout``), for ``"densenet121"`` those of
+        :func:`~sxtseg.models.densenet.densenet121` (``init_features``, ``growth_rate``,
+        ``bn_size``, ``dropout_prob``).
 
     Returns
     -------
     torch.nn.Module
-        Maps ``(N, in_channels, *spatial)`` to ``(N, out_channels, *spatial)``.
+        Maps ``(N, in_channels, *spatial)`` to ``(N, out_channels, *spatial)``; the
+        classifier ``"densenet121"`` to ``(N, out_channels)``.
 
     Raises
     ------

@@ -20,6 +20,7 @@ import dask.array as da
 import numpy as np
 
 from ...io._read import is_dicom_file
+from .._decoders import check_decoder
 from ...errors import (AmbiguousDatasetError, CorruptFileError, InputNotFoundError, ShapeError,
                        UnsupportedFormatError)
 
@@ -29,15 +30,6 @@ __all__ = ["is_dicom_file", "read_dicom"]
 
 #: Modalities that are projection X-rays, not CT: refused with a pointer to open_cxr.
 XRAY_MODALITIES = {"CR", "DX", "RG", "MG", "XA", "RF", "IO", "PX"}
-
-#: What to install for each family of compressed transfer syntaxes (pydicom's plugins).
-_DECODER_PACKAGES = {
-    "JPEG 2000": "pylibjpeg pylibjpeg-openjpeg",
-    "JPEG-LS": "pylibjpeg pylibjpeg-libjpeg",
-    "JPEG": "pylibjpeg pylibjpeg-libjpeg",
-    "RLE": "pylibjpeg pylibjpeg-rle",
-    "Deflate": "(zlib, part of Python)",
-}
 
 # relative spacing tolerance: positions off by more than this from the median step are "uneven"
 _SPACING_TOLERANCE = 0.01
@@ -79,29 +71,6 @@ def _check_modality(path: Path, ds) -> bool:
     if modality and modality != "CT":
         raise UnsupportedFormatError(f"{path}: Modality {modality!r}; open_ct reads CT (Hounsfield units) only")
     return bool(modality)
-
-
-def _check_decoder(path: Path, ds) -> None:
-    """Refuse a compressed transfer syntax pydicom cannot decode here, naming what to install."""
-    from pydicom.pixels import get_decoder
-
-    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    if syntax is None or not syntax.is_compressed:
-        return
-    try:
-        decoder = get_decoder(syntax)
-    except NotImplementedError as exc:
-        raise UnsupportedFormatError(
-            f"{path}: pixel data compressed as {syntax.name} ({syntax}), which no pydicom decoder reads; "
-            "convert the series to an uncompressed transfer syntax first (e.g. `gdcmconv --raw`)") from exc
-    if decoder.is_available:
-        return
-    family = next((k for k in _DECODER_PACKAGES if syntax.name.startswith(k)), None)
-    install = _DECODER_PACKAGES.get(family, "a pydicom pixel-data plugin")
-    raise UnsupportedFormatError(
-        f"{path}: pixel data compressed as {syntax.name} and no decoder for it is installed; "
-        f"pip install {install} (or pip install \"sxtseg[ct]\"). pydicom's options: "
-        + "; ".join(decoder.missing_dependencies))
 
 
 def _hounsfield(pixels: np.ndarray, ds, slope_intercept: tuple[float, float] | None = None) -> np.ndarray:
@@ -265,7 +234,7 @@ def _read_series(folder: Path, members) -> tuple[da.Array, np.ndarray, Any, dict
     if duplicates:
         info["duplicate_positions"] = [list(d) for d in duplicates]
 
-    _check_decoder(kept[0][1], kept[0][3])
+    check_decoder(kept[0][1], kept[0][3])
     chunks = [da.from_delayed(dask.delayed(_read_slice)(str(e[1])), shape=(rows, columns), dtype=np.float32)
               for e in kept]
     data = da.stack(chunks)
@@ -321,7 +290,7 @@ def _read_multiframe(path: Path, ds) -> tuple[da.Array, np.ndarray, Any, dict]:
         raise CorruptFileError(f"{path}: frames share a position; not one volume")
     step, info = _spacing_report(names, offsets[order], path) if frames > 1 else (
         float(ds.get("SliceThickness") or 0) or 1.0, {"slice_spacing_mm": None})
-    _check_decoder(path, ds)
+    check_decoder(path, ds)
 
     def decode(p: str) -> np.ndarray:
         full = _dcmread(Path(p))

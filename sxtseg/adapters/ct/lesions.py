@@ -41,7 +41,7 @@ from scipy import ndimage as ndi
 
 from ...errors import InvalidArgumentError, ShapeError
 from ...volume import Volume
-from .lungs import LEFT_LUNG, LUNG_CLASSES, RIGHT_LUNG, _ellipsoid, label_metadata
+from .lungs import LEFT_LUNG, RIGHT_LUNG, _ellipsoid, label_metadata
 
 __all__ = ["lesion_quantification", "ct_severity_score", "LESION_CLASSES", "DEFAULT_HU_RANGES",
            "SEVERITY_BANDS_PERCENT", "ZONES"]
