@@ -143,10 +143,8 @@ class TrainingConfig:
             raise InvalidArgumentError(f"patch_size {tuple(self.patch_size)} does not fit spatial_dims={self.spatial_dims}")
         if self.spatial_dims == 3 and self.context_slices:
             raise InvalidArgumentError("context_slices is for 2-D models only")
-        codes = sorted(int(c) for c in self.classes.values())
-        if codes != list(range(len(codes))) or len(codes) < 2:
-            raise InvalidArgumentError(f"class codes must be 0..C-1 (C >= 2), got {codes}")
-        if self.ignore_label in codes:
+        _check_class_codes(self.classes)
+        if self.ignore_label in [int(c) for c in self.classes.values()]:
             raise InvalidArgumentError(f"ignore_label {self.ignore_label} is also a class code")
         for name in ("batch_size", "epochs", "steps_per_epoch"):
             if int(getattr(self, name)) < 1:
@@ -440,6 +438,21 @@ def _validate(model, validation, config: TrainingConfig, device) -> np.ndarray:
     return dice_per_class(probs.argmax(axis=0), labels.to_numpy(), config.n_classes, config.ignore_label)
 
 
+def _step(model, x, y, loss_of, optimizer, scaler, scheduler, use_amp: bool) -> float:
+    """One optimiser step (mixed precision on CUDA when ``use_amp``); returns the loss."""
+    import torch
+
+    optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
+        logits = model(x)
+    loss = loss_of(logits, y)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    return float(loss.detach())
+
+
 def fit(
     pairs,
     out_dir,
@@ -569,15 +582,8 @@ def fit(
                 targets.append(torch.as_tensor(labels, dtype=torch.int64))
             x = torch.stack(images).to(device)
             y = torch.stack(targets).to(device)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
-                logits = model(x)
-            loss = masked_loss(logits, y, config.ignore_label)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            losses.append(float(loss.detach()))
+            losses.append(_step(model, x, y, lambda logits, y: masked_loss(logits, y, config.ignore_label),
+                                optimizer, scaler, scheduler, use_amp))
             bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "learning_rate": scheduler.get_last_lr()[0],
                "seconds": time.perf_counter() - started}
@@ -1082,15 +1088,8 @@ def fit_classifier(dataset, out_dir, *, config: ClassifierConfig | None = None, 
         bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False)
         for x, y in bar:
             x, y = x.to(device), y.to(device)
-            optimizer.zero_grad(set_to_none=True)
-            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
-                logits = model(x)
-            loss = torch.nn.functional.cross_entropy(logits.float(), y)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            losses.append(float(loss.detach()))
+            losses.append(_step(model, x, y, lambda logits, y: torch.nn.functional.cross_entropy(logits.float(), y),
+                                optimizer, scaler, scheduler, use_amp))
             bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
         row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "learning_rate": scheduler.get_last_lr()[0],
                "seconds": time.perf_counter() - started}

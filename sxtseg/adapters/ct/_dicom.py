@@ -83,12 +83,17 @@ def _hounsfield(pixels: np.ndarray, ds, slope_intercept: tuple[float, float] | N
     return np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32)
 
 
-def _read_slice(path: str) -> np.ndarray:
+def _decoded(path: str):
+    """The data set of ``path`` and its decoded pixel array."""
     ds = _dcmread(Path(path))
     try:
-        pixels = ds.pixel_array
-    except Exception as exc:  # noqa: BLE001
+        return ds, ds.pixel_array
+    except Exception as exc:  # noqa: BLE001 - decoder plugins raise many kinds
         raise CorruptFileError(f"{path}: pixel data could not be decoded ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_slice(path: str) -> np.ndarray:
+    ds, pixels = _decoded(path)
     if pixels.ndim != 2:
         raise ShapeError(f"{path}: a slice of a series has pixel data of shape {pixels.shape}, not (rows, columns)")
     return _hounsfield(pixels, ds)
@@ -293,11 +298,7 @@ def _read_multiframe(path: Path, ds) -> tuple[da.Array, np.ndarray, Any, dict]:
     check_decoder(path, ds)
 
     def decode(p: str) -> np.ndarray:
-        full = _dcmread(Path(p))
-        try:
-            pixels = full.pixel_array
-        except Exception as exc:  # noqa: BLE001
-            raise CorruptFileError(f"{p}: pixel data could not be decoded ({type(exc).__name__}: {exc})") from exc
+        full, pixels = _decoded(p)
         pixels = pixels.reshape(frames, rows, columns)
         return np.stack([_hounsfield(pixels[i], full, rescale[i]) for i in order])
 
