@@ -26,7 +26,8 @@ from sxtseg.adapters.ct._geometry import to_spl  # noqa: E402
 from sxtseg.adapters.ct._nifti import read_nifti  # noqa: E402
 from sxtseg.adapters.ct.lesions import severity_band  # noqa: E402
 from sxtseg.cli import main  # noqa: E402
-from sxtseg.errors import AmbiguousDatasetError, CorruptFileError, UnsupportedFormatError  # noqa: E402
+from sxtseg.errors import (AmbiguousDatasetError, CorruptFileError, InvalidArgumentError,  # noqa: E402
+                           UnsupportedFormatError)
 from sxtseg.phantom.chest import make_chest_phantom  # noqa: E402
 
 A0002 = ("ct-lung-pet-ct-dx-A0002",)
@@ -386,3 +387,29 @@ def test_analyse_ct_report_from_volume(tmp_path):
     assert report["lung_volume_ml"] == pytest.approx(sum(truth["lungs_ml"].values()), rel=0.03)
     assert report["ggo_volume_ml"] == pytest.approx(truth["ggo_ml"], rel=0.05)
     assert set(report["per_lung"]) == {"right_lung", "left_lung", "both"}
+
+
+def test_lung_mask_with_a_trained_model(tmp_path):
+    """A lung model trained with sxtseg.train.fit on a phantom: its classes are mapped to right 1, left 2."""
+    from sxtseg import Volume, segment
+    from sxtseg.models import load_model
+    from sxtseg.train import TrainingConfig, fit
+
+    ct, truth = make_chest_phantom(shape=(16, 96, 128), seed=4)
+    classes = {"background": 0, "left_lung": 1, "right_lung": 2}  # not lung_mask's order
+    labels = np.select([truth["lungs"] == 2, truth["lungs"] == 1], [1, 2], 0).astype(np.uint8)
+    config = TrainingConfig(model="unet", spatial_dims=2, patch_size=(64, 64), classes=classes,
+                            model_config={"channels": (4, 8), "strides": (2,), "num_res_units": 0},
+                            intensity={"method": "fixed", "low": -1000.0, "high": 400.0}, calibration="none",
+                            epochs=1, steps_per_epoch=3, batch_size=2, augment=False)
+    result = fit([(ct, ct.with_data(labels))], tmp_path / "run", config=config, progress=False)
+    model = load_model(result["best_checkpoint"])
+    lungs = lung_mask(ct, model=model, min_lung_fraction=0.0)
+    predicted = segment(ct, model=model, calibration="none", progress=False).to_numpy()
+    expected = np.select([predicted == 2, predicted == 1], [1, 2], 0)
+    assert np.array_equal(lungs.to_numpy(), expected)
+    assert lungs.metadata["lungs"]["separation"] == "model"
+    wrong = load_model(result["best_checkpoint"])
+    wrong.metadata = {**wrong.metadata, "classes": {"background": 0, "a": 1, "b": 2}}
+    with pytest.raises(InvalidArgumentError, match="needs classes right_lung and left_lung, or lung"):
+        lung_mask(Volume(ct.data, voxel_size=ct.voxel_size, unit="mm"), model=wrong)

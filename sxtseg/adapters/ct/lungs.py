@@ -42,7 +42,7 @@ import warnings
 import numpy as np
 from scipy import ndimage as ndi
 
-from ...errors import InvalidDataError, ShapeError
+from ...errors import InvalidArgumentError, InvalidDataError, ShapeError
 from ...volume import Volume
 
 __all__ = ["lung_mask", "NoLungsError", "LUNG_CLASSES", "RIGHT_LUNG", "LEFT_LUNG"]
@@ -223,6 +223,51 @@ def _bbox(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array([w[0] for w in where]), np.array([w[-1] for w in where])
 
 
+def _lung_volume(ct: Volume, out: np.ndarray, lungs_info: dict) -> Volume:
+    """The label Volume of :func:`lung_mask`, with each lung's volume (mL) in ``metadata["lungs"]``."""
+    voxel_ml = float(np.prod(ct.voxel_size)) / 1000.0
+    volumes = {name: float((out == code).sum() * voxel_ml) for name, code in LUNG_CLASSES.items() if code}
+    metadata = {"source": ct.metadata.get("source"), "ct": ct.metadata.get("ct"),
+                **label_metadata(LUNG_CLASSES, LUNG_COLORS),
+                "lungs": {"volume_ml": {k: v for k, v in volumes.items() if v > 0}, **lungs_info}}
+    return ct.with_data(out, metadata=metadata)
+
+
+def _model_lungs(ct: Volume, model, device, min_lung_fraction: float) -> Volume:
+    """Lungs from a trained segmentation model (see ``model`` in :func:`lung_mask`)."""
+    from ...infer import segment
+    from ...models import load_model
+
+    net = load_model(model, device=device) if not hasattr(model, "metadata") else model
+    classes = {str(k): int(v) for k, v in net.metadata.get("classes", {}).items()}
+    if not ({"right_lung", "left_lung"} <= set(classes) or "lung" in classes):
+        raise InvalidArgumentError(f"{model}: a lung model needs classes right_lung and left_lung, or lung; "
+                                   f"it has {sorted(classes)}")
+    predicted = segment(ct, model=net, device=device, calibration="none", progress=False).to_numpy()
+    out = np.zeros(ct.shape, np.uint8)
+    method = "model"
+    if "lung" in classes:
+        whole = predicted == classes["lung"]
+        split = _split_two(whole, tuple(float(s) for s in ct.voxel_size)) if whole.any() else None
+        if split is None:
+            raise NoLungsError(f"{ct.metadata.get('source', {}).get('path', 'the scan')}: the model found no "
+                               "two lungs")
+        centre = [ndi.center_of_mass(split == k)[2] for k in (1, 2)]
+        right = 1 if centre[0] < centre[1] else 2
+        out[split == right] = RIGHT_LUNG
+        out[(split > 0) & (split != right)] = LEFT_LUNG
+        method = "model, split by erosion"
+    else:
+        out[predicted == classes["right_lung"]] = RIGHT_LUNG
+        out[predicted == classes["left_lung"]] = LEFT_LUNG
+    body_ml = float((ct.to_numpy() > _DENSE_HU).sum() + (out > 0).sum()) * float(np.prod(ct.voxel_size)) / 1000
+    lungs_ml = float((out > 0).sum()) * float(np.prod(ct.voxel_size)) / 1000
+    if lungs_ml < min_lung_fraction * body_ml:
+        raise NoLungsError(f"{ct.metadata.get('source', {}).get('path', 'the scan')}: holds no lungs: the model "
+                           f"found {lungs_ml:.0f} mL of lung in {body_ml:.0f} mL of body")
+    return _lung_volume(ct, out, {"separation": method, "model_sha256": net.metadata.get("sha256")})
+
+
 def lung_mask(
     ct: Volume,
     *,
@@ -231,6 +276,8 @@ def lung_mask(
     fill_radius_mm: float = 4.0,
     min_component_ml: float = 5.0,
     min_lung_fraction: float = 0.05,
+    model=None,
+    device="auto",
 ) -> Volume:
     """Segment the right and left lungs of a chest CT, without a trained model.
 
@@ -253,6 +300,16 @@ def lung_mask(
         volume, the scan is said to hold no lungs (lungs fill 20-40% of the
         body in the slices of a chest CT; the lung bases at the top of an
         abdomen CT about 1%).
+    model : str, Path or torch.nn.Module, optional
+        A trained lung segmentation model instead of the classical steps: a
+        checkpoint of :func:`sxtseg.train.fit` (trained on CT volumes in HU
+        with ``calibration="none"`` and a fixed HU intensity window) whose
+        classes include ``right_lung`` and ``left_lung``, or one ``lung``
+        class (split into left and right as above).  Run through
+        :func:`sxtseg.segment`; no CT lung weights ship with sxtseg.  The
+        other parameters except ``min_lung_fraction`` do not apply.
+    device : str
+        Device of ``model`` (``"auto"``: CUDA when available).
 
     Returns
     -------
@@ -279,6 +336,8 @@ def lung_mask(
     """
     if ct.ndim != 3 or ct.unit != "mm" or ct.voxel_size is None:
         raise ShapeError(f"lung_mask needs a 3-D CT with its voxel size in mm (from open_ct), not {ct!r}")
+    if model is not None:
+        return _model_lungs(ct, model, device, min_lung_fraction)
     spacing = tuple(float(s) for s in ct.voxel_size)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     hu = np.asarray(ct.to_numpy(), dtype=np.float32)
@@ -329,10 +388,5 @@ def lung_mask(
         for code, piece in ((RIGHT_LUNG, right), (LEFT_LUNG, left)):
             filled = _fill(piece, hull & ~(left if code == RIGHT_LUNG else right), spacing, fill_radius_mm)
             out[filled & (out == 0)] = code
-    volumes = {name: float((out == code).sum() * voxel_ml) for name, code in LUNG_CLASSES.items() if code}
-    volumes = {k: v for k, v in volumes.items() if v > 0}
-    metadata = {"source": ct.metadata.get("source"), "ct": ct.metadata.get("ct"),
-                **label_metadata(LUNG_CLASSES, LUNG_COLORS),
-                "lungs": {"volume_ml": volumes, "separation": method, "airway_voxels": int(airway.sum()),
-                          "air_threshold_hu": air_threshold_hu, "fill_radius_mm": fill_radius_mm}}
-    return ct.with_data(out, metadata=metadata)
+    return _lung_volume(ct, out, {"separation": method, "airway_voxels": int(airway.sum()),
+                                  "air_threshold_hu": air_threshold_hu, "fill_radius_mm": fill_radius_mm})
