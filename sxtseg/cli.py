@@ -352,6 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_cxr)
 
+    from .catalog.commands import add_parser as add_catalog_parser
+
+    add_catalog_parser(sub)
+
     p = sub.add_parser("train", help="train a segmentation model from a YAML configuration")
     p.add_argument("config", help="YAML file: data, validation, output and training settings")
     p.add_argument("--resume", action="store_true", help="continue from the output folder's last checkpoint")

@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-HEAVY = ("torch", "monai", "napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "pydicom", "nibabel", "numba")
+HEAVY = ("torch", "monai", "napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "pydicom", "nibabel", "numba",
+         "django", "rest_framework")
 
 
 def _modules_after(code: str) -> set[str]:

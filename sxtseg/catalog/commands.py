@@ -1,0 +1,123 @@
+"""``sxtseg catalog ...``: add results, serve, create users, migrate (wired into :mod:`sxtseg.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import InvalidArgumentError
+
+__all__ = ["add_parser"]
+
+
+def _database(args: argparse.Namespace) -> None:
+    from .database import configure
+
+    configure(db=args.db, url=args.url)
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    _database(args)
+    from django.contrib.auth import get_user_model
+
+    from .ingest import add_results
+
+    user = None
+    if args.user:
+        user = get_user_model().objects.filter(username=args.user).first()
+        if user is None:
+            raise InvalidArgumentError(f"no catalog user {args.user!r} (sxtseg catalog createuser)")
+    for folder in args.results:
+        for run in add_results(folder, args.project, conditions=args.condition, fields=args.field, tags=args.tag,
+                               user=user, progress=not args.quiet):
+            state = "added" if run["created"] else "already in the catalog"
+            print(f"{folder}: sample {run['sample']}, run {run['run_id']} {state}")
+    return 0
+
+
+def _cmd_createuser(args: argparse.Namespace) -> int:
+    _database(args)
+    from django.contrib.auth import get_user_model
+    from rest_framework.authtoken.models import Token
+
+    from .models import ROLES, Membership, Project
+
+    users = get_user_model()
+    user = users.objects.filter(username=args.name).first()
+    if user is None:
+        user = users.objects.create_user(args.name, password=args.password)
+    elif args.password:
+        user.set_password(args.password)
+    if args.superuser:
+        user.is_superuser = user.is_staff = True
+    user.save()
+    if args.project:
+        if args.role not in dict(ROLES):
+            raise InvalidArgumentError(f"--role {args.role!r}: one of {', '.join(dict(ROLES))}")
+        project, _ = Project.objects.get_or_create(name=args.project)
+        Membership.objects.update_or_create(project=project, user=user, defaults={"role": args.role})
+    token, _ = Token.objects.get_or_create(user=user)
+    print(token.key)
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    _database(args)
+    from django.conf import settings
+    from django.core.servers.basehttp import run
+    from django.core.wsgi import get_wsgi_application
+
+    if args.host not in settings.ALLOWED_HOSTS and "*" not in settings.ALLOWED_HOSTS:
+        settings.ALLOWED_HOSTS.append(args.host)
+    print(f"sxtseg catalog on http://{args.host}:{args.port}/api/ ({settings.DATABASES['default']['NAME']}); "
+          "Ctrl-C stops it")
+    run(args.host, args.port, get_wsgi_application(), threading=True)
+    return 0
+
+
+def _cmd_migrate(args: argparse.Namespace) -> int:
+    _database(args)
+    print("catalog database up to date")
+    return 0
+
+
+def add_parser(sub) -> None:
+    """The ``catalog`` subcommand and its own subcommands."""
+    catalog = sub.add_parser("catalog", help="the smart catalog: add results, serve the API, create users")
+    commands = catalog.add_subparsers(dest="catalog_command", required=True, metavar="COMMAND")
+
+    def common(p):
+        p.add_argument("--db", help="SQLite catalog file (default: SXTSEG_CATALOG_DB, else the user's data folder)")
+        p.add_argument("--url", help="postgresql://user:password@host:port/db of a shared catalog "
+                                     "(default: SXTSEG_CATALOG_URL)")
+
+    p = commands.add_parser("add", help="register results folders of sxtseg run / ct / cxr (idempotent)")
+    p.add_argument("results", nargs="+", help="results folders")
+    p.add_argument("--project", required=True, help="project name (created when new)")
+    p.add_argument("--condition", action="append", default=[],
+                   help="cell_line=, infection=infected|mock, hours_post_infection=, replicate=, subject_id=, "
+                        "study_date=YYYY-MM-DD (repeatable)")
+    p.add_argument("--field", action="append", default=[], help="free key=value fact of the sample (repeatable)")
+    p.add_argument("--tag", action="append", default=[], help="tag of the sample (repeatable)")
+    p.add_argument("--user", help="catalog user recorded as adding the runs (must be able to write)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    common(p)
+    p.set_defaults(func=_cmd_add)
+
+    p = commands.add_parser("serve", help="serve the REST API and admin (one user; gunicorn for many)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    common(p)
+    p.set_defaults(func=_cmd_serve)
+
+    p = commands.add_parser("createuser", help="make (or update) a user and print its API token")
+    p.add_argument("name", help="user name")
+    p.add_argument("--password", help="password for the web page (default: none, token only)")
+    p.add_argument("--project", help="give the user a role on this project (created when new)")
+    p.add_argument("--role", default="member", help="owner, member or collaborator (default member)")
+    p.add_argument("--superuser", action="store_true", help="may see and change everything, and use the admin")
+    common(p)
+    p.set_defaults(func=_cmd_createuser)
+
+    p = commands.add_parser("migrate", help="create or update the catalog's tables")
+    common(p)
+    p.set_defaults(func=_cmd_migrate)

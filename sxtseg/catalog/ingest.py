@@ -1,0 +1,403 @@
+"""Register results folders (``sxtseg run``, ``sxtseg ct``, ``sxtseg cxr``) in the catalog.
+
+:func:`read_results` reads and checks a folder without touching the
+database; :func:`add_results` stores it in one transaction.  A folder is
+identified by the sha256 of its result files, so adding it twice changes
+nothing; a failed or killed ingest leaves nothing behind.  Object rows go in
+bulk: PostgreSQL ``COPY``, batched ``executemany`` on SQLite, never one
+``INSERT`` per object through the ORM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputNotFoundError, InvalidArgumentError, InvalidDataError
+
+__all__ = ["Results", "read_results", "add_results", "CONDITION_FIELDS", "parse_conditions"]
+
+#: ``--condition`` keys and their types (other facts go in ``--field key=value``).
+CONDITION_FIELDS = {"cell_line": str, "infection": str, "hours_post_infection": float, "replicate": int,
+                    "subject_id": str, "study_date": dt.date.fromisoformat}
+INFECTION_VALUES = ("infected", "mock")
+_BATCH = 10_000
+
+
+@dataclass
+class Results:
+    """One run read from a results folder, checked, ready to store."""
+
+    kind: str  # "run", "ct" or "cxr"
+    folder: Path
+    sample_name: str
+    modality: str
+    content_sha256: str
+    run: dict
+    measures: list[tuple[str, float | None, str]]
+    objects: pd.DataFrame | None = None
+    sample_fields: dict = field(default_factory=dict)
+
+
+def _sha256(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()
+
+
+def _load_json(path: Path) -> dict:
+    if not path.exists():
+        raise InputNotFoundError(f"{path}: missing; {path.parent} is not a complete sxtseg results folder")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InvalidDataError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def _unit(name: str) -> str:
+    match = re.search(r"_(um3|um2|nm|um|mm|ml|percent|s)$", name)
+    return {"percent": "%", "ml": "mL"}.get(match.group(1), match.group(1)) if match else ""
+
+
+def _number(value) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None if value is None else float(value)
+    value = float(value)
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise InputNotFoundError(f"{path}: missing; {path.parent} is not a complete sxtseg results folder")
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise InvalidDataError(f"{path}: not a readable CSV table ({exc})") from exc
+
+
+def _objects_frame(path: Path, voxel_nm: list[float]) -> pd.DataFrame:
+    """objects.csv with class names and the bounding box in nm, checked row by row."""
+    from ..classes import CLASS_NAMES
+    from .models import OBJECT_COLUMNS
+
+    table = _read_csv(path)
+    needed = {"label", "class_id", "voxel_count", "volume_um3", "centroid_z_nm", "centroid_y_nm", "centroid_x_nm",
+              "bbox_z0", "bbox_y0", "bbox_x0", "bbox_z1", "bbox_y1", "bbox_x1"}
+    missing = sorted(needed - set(table.columns))
+    if missing:
+        raise InvalidDataError(f"{path}: lacks the column(s) {', '.join(missing)}")
+    for column in ("label", "class_id", "voxel_count", "volume_um3"):
+        bad = table.index[pd.to_numeric(table[column], errors="coerce").isna()]
+        if len(bad):
+            raise InvalidDataError(f"{path}: row {int(bad[0]) + 2} has no valid {column} ({table[column][bad[0]]!r})")
+    if table["label"].duplicated().any():
+        row = int(table.index[table["label"].duplicated()][0])
+        raise InvalidDataError(f"{path}: row {row + 2} repeats label {table['label'][row]}")
+    out = pd.DataFrame(index=table.index)
+    for column in OBJECT_COLUMNS:
+        if column.startswith("bbox_"):
+            axis = "zyx".index(column[5])
+            out[column] = table[column[:-3]].astype(float) * voxel_nm[axis]
+        elif column in table:
+            out[column] = table[column]
+        else:
+            out[column] = None
+    out["class_name"] = [CLASS_NAMES.get(int(c), str(int(c))) for c in table["class_id"]]
+    out["touches_border"] = table.get("touches_border", False)
+    out["touches_border"] = out["touches_border"].astype(str).str.lower().isin(("true", "1"))
+    return out
+
+
+def _read_run(folder: Path) -> list[Results]:
+    summary_path, objects_path, run_path = folder / "summary.json", folder / "objects.csv", folder / "run.json"
+    summary = _load_json(summary_path)
+    fingerprint = _load_json(run_path) if run_path.exists() else {}
+    unit = summary.get("unit", "nm")
+    scale = {"nm": 1.0, "um": 1000.0, "mm": 1e6}.get(unit)
+    if scale is None or not summary.get("voxel_size"):
+        raise InvalidDataError(f"{summary_path}: voxel_size/unit missing or unknown ({summary.get('unit')!r})")
+    voxel_nm = [float(v) * scale for v in summary["voxel_size"]]
+    objects = _objects_frame(objects_path, voxel_nm)
+    if int(summary.get("objects", len(objects))) != len(objects):
+        raise InvalidDataError(f"{objects_path}: holds {len(objects)} objects but {summary_path} says "
+                               f"{summary['objects']}; the folder is inconsistent")
+    numbers = summary.get("summary", {})
+    dmv_rows = int((objects["class_name"] == "dmv").sum())
+    if "dmv_count" in numbers and int(numbers["dmv_count"]) != dmv_rows:
+        raise InvalidDataError(f"{objects_path}: has {dmv_rows} dmv rows but {summary_path} counts "
+                               f"{numbers['dmv_count']} DMVs")
+    measures = {}  # name -> (value, unit); the summary's own names win over the per-class ones (dmv_count)
+    for name, per_class in numbers.get("classes", {}).items():
+        for key, value in per_class.items():
+            measures[f"{name}_{key}"] = (_number(value), _unit(key) if key != "count" else "")
+    for key, value in numbers.items():
+        if key != "classes" and not isinstance(value, (dict, list)):
+            measures[key] = (_number(value), _unit(key))
+    measures = [(name, value, unit) for name, (value, unit) in measures.items()]
+    content = _sha256(summary_path.read_bytes(), objects_path.read_bytes(),
+                      run_path.read_bytes() if run_path.exists() else b"")
+    model = summary.get("model") or {}
+    run = {"kind": "run", "results_dir": str(folder.resolve()),
+           "input_path": str((summary.get("input") or {}).get("path", "")),
+           "input_fingerprint": _sha256(json.dumps(fingerprint.get("input", summary.get("input")),
+                                                   sort_keys=True).encode()),
+           "sxtseg_version": str(summary.get("sxtseg_version", "")), "model_name": str(model.get("name", "")),
+           "weights_sha256": str(model.get("sha256", "")), "calibration": summary.get("calibration") or {},
+           "parameters": {**fingerprint.get("parameters", {}), "instances": summary.get("instances")},
+           "timings_s": summary.get("timings_s") or {}, "voxel_size_nm": voxel_nm,
+           "artefacts": _artefacts(folder, {"ome_zarr": "volume.ome.zarr", "objects": "objects.csv",
+                                            "quicklook": "quicklook.png", "summary": "summary.json"})}
+    name = str(summary.get("sample") or folder.name)
+    return [Results("run", folder, name, "sxt", content, run, measures, objects)]
+
+
+def _artefacts(folder: Path, names: dict[str, str]) -> dict[str, str]:
+    return {key: (folder / name).resolve().as_uri() for key, name in names.items() if (folder / name).exists()}
+
+
+def _read_ct(folder: Path) -> list[Results]:
+    report_path, zones_path = folder / "report.json", folder / "zones.csv"
+    report = _load_json(report_path)
+    zones = _read_csv(zones_path)
+    both = zones[(zones["lung"] == "both") & (zones["zone"] == "all")]
+    if len(both) != 1 or abs(float(both["lung_volume_ml"].iloc[0]) - float(report["lung_volume_ml"])) > 1e-6 * max(
+            1.0, float(report["lung_volume_ml"])):
+        raise InvalidDataError(f"{zones_path}: its both-lungs row disagrees with lung_volume_ml of {report_path}")
+    severity = report.get("severity", {})
+    measures = [(key, _number(report.get(key)), _unit(key)) for key in
+                ("lung_volume_ml", "ggo_volume_ml", "consolidation_volume_ml", "ggo_percent", "consolidation_percent")]
+    measures += [("severity_score", _number(severity.get("total_score")), ""),
+                 ("involvement_percent", _number(severity.get("involvement_percent")), "%")]
+    for lung, volume in (report.get("lungs", {}).get("volume_ml") or {}).items():
+        measures.append((f"{lung}_volume_ml", _number(volume), "mL"))
+    scan = report.get("scan", {})
+    study = str(scan.get("study_date", "") or "")
+    fields = {"subject_id": str(scan.get("patient_id", "") or "")}
+    if re.fullmatch(r"\d{8}", study):
+        fields["study_date"] = dt.date(int(study[:4]), int(study[4:6]), int(study[6:]))
+    source = report.get("input") or {}
+    name = str(scan.get("series_instance_uid") or Path(str(source.get("path", folder.name))).name)
+    run = {"kind": "ct", "results_dir": str(folder.resolve()), "input_path": str(source.get("path", "")),
+           "input_fingerprint": _sha256(json.dumps(scan, sort_keys=True, default=str).encode()),
+           "sxtseg_version": str(report.get("sxtseg_version", "")), "model_name": "classical lung mask",
+           "parameters": {"lesions": report.get("lesion_parameters"), "lungs": report.get("lung_parameters")},
+           "voxel_size_nm": [float(v) * 1e6 for v in report.get("voxel_size_mm", [])],
+           "artefacts": _artefacts(folder, {"ome_zarr": "ct.ome.zarr", "zones": "zones.csv",
+                                            "quicklook": "quicklook.png", "report": "report.json"})}
+    content = _sha256(report_path.read_bytes(), zones_path.read_bytes())
+    return [Results("ct", folder, name, "ct", content, run, measures, None, fields)]
+
+
+def _read_cxr(folder: Path) -> list[Results]:
+    path = folder / "ranking.csv"
+    table = _read_csv(path)
+    for column in ("path", "covid_probability", "rank"):
+        if column not in table:
+            raise InvalidDataError(f"{path}: lacks the column {column}")
+    raw = path.read_bytes()
+    out = []
+    for i, row in table.iterrows():
+        probability = _number(row["covid_probability"])
+        if probability is None or not 0.0 <= probability <= 1.0:
+            raise InvalidDataError(f"{path}: row {i + 2} has covid_probability {row['covid_probability']!r}")
+        measures = [("covid_probability", probability, ""), ("rank", _number(row["rank"]), "")]
+        measures += [(c, _number(row[c]), "") for c in table.columns if c.startswith("probability_")]
+        if "lung_opacity_fraction" in table:
+            measures.append(("lung_opacity_fraction", _number(row["lung_opacity_fraction"]), ""))
+        image = Path(str(row["path"]))
+        run = {"kind": "cxr", "results_dir": str(folder.resolve()), "input_path": str(image),
+               "input_fingerprint": _sha256(str(image).encode()), "sxtseg_version": "",
+               "artefacts": _artefacts(folder, {"ranking": "ranking.csv"})}
+        out.append(Results("cxr", folder, image.name, "cxr", _sha256(raw, str(i).encode()), run, measures))
+    return out
+
+
+def read_results(folder) -> list[Results]:
+    """Read and check a results folder (nothing is stored); a CXR ranking gives one Results per image.
+
+    Raises
+    ------
+    InputNotFoundError, InvalidDataError
+        A missing file, an unreadable table, or a table that disagrees with
+        its summary: the message names the file (and the row).
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise InputNotFoundError(f"{folder}: no such results folder")
+    if (folder / "summary.json").exists() or (folder / "objects.csv").exists():
+        return _read_run(folder)
+    if (folder / "report.json").exists():
+        return _read_ct(folder)
+    if (folder / "ranking.csv").exists():
+        return _read_cxr(folder)
+    raise InvalidDataError(f"{folder}: not an sxtseg results folder (no summary.json, report.json or ranking.csv)")
+
+
+def parse_conditions(items) -> dict[str, Any]:
+    """``["key=value", ...]`` (or a dict) to typed condition fields; unknown keys are refused, listing the known."""
+    pairs = items.items() if isinstance(items, dict) else [_split(item) for item in items or []]
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key not in CONDITION_FIELDS:
+            raise InvalidArgumentError(f"unknown condition field {key!r}; known: {', '.join(CONDITION_FIELDS)} "
+                                       "(other facts go in --field key=value)")
+        try:
+            out[key] = CONDITION_FIELDS[key](value) if not isinstance(value, CONDITION_FIELDS[key]) else value
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(f"condition {key}={value!r}: {exc}") from exc
+        if key == "infection" and out[key] not in INFECTION_VALUES:
+            raise InvalidArgumentError(f"condition infection={value!r}: must be one of {', '.join(INFECTION_VALUES)}")
+    return out
+
+
+def _split(item: str) -> tuple[str, str]:
+    if "=" not in item:
+        raise InvalidArgumentError(f"{item!r}: expected key=value")
+    key, value = item.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def _insert_objects(run_id: int, frame: pd.DataFrame, progress: bool = False) -> None:
+    """Object rows in bulk: COPY on PostgreSQL, batched executemany elsewhere (a progress bar per batch)."""
+    from django.db import connection
+    from tqdm import tqdm
+
+    from .models import OBJECT_COLUMNS, CatalogObject
+
+    columns = ["run_id", "class_name", *OBJECT_COLUMNS]
+    frame = frame.astype(object).where(frame.notna(), None)
+    values = [frame[c].tolist() for c in columns[1:]]
+    rows = [(run_id, *row) for row in zip(*values)]
+    table = CatalogObject._meta.db_table
+    bar = tqdm(total=len(rows), desc="object rows", unit="row", disable=not progress, mininterval=0.2)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for start in range(0, len(rows), _BATCH):
+                    for row in rows[start:start + _BATCH]:
+                        copy.write_row(row)
+                    bar.update(len(rows[start:start + _BATCH]))
+        else:
+            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
+            for start in range(0, len(rows), _BATCH):
+                cursor.executemany(sql, rows[start:start + _BATCH])
+                bar.update(len(rows[start:start + _BATCH]))
+    bar.close()
+
+
+def add_results(folder, project: str, *, conditions=None, fields=None, tags=None, user=None,
+                create_project: bool = True, progress: bool = False) -> list[dict]:
+    """Register a results folder in ``project``; returns one dict per run (``run_id``, ``created``).
+
+    Parameters
+    ----------
+    folder : path
+        Written by ``sxtseg run`` (one sample), ``sxtseg ct`` or ``sxtseg cxr``.
+    project : str
+        Project name (created, with ``user`` as owner, when missing and ``create_project``).
+    conditions : dict or list of "key=value", optional
+        :data:`CONDITION_FIELDS` of the sample (cell line, infection, hours post infection...).
+    fields : dict or list of "key=value", optional
+        Free key-value facts of the sample.
+    tags : list of str, optional
+    user : django User, optional
+        Recorded as who added the run; must be able to write to ``project``.
+    progress : bool
+        A progress bar while the object rows are written.
+
+    Raises
+    ------
+    InvalidDataError, InvalidArgumentError, PermissionError
+        Nothing is stored then.
+    """
+    from django.db import transaction
+
+    results = read_results(folder)
+    conditions = parse_conditions(conditions)
+    free = dict(fields) if isinstance(fields, dict) else dict(_split(f) for f in fields or [])
+    with transaction.atomic():  # the whole folder or nothing (a CXR ranking holds many runs)
+        done = [_add_one(item, project, conditions, free, tags, user, create_project, progress)
+                for item in results]
+    return done
+
+
+def _add_one(item: Results, project: str, conditions: dict, free: dict, tags, user, create_project: bool,
+             progress: bool) -> dict:
+    """Store one Results unless its content is in already; a concurrent ingest of the same is not duplicated."""
+    from django.db import IntegrityError
+
+    from .models import Run
+
+    attempts = 0
+    while True:
+        existing = Run.objects.filter(content_sha256=item.content_sha256).first()
+        if existing is not None:  # the same results, already in: nothing changes
+            return {"run_id": existing.pk, "sample": existing.sample.name, "created": False}
+        try:
+            run, sample = _store(item, project, conditions, free, tags, user, create_project, progress)
+            return {"run_id": run.pk, "sample": sample.name, "created": True}
+        except IntegrityError:  # another process stored this run, its project or its sample meanwhile: look again
+            attempts += 1
+            if attempts == 3:
+                raise
+
+
+def _store(item: Results, project: str, conditions: dict, free: dict, tags, user, create_project: bool,
+           progress: bool):
+    """Project (if new), sample, run, measures and objects of one Results, in one transaction."""
+    from django.db import transaction
+
+    from .access import can_write
+    from .models import Measure, Membership, Project, Run, Sample
+
+    with transaction.atomic():
+        project_row = Project.objects.filter(name=project).first()
+        if project_row is None:
+            if not create_project:
+                raise InvalidArgumentError(f"no project {project!r}")
+            project_row = Project.objects.create(name=project)
+            if user is not None and user.is_authenticated:
+                Membership.objects.create(project=project_row, user=user, role="owner")
+        elif user is not None and not can_write(user, project_row):
+            raise PermissionError(f"{user}: may not write to project {project!r}")
+        sample, _ = Sample.objects.get_or_create(project=project_row, name=item.sample_name,
+                                                 defaults={"modality": item.modality})
+        if sample.modality != item.modality:
+            raise InvalidDataError(f"{item.folder}: sample {item.sample_name!r} of project {project!r} is "
+                                   f"{sample.modality}, these results are {item.modality}")
+        for key, value in {**item.sample_fields, **conditions}.items():
+            setattr(sample, key, value)
+        if free:
+            sample.fields = {**sample.fields, **free}
+        if tags:
+            sample.tags = sorted(set(sample.tags) | set(tags))
+        sample.save()
+        run = Run.objects.create(sample=sample, content_sha256=item.content_sha256,
+                                 added_by=user if user is not None and user.is_authenticated else None,
+                                 **_jsonable(item.run))
+        Measure.objects.bulk_create([Measure(run=run, name=n, value=v, unit=u) for n, v, u in item.measures])
+        if item.objects is not None and len(item.objects):
+            _insert_objects(run.pk, item.objects, progress)
+    return run, sample
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (np.floating, np.integer)):
+        return _jsonable(value.item())
+    return value

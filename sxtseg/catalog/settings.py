@@ -1,0 +1,135 @@
+"""Django settings of the catalog, read from the environment (``DJANGO_SETTINGS_MODULE=sxtseg.catalog.settings``).
+
+- ``SXTSEG_CATALOG_URL``: ``postgresql://user:password@host:port/dbname``
+  for a shared PostgreSQL server; otherwise SQLite at ``SXTSEG_CATALOG_DB``
+  (default ``catalog.sqlite3`` in the user's data directory, e.g.
+  ``~/.local/share/sxtseg/``).
+- ``SXTSEG_CATALOG_SECRET_KEY``: the secret key; without it one is generated
+  on first use and kept with mode 0600 in ``secret_key`` beside the SQLite
+  database (or in the user's data directory for PostgreSQL).
+- ``SXTSEG_CATALOG_DEBUG=1``: Django's debug mode (never in production).
+- ``SXTSEG_CATALOG_ALLOWED_HOSTS``: comma-separated host names (default
+  ``localhost,127.0.0.1``; ``*`` for any).
+- ``SXTSEG_CATALOG_ANONYMOUS_READ=1``: anonymous visitors may read every
+  project (off by default: reading needs a logged-in project member).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from ..errors import InvalidArgumentError
+
+
+def data_dir() -> Path:
+    """The user's data directory for sxtseg (created)."""
+    from platformdirs import user_data_dir
+
+    path = Path(user_data_dir("sxtseg", appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def database_settings(url: str | None, path: str | None) -> dict:
+    """Django's ``DATABASES["default"]`` for a PostgreSQL URL, else a SQLite file."""
+    if url:
+        parts = urlparse(url)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise InvalidArgumentError(f"SXTSEG_CATALOG_URL {url!r}: only postgresql:// URLs are supported")
+        return {"ENGINE": "django.db.backends.postgresql", "NAME": parts.path.lstrip("/") or "sxtseg",
+                "USER": unquote(parts.username or ""), "PASSWORD": unquote(parts.password or ""),
+                "HOST": parts.hostname or "", "PORT": str(parts.port or ""), "CONN_MAX_AGE": 60,
+                "OPTIONS": {"connect_timeout": 10}}
+    db = Path(path).expanduser() if path else data_dir() / "catalog.sqlite3"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    # WAL: readers do not block the writer (the server reads while `catalog add` ingests)
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(db),
+            "OPTIONS": {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}}
+
+
+def secret_key(folder: Path) -> str:
+    """The environment's secret key, else the one stored (mode 0600) in ``folder/secret_key``, made on first use."""
+    if os.environ.get("SXTSEG_CATALOG_SECRET_KEY"):
+        return os.environ["SXTSEG_CATALOG_SECRET_KEY"]
+    path = folder / "secret_key"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+DATABASES = {"default": database_settings(os.environ.get("SXTSEG_CATALOG_URL"), os.environ.get("SXTSEG_CATALOG_DB"))}
+_KEY_FOLDER = Path(DATABASES["default"]["NAME"]).parent if "sqlite" in DATABASES["default"]["ENGINE"] else data_dir()
+SECRET_KEY = secret_key(_KEY_FOLDER)
+DEBUG = os.environ.get("SXTSEG_CATALOG_DEBUG") == "1"
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("SXTSEG_CATALOG_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",")]
+ANONYMOUS_READ = os.environ.get("SXTSEG_CATALOG_ANONYMOUS_READ") == "1"
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "sxtseg.catalog.apps.CatalogConfig",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+ROOT_URLCONF = "sxtseg.catalog.urls"
+TEMPLATES = [{
+    "BACKEND": "django.template.backends.django.DjangoTemplates",
+    "DIRS": [],
+    "APP_DIRS": True,
+    "OPTIONS": {"context_processors": [
+        "django.template.context_processors.request",
+        "django.contrib.auth.context_processors.auth",
+        "django.contrib.messages.context_processors.messages",
+    ]},
+}]
+WSGI_APPLICATION = "sxtseg.catalog.wsgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
+STATIC_URL = "static/"
+STATIC_ROOT = os.environ.get("SXTSEG_CATALOG_STATIC_ROOT", str(_KEY_FOLDER / "static"))
+Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+LOGIN_URL = "/admin/login/"
+WHITENOISE_USE_FINDERS = True  # static files straight from the apps: `catalog serve` needs no collectstatic
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["sxtseg.catalog.access.ReadMembersWriteAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend",
+                                "rest_framework.filters.OrderingFilter"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "sxtseg.catalog.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "sxtseg catalog API",
+    "DESCRIPTION": "Samples (SXT cells, CT exams, chest X-rays), their analysis runs, summary measures and objects.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+#: Rows one CSV/Parquet export may return; a larger request is refused with 400 (ask for less, or page).
+EXPORT_MAX_ROWS = int(os.environ.get("SXTSEG_CATALOG_EXPORT_MAX_ROWS", "1000000"))

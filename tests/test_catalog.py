@@ -1,0 +1,430 @@
+"""The smart catalog: ingest of real results folders, the REST API, permissions, the Python client.
+
+Runs against SQLite here, and again against a real PostgreSQL server (a throwaway
+cluster from postgresql-common's ``pg_virtualenv``) through
+``test_catalog_suite_on_postgresql``, which reruns this module in a subprocess with
+``SXTSEG_CATALOG_TEST_URL`` set.  Under ``CI=true`` a missing PostgreSQL is a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("django")
+pytest.importorskip("rest_framework")
+
+POSTGRES_URL = os.environ.get("SXTSEG_CATALOG_TEST_URL")
+ON_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    """Django configured on a fresh catalog database (SQLite file, or the PostgreSQL server given)."""
+    from sxtseg.catalog import configure
+
+    folder = tmp_path_factory.mktemp("catalog")
+    os.environ["SXTSEG_CATALOG_SECRET_KEY"] = ""
+    if POSTGRES_URL:
+        configure(url=POSTGRES_URL)
+    else:
+        configure(db=folder / "catalog.sqlite3")
+    from django.conf import settings
+    from django.core.management import call_command
+
+    call_command("flush", interactive=False, verbosity=0)
+    if "testserver" not in settings.ALLOWED_HOSTS:
+        settings.ALLOWED_HOSTS.append("testserver")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """Real results folders: two `sxtseg run` cells, one `sxtseg ct` exam, one `sxtseg cxr` ranking."""
+    import sxtseg
+    from sxtseg.adapters.ct import analyse_ct
+    from sxtseg.phantom.chest import make_chest_phantom
+
+    if os.environ.get("SXTSEG_CATALOG_TEST_RESULTS"):  # the PostgreSQL rerun reads the SQLite run's folders
+        root = Path(os.environ["SXTSEG_CATALOG_TEST_RESULTS"])
+        return {name: root / name for name in ("cell1", "cell2", "ct", "cxr")}
+    root = tmp_path_factory.mktemp("results")
+    out = {}
+    for seed in (1, 2):
+        image, *_ = sxtseg.make_infected_cell(shape=(32, 96, 96), seed=seed)
+        image.metadata["source"] = {"path": f"cell{seed}.mrc", "reader": "phantom"}
+        sxtseg.run(image, root / f"cell{seed}", progress=False)
+        out[f"cell{seed}"] = root / f"cell{seed}"
+    ct, _ = make_chest_phantom(shape=(24, 96, 128), seed=3)
+    with pytest.warns(UserWarning):
+        analyse_ct(ct, root / "ct")
+    out["ct"] = root / "ct"
+    cxr = root / "cxr"
+    cxr.mkdir()
+    pd.DataFrame({"path": ["/data/a.png", "/data/b.png"], "covid_probability": [0.9, 0.2], "rank": [1, 2],
+                  "probability_COVID-19": [0.9, 0.2], "probability_normal": [0.1, 0.8]}).to_csv(
+        cxr / "ranking.csv", index=False)
+    out["cxr"] = cxr
+    return out
+
+
+def _api(user=None):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user)
+    return client
+
+
+def _user(name, project=None, role=None):
+    from django.contrib.auth import get_user_model
+
+    from sxtseg.catalog.models import Membership, Project
+
+    user, _ = get_user_model().objects.get_or_create(username=name)
+    if project is not None:
+        Membership.objects.update_or_create(project=Project.objects.get(name=project), user=user,
+                                            defaults={"role": role})
+    return user
+
+
+@pytest.fixture(scope="module")
+def loaded(catalog, results):
+    """The folders ingested into project "infection" (cells at 6 and 24 h) and "clinic" (CT and CXR)."""
+    from sxtseg.catalog.ingest import add_results
+
+    owner = _user("owner")
+    runs = {}
+    for name, hours in (("cell1", 6), ("cell2", 24)):
+        runs[name] = add_results(results[name], "infection", user=owner, tags=["batch-1"], fields={"stain": "none"},
+                                 conditions={"cell_line": "VeroE6", "infection": "infected",
+                                             "hours_post_infection": hours, "replicate": 1})
+    runs["ct"] = add_results(results["ct"], "clinic", user=owner)
+    runs["cxr"] = add_results(results["cxr"], "clinic", user=owner)
+    return {"owner": owner, "runs": runs}
+
+
+def test_ingest_matches_the_folder(loaded, results):
+    """Objects and measures through the API equal objects.csv and summary.json."""
+    api = _api(loaded["owner"])
+    run_id = loaded["runs"]["cell1"][0]["run_id"]
+    run = api.get(f"/api/runs/{run_id}/").json()
+    summary = json.loads((results["cell1"] / "summary.json").read_text())
+    measures = {m["name"]: m["value"] for m in run["measures"]}
+    assert measures["dmv_count"] == summary["summary"]["dmv_count"]
+    assert measures["cytoplasm_volume_um3"] == pytest.approx(summary["summary"]["cytoplasm_volume_um3"])
+    assert run["weights_sha256"] == summary["model"]["sha256"] and run["calibration"]["method"]
+    assert run["artefacts"]["ome_zarr"].endswith("volume.ome.zarr")
+    table = pd.read_csv(results["cell1"] / "objects.csv")
+    rows = api.get("/api/objects/", {"run": run_id, "page_size": 1000}).json()["results"]
+    assert len(rows) == len(table)
+    by_label = {r["label"]: r for r in rows}
+    for row in table.itertuples():
+        got = by_label[row.label]
+        assert got["volume_um3"] == pytest.approx(row.volume_um3)
+        assert got["centroid_x_nm"] == pytest.approx(row.centroid_x_nm)
+        assert got["bbox_z1_nm"] == pytest.approx(row.bbox_z1 * summary["voxel_size"][0])
+    ct = api.get(f"/api/runs/{loaded['runs']['ct'][0]['run_id']}/").json()
+    report = json.loads((results["ct"] / "report.json").read_text())
+    ct_measures = {m["name"]: m["value"] for m in ct["measures"]}
+    assert ct_measures["lung_volume_ml"] == pytest.approx(report["lung_volume_ml"])
+    assert ct_measures["severity_score"] == report["severity"]["total_score"]
+    assert len(loaded["runs"]["cxr"]) == 2
+
+
+def test_adding_twice_changes_nothing(loaded, results):
+    from sxtseg.catalog.ingest import add_results
+    from sxtseg.catalog.models import CatalogObject, Measure, Run
+
+    before = (Run.objects.count(), CatalogObject.objects.count(), Measure.objects.count())
+    again = add_results(results["cell1"], "infection", user=loaded["owner"])
+    assert [r["created"] for r in again] == [False] and again[0]["run_id"] == loaded["runs"]["cell1"][0]["run_id"]
+    assert (Run.objects.count(), CatalogObject.objects.count(), Measure.objects.count()) == before
+
+
+def test_bad_folders_change_nothing(loaded, results, tmp_path):
+    from sxtseg.catalog.ingest import add_results
+    from sxtseg.catalog.models import Run
+    from sxtseg.errors import SxtsegError
+
+    count = Run.objects.count()
+    broken = tmp_path / "broken"
+    shutil.copytree(results["cell2"], broken)
+    (broken / "objects.csv").write_text((broken / "objects.csv").read_text().rsplit("\n", 2)[0] + "\n")
+    with pytest.raises(SxtsegError, match=r"objects\.csv: holds \d+ objects but .*summary\.json says"):
+        add_results(broken, "infection")
+    (broken / "objects.csv").unlink()
+    with pytest.raises(SxtsegError, match=r"objects\.csv: missing"):
+        add_results(broken, "infection")
+    shutil.copy(results["cell2"] / "objects.csv", broken / "objects.csv")
+    table = pd.read_csv(broken / "objects.csv")
+    table["volume_um3"] = table["volume_um3"].astype(object)
+    table.loc[1, "volume_um3"] = "lots"
+    table.to_csv(broken / "objects.csv", index=False)
+    with pytest.raises(SxtsegError, match=r"objects\.csv: row 3 has no valid volume_um3"):
+        add_results(broken, "infection")
+    with pytest.raises(SxtsegError, match="unknown condition field 'colour'"):
+        add_results(results["cell2"], "infection", conditions={"colour": "red"})
+    assert Run.objects.count() == count
+
+
+def test_filters_run_over_all_rows(loaded):
+    api = _api(loaded["owner"])
+    samples = api.get("/api/samples/", {"m.dmv_count__gte": 1, "modality": "sxt"}).json()["results"]
+    dmv_counts = {s["name"]: None for s in samples}
+    assert dmv_counts and all(s["modality"] == "sxt" for s in samples)
+    hours = api.get("/api/samples/", {"hours_post_infection__gte": 12}).json()["results"]
+    assert [s["hours_post_infection"] for s in hours] == [24.0]
+    assert len(api.get("/api/samples/", {"tag": "batch-1"}).json()["results"]) == 2
+    assert len(api.get("/api/samples/", {"field": "stain:none"}).json()["results"]) == 2
+    assert api.get("/api/samples/", {"tag": "nothing"}).json()["results"] == []
+    dmvs = api.get("/api/objects/", {"class_name": "dmv", "volume_um3__gte": 0.001, "page_size": 1000}).json()
+    assert dmvs["results"] and all(o["class_name"] == "dmv" and o["volume_um3"] >= 0.001 for o in dmvs["results"])
+    # cursor pages: one object a page, following `next` visits every object once
+    seen, page = [], api.get("/api/objects/", {"page_size": 1}).json()
+    while True:
+        seen += [o["id"] for o in page["results"]]
+        if not page["next"]:
+            break
+        page = api.get(page["next"]).json()
+    total = api.get("/api/objects/", {"export": "csv"})
+    table = pd.read_csv(__import__("io").BytesIO(b"".join(total.streaming_content)))
+    assert sorted(seen) == sorted(table["id"]) and len(seen) == len(set(seen))
+    narrow = api.get("/api/objects/", {"fields": "id,volume_um3", "page_size": 2}).json()["results"]
+    assert set(narrow[0]) == {"id", "volume_um3"}
+    assert api.get("/api/objects/", {"fields": "id,nonsense"}).status_code == 400
+    parquet = api.get("/api/objects/", {"export": "parquet", "class_name": "dmv"})
+    assert pd.read_parquet(__import__("io").BytesIO(parquet.content))["class_name"].eq("dmv").all()
+
+
+def test_aggregate_by_condition(loaded):
+    api = _api(loaded["owner"])
+    answer = api.get("/api/aggregate/", {"measure": "dmv_count", "by": "hours_post_infection"}).json()
+    groups = {g["hours_post_infection"]: g for g in answer["groups"]}
+    assert set(groups) == {6.0, 24.0} and all(g["count"] == 1 for g in groups.values())
+    runs = api.get("/api/runs/", {"modality": "sxt"}).json()["results"]
+    counts = {r["sample_name"]: {m["name"]: m["value"] for m in r["measures"]}["dmv_count"] for r in runs}
+    assert sorted(g["mean"] for g in groups.values()) == sorted(counts.values())
+    assert api.get("/api/aggregate/", {"measure": "dmv_count", "by": "colour"}).status_code == 400
+
+
+def test_permissions(loaded, results):
+    from sxtseg.catalog.models import Project
+
+    Project.objects.get_or_create(name="other")
+    collaborator = _user("collaborator", "infection", "collaborator")
+    stranger = _user("stranger", "other", "member")
+    member = _user("member", "infection", "member")
+    sample = _api(loaded["owner"]).get("/api/samples/", {"project": "infection"}).json()["results"][0]
+    post = {"results_dir": str(results["cell1"]), "project": "infection"}
+    anonymous = _api()
+    for path in ("/api/samples/", "/api/runs/", "/api/objects/", f"/api/samples/{sample['id']}/"):
+        assert anonymous.get(path).status_code == 401
+    assert anonymous.post("/api/runs/", post, format="json").status_code == 401
+    assert anonymous.patch(f"/api/samples/{sample['id']}/", {"curation": "accepted"}, format="json").status_code == 401
+    assert _api(collaborator).get(f"/api/samples/{sample['id']}/").status_code == 200
+    assert _api(collaborator).post("/api/runs/", post, format="json").status_code == 403
+    assert _api(collaborator).patch(f"/api/samples/{sample['id']}/", {"curation": "accepted"},
+                                    format="json").status_code == 403
+    assert _api(stranger).get(f"/api/samples/{sample['id']}/").status_code == 404
+    assert _api(stranger).get("/api/objects/", {"project": "infection"}).json()["results"] == []
+    assert _api(stranger).post("/api/runs/", post, format="json").status_code == 404
+    curated = _api(member).patch(f"/api/samples/{sample['id']}/", {"curation": "accepted", "curation_note": "ok"},
+                                 format="json")
+    assert curated.status_code == 200 and curated.json()["curated_by"] == "member"
+    assert _api(member).post("/api/runs/", post, format="json").status_code == 200  # already in: nothing new
+
+
+def test_api_bad_input_is_400_naming_the_field(loaded, tmp_path):
+    api = _api(loaded["owner"])
+    missing = api.post("/api/runs/", {"results_dir": str(tmp_path / "nowhere"), "project": "infection"},
+                       format="json")
+    assert missing.status_code == 400 and "nowhere: no such results folder" in missing.json()["detail"]
+    malformed = api.post("/api/runs/", {"project": 5}, format="json")
+    assert malformed.status_code == 400 and "results_dir" in malformed.json()
+    unknown = api.post("/api/runs/", {"results_dir": str(tmp_path), "project": "infection",
+                                      "conditions": {"colour": "red"}}, format="json")
+    assert unknown.status_code == 400 and "colour" in json.dumps(unknown.json())
+    assert api.get("/api/samples/", {"m.dmv_count__between": 3}).status_code == 400
+
+
+def test_schema_and_docs(loaded):
+    api = _api(loaded["owner"])
+    schema = api.get("/api/schema/", {"format": "json"})
+    assert schema.status_code == 200
+    paths = json.loads(schema.content)["paths"]
+    assert {"/api/samples/", "/api/runs/", "/api/objects/", "/api/aggregate/"} <= set(paths)
+    assert api.get("/api/docs/").status_code == 200
+
+
+def test_object_thumbnail_links_back_to_the_image(loaded):
+    api = _api(loaded["owner"])
+    obj = api.get("/api/objects/", {"class_name": "dmv", "page_size": 1}).json()["results"][0]
+    assert obj["ome_zarr"].startswith("file://") and obj["thumbnail"].endswith(f"/{obj['id']}/thumbnail/")
+    png = api.get(obj["thumbnail"])
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_local_client_returns_the_same_numbers(loaded, results):
+    from sxtseg.catalog import Client
+
+    client = Client(os.environ.get("SXTSEG_CATALOG_URL") or os.environ["SXTSEG_CATALOG_DB"])
+    objects = client.objects(run=loaded["runs"]["cell2"][0]["run_id"])
+    table = pd.read_csv(results["cell2"] / "objects.csv")
+    assert sorted(objects["volume_um3"].round(9)) == sorted(table["volume_um3"].round(9))
+    runs = client.runs(kind="run")
+    assert set(runs["sample_name"]) == {"cell1", "cell2"}
+    summary = json.loads((results["cell2"] / "summary.json").read_text())
+    assert float(runs.set_index("sample_name").loc["cell2", "measure.dmv_count"]) == summary["summary"]["dmv_count"]
+    aggregate = client.aggregate("dmv_count", by="hours_post_infection")
+    assert list(aggregate["hours_post_infection"]) == [6.0, 24.0]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_cli_createuser_serve_and_http_client(loaded, results, catalog):
+    """`sxtseg catalog createuser` prints a token; a real server on loopback answers the HTTP Client."""
+    from sxtseg.catalog import CatalogError, Client
+
+    env = {**os.environ}
+    database = ["--url", POSTGRES_URL] if POSTGRES_URL else ["--db", os.environ["SXTSEG_CATALOG_DB"]]
+    token = subprocess.run([sys.executable, "-m", "sxtseg.cli", "catalog", "createuser", "reader", "--project",
+                            "infection", "--role", "collaborator", *database], capture_output=True, text=True,
+                           env=env, check=True).stdout.strip()
+    assert len(token) == 40
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "sxtseg.cli", "catalog", "serve", "--port", str(port),
+                               *database], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        client = Client(f"http://127.0.0.1:{port}", token=token)
+        for _ in range(100):
+            try:
+                samples = client.samples()
+                break
+            except CatalogError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError(server.stdout.read1().decode() if server.stdout else "server did not start")
+        assert set(samples["project"]) == {"infection"}
+        table = pd.read_csv(results["cell1"] / "objects.csv")
+        got = client.objects(run=loaded["runs"]["cell1"][0]["run_id"])
+        assert len(got) == len(table)
+        with pytest.raises(CatalogError, match="403"):
+            client.add(results["cell1"], "infection")
+        with pytest.raises(CatalogError, match="401"):
+            Client(f"http://127.0.0.1:{port}").samples()
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=20)
+
+
+def test_cli_add_errors_exit_2(catalog, tmp_path, capsys):
+    from sxtseg.cli import main
+
+    database = ["--url", POSTGRES_URL] if POSTGRES_URL else ["--db", os.environ["SXTSEG_CATALOG_DB"]]
+    assert main(["catalog", "add", str(tmp_path), "--project", "infection", *database]) == 2
+    assert "not an sxtseg results folder" in capsys.readouterr().err
+    code = subprocess.run([sys.executable, "-m", "sxtseg.cli", "catalog", "migrate", "--url",
+                           "postgresql://nobody:secret@127.0.0.1:1/none"], capture_output=True, text=True)
+    assert code.returncode == 2 and "cannot be reached" in code.stderr and "secret" not in code.stderr
+
+
+def _object_rows(folder: Path, rows: int) -> None:
+    """A results folder of ``rows`` objects (the cell1 folder's first row repeated with new labels)."""
+    table = pd.read_csv(folder / "objects.csv")
+    big = table.iloc[np.zeros(rows, int)].reset_index(drop=True)
+    big["label"] = np.arange(1, rows + 1)
+    big["class_id"] = 2
+    big.to_csv(folder / "objects.csv", index=False)
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["objects"] = rows
+    summary["summary"].pop("dmv_count", None)
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def test_killed_ingest_leaves_nothing(loaded, results, tmp_path):
+    """An ingest killed while it writes the object rows leaves no run, no sample, no rows."""
+    from sxtseg.catalog.models import CatalogObject, Run, Sample
+
+    folder = tmp_path / "big"
+    shutil.copytree(results["cell1"], folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    summary["sample"] = "big-cell"
+    (folder / "summary.json").write_text(json.dumps(summary))
+    _object_rows(folder, 120_000)
+    before = (Run.objects.count(), CatalogObject.objects.count())
+    database = ["--url", POSTGRES_URL] if POSTGRES_URL else ["--db", os.environ["SXTSEG_CATALOG_DB"]]
+    process = subprocess.Popen([sys.executable, "-m", "sxtseg.cli", "catalog", "add", str(folder), "--project",
+                                "infection", *database], stderr=subprocess.PIPE)
+    seen = b""
+    while process.poll() is None:  # the progress bar of the object rows: kill once some are written
+        seen += os.read(process.stderr.fileno(), 4096)
+        if re.search(rb"\| *[1-9][0-9]*/120000", seen):
+            break
+    assert process.poll() is None, f"the ingest ended before it could be killed: {seen.decode()[-2000:]}"
+    process.kill()
+    process.wait()
+    assert (Run.objects.count(), CatalogObject.objects.count()) == before
+    assert not Sample.objects.filter(name="big-cell").exists()
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL only (run by test_catalog_suite_on_postgresql)")
+def test_concurrent_ingest_on_postgresql(loaded, results, tmp_path):
+    """Two processes adding the same new folders at once, in opposite orders: every run once, no row lost."""
+    from sxtseg.catalog.models import CatalogObject, Run
+
+    folders = []
+    for k in range(3):
+        folder = tmp_path / f"copy{k}"
+        shutil.copytree(results["cell2"], folder)
+        summary = json.loads((folder / "summary.json").read_text())
+        summary["sample"] = f"concurrent-{k}"
+        (folder / "summary.json").write_text(json.dumps(summary))
+        folders.append(str(folder))
+    rows = len(pd.read_csv(results["cell2"] / "objects.csv"))
+    before = (Run.objects.count(), CatalogObject.objects.count())
+    command = [sys.executable, "-m", "sxtseg.cli", "catalog", "add", "--project", "concurrent", "-q", "--url",
+               POSTGRES_URL]
+    processes = [subprocess.Popen(command[:5] + order + command[5:], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for order in (folders, folders[::-1])]
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err.decode()
+    assert Run.objects.count() == before[0] + 3
+    assert CatalogObject.objects.count() == before[1] + 3 * rows
+    assert Run.objects.filter(sample__project__name="concurrent").values("sample").distinct().count() == 3
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="this is the SQLite run; it starts the PostgreSQL one")
+def test_catalog_suite_on_postgresql(results):
+    """This module again, against a throwaway PostgreSQL cluster started on a loopback port."""
+    if shutil.which("pg_virtualenv") is None:
+        message = "PostgreSQL (Debian postgresql + postgresql-common's pg_virtualenv) is not installed"
+        if ON_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    script = (f"SXTSEG_CATALOG_TEST_URL=postgresql://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/$PGDATABASE "
+              f"SXTSEG_CATALOG_TEST_RESULTS={results['cell1'].parent} "
+              f"{sys.executable} -m pytest -q -p no:cacheprovider -p no:warnings --tb=short -x {__file__} -k 'not suite_on_postgresql'"
+              " 2>&1; echo exit=$?")
+    done = subprocess.run(["pg_virtualenv", "--", "sh", "-c", script], capture_output=True, text=True, timeout=900)
+    output = done.stdout + done.stderr
+    assert "exit=0" in output, output[-4000:]
+    assert " passed" in output
