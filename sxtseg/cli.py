@@ -194,7 +194,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.halo:
             blocks["halo"] = args.halo
         result = run(inputs, args.output, args.model, overwrite=args.overwrite, device=args.device, client=client,
-                     progress=not args.quiet, **blocks, **options)
+                     progress=not args.quiet, catalog=args.catalog, catalog_project=args.catalog_project,
+                     **blocks, **options)
     finally:
         if client is not None:
             client.close()
@@ -204,6 +205,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{name}: {report['objects']} objects, {summary['dmv_count']} DMVs, "
               f"DMV volume fraction of cytoplasm {summary['dmv_volume_fraction_of_cytoplasm']:.4f}")
     print(f"results in {result['output_dir']}")
+    for row in result.get("catalog", []):
+        print(f"catalog: sample {row.get('sample', row.get('sample_name'))}, run {row.get('run_id', row.get('id'))}")
     return 0
 
 
@@ -320,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="segmentation block Z,Y,X in voxels (default 128,512,512; smaller blocks resume finer)")
     p.add_argument("--halo", type=_int_tuple, help="voxels read around each block, Z,Y,X (default 16,32,32)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--catalog", help="register the results in this catalog: SQLite file, postgresql:// URL or "
+                                     "http(s):// server (token in SXTSEG_CATALOG_TOKEN)")
+    p.add_argument("--catalog-project", default="default", help="catalog project of the samples (default: default)")
     _add_instance_options(p)
     p.set_defaults(func=_cmd_run)
 

@@ -327,6 +327,8 @@ def run(
     dmv_min_depth_nm: float | None = DMV_MIN_DEPTH_NM,
     min_volume_um3: dict | None = None,
     progress: bool = True,
+    catalog=None,
+    catalog_project: str = "default",
 ) -> dict:
     """Segment, split and measure one or more cells; write tables, OME-Zarr and a quick look.
 
@@ -372,6 +374,14 @@ def run(
         default :data:`sxtseg.instances.COMPARTMENT_MIN_VOLUME_UM3`.
     progress : bool
         Progress bars.
+    catalog : str or Path, optional
+        Register every sample in this catalog once the results are written
+        (:mod:`sxtseg.catalog`, the ``catalog`` extra): a SQLite file, a
+        ``postgresql://`` URL, or the ``http(s)://`` address of a catalog
+        server (token from ``SXTSEG_CATALOG_TOKEN``).  ``result["catalog"]``
+        lists the runs; adding a sample already there changes nothing.
+    catalog_project : str
+        Project of the catalog the samples go to.
 
     Returns
     -------
@@ -441,4 +451,29 @@ def run(
     if out.exists():
         shutil.rmtree(out)
     partial.rename(out)
-    return {"output_dir": str(out), "samples": reports}
+    result = {"output_dir": str(out), "samples": reports}
+    if catalog is not None:
+        folders = [out] if single else [out / name for name in names]
+        result["catalog"] = _register(folders, catalog, catalog_project)
+    return result
+
+
+def _register(folders: list[Path], catalog, project: str) -> list[dict]:
+    """Add finished results folders to a catalog (local database or server)."""
+    from .catalog import CatalogError, Client, configure
+
+    target = str(catalog)
+    try:
+        if target.startswith(("http://", "https://")):
+            client = Client(target, token=os.environ.get("SXTSEG_CATALOG_TOKEN"))
+            return [row for folder in folders for row in client.add(folder, project).to_dict("records")]
+        from .catalog.ingest import add_results
+
+        if target.startswith(("postgresql://", "postgres://")):
+            configure(url=target)
+        else:
+            configure(db=target)
+        return [row for folder in folders for row in add_results(folder, project)]
+    except CatalogError as exc:
+        raise CatalogError(f"results written to {folders[0].parent if len(folders) > 1 else folders[0]}, but not "
+                           f"registered in the catalog: {exc}") from exc

@@ -293,6 +293,19 @@ def test_local_client_returns_the_same_numbers(loaded, results):
     assert list(aggregate["hours_post_infection"]) == [6.0, 24.0]
 
 
+def test_run_registers_as_it_finishes(loaded, tmp_path):
+    import sxtseg
+    from sxtseg.catalog.models import Run
+
+    image, *_ = sxtseg.make_infected_cell(shape=(32, 96, 96), seed=3)
+    image.metadata["source"] = {"path": "cell3.mrc", "reader": "phantom"}
+    target = POSTGRES_URL or os.environ["SXTSEG_CATALOG_DB"]
+    result = sxtseg.run(image, tmp_path / "cell3", progress=False, catalog=target, catalog_project="piped")
+    (row,) = result["catalog"]
+    assert row["created"] and Run.objects.get(pk=row["run_id"]).sample.project.name == "piped"
+    assert Run.objects.get(pk=row["run_id"]).results_dir == str((tmp_path / "cell3").resolve())
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
