@@ -359,6 +359,78 @@ def test_cli_add_errors_exit_2(catalog, tmp_path, capsys):
     assert code.returncode == 2 and "cannot be reached" in code.stderr and "secret" not in code.stderr
 
 
+@pytest.fixture
+def server(loaded, catalog):
+    """`sxtseg catalog serve` on a free loopback port, with the database of this module."""
+    database = ["--url", POSTGRES_URL] if POSTGRES_URL else ["--db", os.environ["SXTSEG_CATALOG_DB"]]
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "sxtseg.cli", "catalog", "serve", "--port", str(port),
+                                *database], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(150):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+        except OSError:
+            time.sleep(0.1)
+    yield {"url": url, "database": database}
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=20)
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="the pages are checked once, on the SQLite run")
+def test_web_pages_in_headless_chromium(server, results):
+    """Log in, filter the samples, open one (quick look and table shown), curate it, plot a comparison."""
+    playwright = pytest.importorskip("playwright.sync_api") if not ON_CI else __import__(
+        "playwright.sync_api", fromlist=["sync_playwright"])
+    if not Path("/usr/bin/chromium").exists():
+        if ON_CI:
+            pytest.fail("Debian chromium is not installed (/usr/bin/chromium)")
+        pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
+    subprocess.run([sys.executable, "-m", "sxtseg.cli", "catalog", "createuser", "curator", "--password", "pw-1234",
+                    "--project", "infection", "--role", "member", *server["database"]], check=True,
+                   capture_output=True)
+    shots = Path(os.environ.get("SXTSEG_SCREENSHOTS", "") or results["cell1"].parent / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--headless", "--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.goto(server["url"] + "/samples/")
+        assert "/accounts/login/" in page.url  # reading needs a login
+        page.fill("#id_username", "curator")
+        page.fill("#id_password", "pw-1234")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/samples/")
+        assert page.locator("#samples tbody tr").count() == 2
+        page.fill("input[name=hpi_min]", "12")
+        page.click("#apply-filters")
+        page.wait_for_load_state()
+        rows = page.locator("#samples tbody tr")
+        assert rows.count() == 1 and "cell2" in rows.first.inner_text()
+        page.screenshot(path=str(shots / "catalog_samples.png"))
+        rows.first.locator("a").first.click()
+        page.wait_for_selector("#objects")
+        assert page.evaluate("document.querySelector('#quicklook').naturalWidth") > 0
+        table = pd.read_csv(results["cell2"] / "objects.csv")
+        assert page.locator("#objects tbody tr").count() == len(table)
+        page.select_option("select[name=curation]", "accepted")
+        page.fill("input[name=curation_note]", "clean segmentation")
+        page.click("#curate button")
+        page.wait_for_load_state()
+        assert page.inner_text("#curation-status") == "accepted"
+        page.screenshot(path=str(shots / "catalog_sample.png"), full_page=True)
+        page.goto(server["url"] + "/compare/?measure=dmv_count&by=hours_post_infection")
+        svg = page.locator("#plot-figure svg")
+        assert svg.count() == 1 and svg.bounding_box()["width"] > 100
+        assert "6.0: 1 run(s)" in page.inner_text("main") and "24.0: 1 run(s)" in page.inner_text("main")
+        page.screenshot(path=str(shots / "catalog_compare.png"))
+        browser.close()
+    from sxtseg.catalog.models import Sample
+
+    curated = Sample.objects.get(project__name="infection", name="cell2")
+    assert (curated.curation, curated.curated_by.username) == ("accepted", "curator")
+
+
 def _object_rows(folder: Path, rows: int) -> None:
     """A results folder of ``rows`` objects (the cell1 folder's first row repeated with new labels)."""
     table = pd.read_csv(folder / "objects.csv")

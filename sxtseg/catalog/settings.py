@@ -110,7 +110,9 @@ TIME_ZONE = "UTC"
 STATIC_URL = "static/"
 STATIC_ROOT = os.environ.get("SXTSEG_CATALOG_STATIC_ROOT", str(_KEY_FOLDER / "static"))
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/samples/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 WHITENOISE_USE_FINDERS = True  # static files straight from the apps: `catalog serve` needs no collectstatic
 
 REST_FRAMEWORK = {
