@@ -267,6 +267,8 @@ def test_schema_and_docs(loaded):
     assert schema.status_code == 200
     paths = json.loads(schema.content)["paths"]
     assert {"/api/samples/", "/api/runs/", "/api/objects/", "/api/aggregate/"} <= set(paths)
+    # every operation documents the error answers it can give
+    assert {"400", "401", "403", "404"} <= set(paths["/api/runs/"]["post"]["responses"])
     assert api.get("/api/docs/").status_code == 200
 
 

@@ -132,6 +132,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Samples (SXT cells, CT exams, chest X-rays), their analysis runs, summary measures and objects.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
+                             "sxtseg.catalog.api.schema_hooks.add_error_responses"],
 }
 #: Rows one CSV/Parquet export may return; a larger request is refused with 400 (ask for less, or page).
 EXPORT_MAX_ROWS = int(os.environ.get("SXTSEG_CATALOG_EXPORT_MAX_ROWS", "1000000"))
