@@ -38,7 +38,7 @@ class MeasureSerializer(serializers.ModelSerializer):
 
 class SampleSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    curated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    curated_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Sample
