@@ -26,10 +26,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from .access import can_write, visible_projects
+from .api.filters import with_tag
+from .grouping import grouped_values
 from .models import CURATION, MODALITIES, CatalogObject, Measure, Run, Sample
 
-#: Condition fields the compare page groups by.
-GROUP_FIELDS = ("hours_post_infection", "infection", "cell_line", "replicate", "modality", "curation")
+#: Condition fields the compare page groups by (a subset of the API's, in menu order).
+COMPARE_FIELDS = ("hours_post_infection", "infection", "cell_line", "replicate", "modality", "curation")
 _SORTABLE = ("label", "class_name", "volume_um3", "equivalent_diameter_nm", "sphericity", "intensity_mean",
              "distance_to_nucleus_nm")
 
@@ -67,9 +69,7 @@ def sample_list(request):
             except ValueError:
                 pass
     if query.get("tag"):
-        from .api.filters import SampleFilter
-
-        queryset = SampleFilter().filter_tag(queryset, "tag", query["tag"])
+        queryset = with_tag(queryset, query["tag"])
     page = Paginator(queryset.order_by("project__name", "name"), 50).get_page(query.get("page"))
     latest = {}
     for run in Run.objects.filter(sample__in=[s.pk for s in page]).order_by("sample_id", "-id"):
@@ -151,16 +151,10 @@ def compare(request):
     names = Measure.objects.filter(run__sample__project__in=visible_projects(request.user)).values_list(
         "name", flat=True).distinct().order_by("name")
     measure = request.GET.get("measure") or "dmv_count"
-    by = request.GET.get("by") if request.GET.get("by") in GROUP_FIELDS else "hours_post_infection"
-    rows = Measure.objects.filter(run__sample__project__in=visible_projects(request.user), name=measure,
-                                  value__isnull=False).values_list("value", f"run__sample__{by}")
-    groups: dict = {}
-    for value, key in rows:
-        groups.setdefault(key, []).append(value)
-    ordered = dict(sorted(groups.items(), key=lambda kv: (kv[0] is None, (0, kv[0]) if isinstance(kv[0], (int, float))
-                                                          else (1, str(kv[0])))))
+    by = request.GET.get("by") if request.GET.get("by") in COMPARE_FIELDS else "hours_post_infection"
+    ordered = {keys[0]: values for keys, values in grouped_values(request.user, measure, [by]).items()}
     return render(request, "catalog/compare.html", {
-        "measures": names, "measure": measure, "by": by, "group_fields": GROUP_FIELDS,
+        "measures": names, "measure": measure, "by": by, "group_fields": COMPARE_FIELDS,
         "svg": _box_and_strip_svg(ordered, measure, by) if ordered else "",
         "counts": [(k, len(v)) for k, v in ordered.items()]})
 

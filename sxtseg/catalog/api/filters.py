@@ -45,6 +45,15 @@ def measure_filters(params, owner: str):
     return conditions
 
 
+def with_tag(samples, tag: str):
+    """Samples carrying ``tag`` (JSON containment, GIN-indexed on PostgreSQL; ``json_each`` on SQLite)."""
+    if connection.vendor == "postgresql":
+        return samples.filter(tags__contains=[tag])
+    table = Sample._meta.db_table
+    return samples.extra(where=[f"EXISTS (SELECT 1 FROM json_each({table}.tags) WHERE json_each.value = %s)"],
+                         params=[tag])
+
+
 class SampleFilter(django_filters.FilterSet):
     project = django_filters.CharFilter(field_name="project__name")
     tag = django_filters.CharFilter(method="filter_tag")
@@ -58,11 +67,7 @@ class SampleFilter(django_filters.FilterSet):
                   "subject_id"]
 
     def filter_tag(self, queryset, name, value):
-        if connection.vendor == "postgresql":  # GIN-indexable containment
-            return queryset.filter(tags__contains=[value])
-        table = Sample._meta.db_table
-        return queryset.extra(where=[f"EXISTS (SELECT 1 FROM json_each({table}.tags) WHERE json_each.value = %s)"],
-                              params=[value])
+        return with_tag(queryset, value)
 
     def filter_field(self, queryset, name, value):
         if ":" not in value:

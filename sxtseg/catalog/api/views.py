@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -23,6 +22,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 
 from ..access import can_write, visible_projects, writable_projects
+from ..grouping import GROUP_FIELDS, grouped_values
 from ..ingest import CONDITION_FIELDS, add_results
 from ..models import OBJECT_COLUMNS, CatalogObject, Membership, Project, Run, Sample
 from .filters import ObjectFilter, RunFilter, SampleFilter, measure_filters
@@ -232,13 +232,11 @@ def _thumbnail_png(obj: CatalogObject) -> bytes:
     return buffer.getvalue()
 
 
-_GROUPS = ("modality", "cell_line", "infection", "hours_post_infection", "replicate", "curation", "project",
-           "study_month", "subject_id")
 
 
 @extend_schema(parameters=[
     OpenApiParameter("measure", OpenApiTypes.STR, required=True, description="summary measure, e.g. dmv_count"),
-    OpenApiParameter("by", OpenApiTypes.STR, description=f"comma-separated condition fields: {', '.join(_GROUPS)}"),
+    OpenApiParameter("by", OpenApiTypes.STR, description=f"comma-separated condition fields: {', '.join(GROUP_FIELDS)}"),
     OpenApiParameter("project", OpenApiTypes.STR), OpenApiParameter("modality", OpenApiTypes.STR),
     OpenApiParameter("curation", OpenApiTypes.STR)],
     responses={200: OpenApiTypes.OBJECT})
@@ -249,33 +247,20 @@ def aggregate(request):
     if not measure:
         raise ValidationError({"measure": "required, e.g. measure=dmv_count"})
     by = [b for b in (request.query_params.get("by") or "").split(",") if b]
-    unknown = sorted(set(by) - set(_GROUPS))
+    unknown = sorted(set(by) - set(GROUP_FIELDS))
     if unknown:
-        raise ValidationError({"by": f"unknown field(s) {', '.join(unknown)}; known: {', '.join(_GROUPS)}"})
-    filters = Q(run__sample__project__in=visible_projects(request.user), name=measure, value__isnull=False)
+        raise ValidationError({"by": f"unknown field(s) {', '.join(unknown)}; known: {', '.join(GROUP_FIELDS)}"})
+    filters = Q()
     for key in ("project", "modality", "curation"):
         if request.query_params.get(key):
             field = "run__sample__project__name" if key == "project" else f"run__sample__{key}"
             filters &= Q(**{field: request.query_params[key]})
-    from ..models import Measure
-
-    columns = {"project": "run__sample__project__name", "study_month": "run__sample__study_date"}
-    paths = [columns.get(b, f"run__sample__{b}") for b in by]
-    rows = Measure.objects.filter(filters).values_list("value", *paths).iterator(chunk_size=10_000)
-    groups: dict[tuple, list[float]] = {}
-    for value, *keys in rows:
-        keys = [k.strftime("%Y-%m") if (b == "study_month" and k is not None) else k for b, k in zip(by, keys)]
-        groups.setdefault(tuple(keys), []).append(value)
     out = []
-    def order(keys):  # numbers in numeric order, then text, missing values last
-        return [(k is None, (0, k, "") if isinstance(k, (int, float)) else (1, 0, str(k))) for k in keys]
-
-    for keys, values in sorted(groups.items(), key=lambda kv: order(kv[0])):
+    for keys, values in grouped_values(request.user, measure, by, filters).items():
         v = np.asarray(values, float)
         q1, median, q3 = np.percentile(v, [25, 50, 75])
         out.append({**dict(zip(by, keys)), "count": int(v.size), "mean": float(v.mean()),
-                    "std": float(v.std(ddof=1)) if v.size > 1 else math.nan, "median": float(median),
-                    "q1": float(q1), "q3": float(q3), "min": float(v.min()), "max": float(v.max())})
-    for row in out:  # JSON has no NaN
-        row["std"] = None if isinstance(row["std"], float) and math.isnan(row["std"]) else row["std"]
+                    "std": float(v.std(ddof=1)) if v.size > 1 else None,  # JSON has no NaN
+                    "median": float(median), "q1": float(q1), "q3": float(q3), "min": float(v.min()),
+                    "max": float(v.max())})
     return Response({"measure": measure, "by": by, "groups": out})
