@@ -504,7 +504,11 @@ def test_concurrent_ingest_on_postgresql(loaded, results, tmp_path):
 
 @pytest.mark.skipif(bool(POSTGRES_URL), reason="this is the SQLite run; it starts the PostgreSQL one")
 def test_catalog_suite_on_postgresql(results):
-    """This module again, against a throwaway PostgreSQL cluster started on a loopback port."""
+    """This module again, against a throwaway PostgreSQL cluster started on a loopback port.
+
+    Left out there: the tests that do not depend on the database engine (the schema, thumbnails, the
+    HTTP server, CLI argument errors), which the SQLite run covers.
+    """
     if shutil.which("pg_virtualenv") is None:
         message = "PostgreSQL (Debian postgresql + postgresql-common's pg_virtualenv) is not installed"
         if ON_CI:
@@ -512,7 +516,7 @@ def test_catalog_suite_on_postgresql(results):
         pytest.skip(message)
     script = (f"SXTSEG_CATALOG_TEST_URL=postgresql://$PGUSER:$PGPASSWORD@$PGHOST:$PGPORT/$PGDATABASE "
               f"SXTSEG_CATALOG_TEST_RESULTS={results['cell1'].parent} "
-              f"{sys.executable} -m pytest -q -p no:cacheprovider -p no:warnings --tb=short -x {__file__} -k 'not suite_on_postgresql'"
+              f"{sys.executable} -m pytest -q -p no:cacheprovider -p no:warnings --tb=short -x {__file__} -k 'not suite_on_postgresql and not schema_and_docs and not thumbnail and not createuser_serve and not cli_add_errors'"
               " 2>&1; echo exit=$?")
     done = subprocess.run(["pg_virtualenv", "--", "sh", "-c", script], capture_output=True, text=True, timeout=900)
     output = done.stdout + done.stderr
