@@ -31,6 +31,8 @@ Examples
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..volume import Volume
@@ -153,7 +155,7 @@ def make_chest_phantom(
         for _ in range(n_vessels):
             direction = rng.normal(size=3)
             direction[2] = -abs(direction[2]) if code == 1 else abs(direction[2])
-            direction /= np.linalg.norm(direction)
+            direction /= math.hypot(*direction)
             end = hilum + direction * rng.uniform(0.5, 0.9) * lung_axes[code][1] * 1.6
             tube = _tube(shape, size, hilum, end, rng.uniform(1.0, 2.5)) & (lungs == code)
             hu[tube] = CHEST_HU["vessel"]

@@ -18,6 +18,8 @@ room, the rest anywhere in the cytoplasm.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..classes import SXTClass
@@ -95,7 +97,7 @@ def place_multivesicular_bodies(
             room = radius - 2 * membrane_nm - r  # the centre stays this close to the MVB's centre
             for _ in range(50):
                 offset = rng.uniform(-room, room, 3)
-                if np.linalg.norm(offset) > room:
+                if math.hypot(*offset) > room:
                     continue
                 c = center + offset
                 if all(np.linalg.norm(c - c2) >= r + r2 + membrane_nm for c2, r2 in inner):

@@ -32,4 +32,5 @@ def smooth_field(
     mz, my, mx = (_interpolation_matrix(n, c) for n, c in zip(shape, coarse_shape))
     field = np.einsum("ijk,xk->ijx", coarse, mx)
     field = np.einsum("ijx,yj->iyx", field, my)
-    return np.einsum("iyx,zi->zyx", field, mz, optimize=True)
+    # no optimize=True: that hands the contraction to BLAS, whose summation order (so the last bits) depends on the CPU
+    return np.einsum("iyx,zi->zyx", field, mz)

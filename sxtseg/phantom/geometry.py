@@ -37,8 +37,15 @@ class Roughness:
 
     def __call__(self, directions: np.ndarray) -> np.ndarray:
         """Relative radius change for unit vectors ``directions`` (..., 3)."""
-        angles = 2 * np.pi * (directions @ self.frequencies.T) + self.phases
-        return np.cos(angles) @ self.weights
+        # sums written out, not `@`: BLAS picks its summation order (so the last bits) by the CPU
+        f = self.frequencies
+        d = np.asarray(directions, float)[..., None, :]
+        angles = 2 * np.pi * (d[..., 0] * f[:, 0] + d[..., 1] * f[:, 1] + d[..., 2] * f[:, 2]) + self.phases
+        terms = np.cos(angles) * self.weights
+        total = terms[..., 0]
+        for k in range(1, terms.shape[-1]):
+            total = total + terms[..., k]
+        return total
 
 
 @dataclass

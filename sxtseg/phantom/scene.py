@@ -198,7 +198,7 @@ def make_nucleus(
     angle = rng.uniform(0, 2 * np.pi)
     direction = np.array([0.0, math.sin(angle), math.cos(angle)])
     # cell radius along that direction, then shrink the shift until the nucleus fits
-    offset = _NUCLEUS_OFFSET / np.linalg.norm(direction[1:] / a_cell[1:])
+    offset = _NUCLEUS_OFFSET / math.hypot(*(direction[1:] / a_cell[1:]))
     margin = max(0.1 * a_cell.min(), clearance)
     surface = fibonacci_sphere(400)
     for _ in range(12):
@@ -229,7 +229,7 @@ def place_nucleoli(rng: np.random.Generator, nucleus: PhantomObject, clearance: 
             points = center + surface * (semi_axes + clearance)
             inside = (((points - nucleus.center) / nucleus.semi_axes) ** 2).sum(axis=1) <= 1
             apart = all(
-                np.linalg.norm(center - other.center) >= other.radius + semi_axes.max() + clearance
+                math.hypot(*(center - other.center)) >= other.radius + semi_axes.max() + clearance
                 for other in placed
             )
             if inside.all() and apart:
@@ -262,7 +262,9 @@ def factory_candidates(rng: np.random.Generator, scene: Scene, n: int) -> np.nda
     hi = np.minimum(nucleus.center + reach, cell.center + cell_reach)
     points = rng.uniform(lo, hi, (n, 3))
     offset = points - nucleus.center
-    cos_angle = offset @ scene.factory_direction / np.linalg.norm(offset, axis=1)
+    direction = scene.factory_direction  # the dot product written out: the same bits on every CPU (not BLAS)
+    cos_angle = (offset[:, 0] * direction[0] + offset[:, 1] * direction[1] + offset[:, 2] * direction[2]) / (
+        np.linalg.norm(offset, axis=1))
     return points[cos_angle >= math.cos(math.radians(_DMV_ZONE_HALF_ANGLE_DEG))]
 
 
@@ -400,9 +402,9 @@ def _random_tube(rng: np.random.Generator, scene: Scene) -> tuple[np.ndarray, fl
     angle = math.atan2(middle[1] - nucleus.center[1], middle[2] - nucleus.center[2])
     angle += math.pi / 2 + rng.uniform(-math.pi / 4, math.pi / 4)
     direction = np.array([rng.normal(0, 0.15), math.sin(angle), math.cos(angle)])
-    direction /= np.linalg.norm(direction)
+    direction /= math.hypot(*direction)  # lengths of single vectors by math.hypot, not BLAS: the same bits on any CPU
     sideways = np.cross(direction, random_unit_vectors(rng, 1)[0])
-    sideways /= np.linalg.norm(sideways)
+    sideways /= math.hypot(*sideways)
     bend = rng.uniform(0, _MITO_MAX_BEND) * path_length
     start, end = middle - direction * path_length / 2, middle + direction * path_length / 2
     return bezier_path(start, middle + sideways * bend, end), radius

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -20,7 +22,7 @@ def _cut_sphere(obj: PhantomObject, partner: PhantomObject) -> tuple[float, np.n
     """Volume and centroid of a sphere cut by the contact plane shared with an overlapping sphere."""
     r, c = obj.radius, obj.center
     offset = partner.center - c
-    d = float(np.linalg.norm(offset))
+    d = math.hypot(*offset)  # not np.linalg.norm: BLAS's dot differs in the last bits between CPUs
     plane = (d**2 + r**2 - partner.radius**2) / (2 * d)  # distance from c to the contact plane
     height = r - plane  # height of the cap given to the partner
     sphere = 4 / 3 * np.pi * r**3
