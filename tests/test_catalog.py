@@ -17,6 +17,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -248,6 +250,30 @@ def test_permissions(loaded, results):
     assert _api(member).post("/api/runs/", post, format="json").status_code == 200  # already in: nothing new
 
 
+def test_cli_share_with_a_group(loaded, capsys):
+    """`sxtseg catalog share` gives a group's users a role on a project; --revoke takes it back."""
+    from sxtseg.cli import main
+
+    database = ["--url", POSTGRES_URL] if POSTGRES_URL else ["--db", os.environ["SXTSEG_CATALOG_DB"]]
+    newcomer, colleague = _user("newcomer"), _user("colleague")
+    sample = _api(loaded["owner"]).get("/api/samples/", {"project": "infection"}).json()["results"][0]
+    path, curate = f"/api/samples/{sample['id']}/", {"curation": "accepted"}
+    assert _api(newcomer).get(path).status_code == 404
+    assert main(["catalog", "share", "infection", "--group", "imaging-lab", "--user", "newcomer", *database]) == 0
+    assert "shared with group 'imaging-lab' as collaborator (newcomer)" in capsys.readouterr().out
+    assert _api(newcomer).get(path).status_code == 200
+    assert _api(newcomer).patch(path, curate, format="json").status_code == 403  # collaborators read only
+    assert _api(colleague).get(path).status_code == 404  # not in the group
+    assert main(["catalog", "share", "infection", "--group", "imaging-lab", "--role", "member", *database]) == 0
+    newcomer.refresh_from_db()
+    assert _api(newcomer).patch(path, curate, format="json").status_code == 200
+    assert main(["catalog", "share", "infection", "--group", "imaging-lab", "--revoke", *database]) == 0
+    assert _api(newcomer).get(path).status_code == 404
+    assert main(["catalog", "share", "infection", "--group", "g", "--user", "nobody", *database]) == 2
+    assert main(["catalog", "share", "no-such-project", "--group", "g", *database]) == 2
+    assert "no catalog project 'no-such-project'" in capsys.readouterr().err
+
+
 def test_api_bad_input_is_400_naming_the_field(loaded, tmp_path):
     api = _api(loaded["owner"])
     missing = api.post("/api/runs/", {"results_dir": str(tmp_path / "nowhere"), "project": "infection"},
@@ -273,6 +299,78 @@ def test_schema_and_docs(loaded):
     sample = json.loads(schema.content)["components"]["schemas"]["Sample"]["properties"]["curated_by"]
     assert sample.get("nullable") is True
     assert api.get("/api/docs/").status_code == 200
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="the API contract is checked once, on the SQLite run")
+def test_schemathesis_over_the_openapi_schema(loaded):
+    """Generated requests for every documented operation (bounded examples), as the project's owner.
+
+    No 5xx, every response matches its documented schema and status codes, content types and headers.
+    The requests run in-process against the WSGI app inside one transaction that is rolled back:
+    a throwaway database state, the module's data untouched.
+    """
+    schemathesis = pytest.importorskip("schemathesis") if not ON_CI else __import__("schemathesis")
+    from django.core import signals
+    from django.core.wsgi import get_wsgi_application
+    from django.db import close_old_connections, transaction
+    from hypothesis import HealthCheck, given, settings
+    from rest_framework.authtoken.models import Token
+    from schemathesis.checks import positive_data_acceptance
+
+    from sxtseg.catalog.models import CatalogObject, Run, Sample
+
+    token = Token.objects.get_or_create(user=loaded["owner"])[0].key
+    headers = {"Authorization": f"Token {token}"}
+    failures, calls = {}, []
+    run_id = loaded["runs"]["cell1"][0]["run_id"]
+    real_ids = {"projects": "infection", "runs": run_id, "samples": Run.objects.get(pk=run_id).sample_id,
+                "objects": CatalogObject.objects.filter(run_id=run_id).values_list("pk", flat=True).first()}
+    counts = [model.objects.count() for model in (Run, Sample, CatalogObject)]
+
+    class Rollback(Exception):
+        pass
+
+    # Django closes a connection that is inside a transaction at the start and end of each request:
+    # unhook that for the test, as Django's own test client does
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        with pytest.raises(Rollback), transaction.atomic():
+            schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
+            for result in schema.get_all_operations():
+                operation = result.ok()
+
+                @given(case=operation.as_strategy())
+                @settings(max_examples=8, deadline=None, database=None, derandomize=True,
+                          suppress_health_check=list(HealthCheck))
+                def check(case):
+                    response = case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
+                    calls.append((case.method, response.status_code))
+
+                # generated ids rarely exist: each operation on a path also gets the module's real rows
+                explicit = []
+                if "{id}" in operation.path or "{name}" in operation.path:
+                    key = "name" if "{name}" in operation.path else "id"
+                    value = real_ids[operation.path.split("/")[2]]
+                    bodies = [{}, {"curation": "accepted", "tags": ["checked"]}] if operation.method == "patch" else [None]
+                    explicit = [operation.Case(path_parameters={key: value},
+                                               **({} if body is None else {"body": body, "media_type": "application/json"}))
+                                for body in bodies]
+                try:
+                    check()
+                    for case in explicit:
+                        response = case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
+                        assert response.status_code == 200, (case.method, case.formatted_path, response.text[:300])
+                        calls.append((case.method, response.status_code))
+                except Exception as error:  # noqa: BLE001 - every operation is tried, failures reported together
+                    failures[operation.label] = f"{type(error).__name__}: {str(error)[:1500]}"
+            raise Rollback
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
+    assert not failures, "\n\n".join(f"{label}\n{message}" for label, message in failures.items())
+    assert len(calls) > 50 and {("GET", 200), ("POST", 201), ("PATCH", 200), ("GET", 404)} <= set(calls)
+    assert [model.objects.count() for model in (Run, Sample, CatalogObject)] == counts  # rolled back
 
 
 def test_object_thumbnail_links_back_to_the_image(loaded):
@@ -500,6 +598,75 @@ def test_concurrent_ingest_on_postgresql(loaded, results, tmp_path):
     assert Run.objects.count() == before[0] + 3
     assert CatalogObject.objects.count() == before[1] + 3 * rows
     assert Run.objects.filter(sample__project__name="concurrent").values("sample").distinct().count() == 3
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL only (run by test_catalog_suite_on_postgresql)")
+def test_gunicorn_deployment_on_postgresql(loaded, results):
+    """The shared deployment of docs/catalog.md: gunicorn, 3 workers, PostgreSQL, no debug mode.
+
+    16 concurrent clients get the same answers; a write through one worker is read through the
+    others; the admin's static files are served; SIGTERM stops it cleanly.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rest_framework.authtoken.models import Token
+
+    pytest.importorskip("gunicorn")
+    token = Token.objects.get_or_create(user=loaded["owner"])[0].key
+    port = _free_port()
+    env = {**os.environ, "SXTSEG_CATALOG_URL": POSTGRES_URL, "SXTSEG_CATALOG_SECRET_KEY": "test-" + "k" * 50,
+           "SXTSEG_CATALOG_ALLOWED_HOSTS": "127.0.0.1", "SXTSEG_CATALOG_DEBUG": "0"}
+    env.pop("SXTSEG_CATALOG_DB", None)
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "3", "--bind", f"127.0.0.1:{port}",
+                               "sxtseg.catalog.wsgi:application"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Token {token}"}
+
+    def get(path, auth=True):
+        request = urllib.request.Request(base + path, headers=headers if auth else {})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read()
+
+    try:
+        for _ in range(200):
+            try:
+                if get("/api/projects/")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            server.kill()
+            raise AssertionError(server.stdout.read().decode()[-3000:])
+        run_id = loaded["runs"]["cell1"][0]["run_id"]
+        path = f"/api/objects/?run={run_id}&page_size=1000"
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(lambda _: get(path), range(48)))
+        assert {status for status, _ in answers} == {200} and len({body for _, body in answers}) == 1
+        assert len(json.loads(answers[0][1])["results"]) == len(pd.read_csv(results["cell1"] / "objects.csv"))
+        assert get(path, auth=False)[0] == 401
+        sample = json.loads(get("/api/samples/?project=infection&name=cell1")[1])["results"][0]
+        note = f"checked through gunicorn {port}"
+        patch = urllib.request.Request(f"{base}/api/samples/{sample['id']}/", method="PATCH",
+                                       data=json.dumps({"curation_note": note}).encode(),
+                                       headers={**headers, "Content-Type": "application/json"})
+        with urllib.request.urlopen(patch, timeout=30) as response:
+            assert response.status == 200
+        with ThreadPoolExecutor(6) as pool:  # several requests, so more than one worker answers
+            notes = {json.loads(body)["curation_note"] for _, body in
+                     pool.map(lambda _: get(f"/api/samples/{sample['id']}/"), range(12))}
+        assert notes == {note}
+        status, css = get("/static/admin/css/base.css", auth=False)
+        assert status == 200 and b"font-family" in css
+        status, page = get("/accounts/login/", auth=False)
+        assert status == 200 and b"csrfmiddlewaretoken" in page
+        status, missing = get("/no-such-page/")
+        assert status == 404 and b"Traceback" not in missing  # no debug pages in production
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
 
 
 @pytest.mark.skipif(bool(POSTGRES_URL), reason="this is the SQLite run; it starts the PostgreSQL one")

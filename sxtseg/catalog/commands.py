@@ -1,4 +1,4 @@
-"""``sxtseg catalog ...``: add results, serve, create users, migrate (wired into :mod:`sxtseg.cli`)."""
+"""``sxtseg catalog ...``: add results, serve, create users, share projects with groups, migrate (see :mod:`sxtseg.cli`)."""
 
 from __future__ import annotations
 
@@ -60,6 +60,36 @@ def _cmd_createuser(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_share(args: argparse.Namespace) -> int:
+    _database(args)
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+    from django.db import transaction
+
+    from .models import ROLES, GroupShare, Project
+
+    if args.role not in dict(ROLES):
+        raise InvalidArgumentError(f"--role {args.role!r}: one of {', '.join(dict(ROLES))}")
+    project = Project.objects.filter(name=args.project).first()
+    if project is None:
+        raise InvalidArgumentError(f"no catalog project {args.project!r}")
+    users = get_user_model().objects
+    missing = [name for name in args.user if not users.filter(username=name).exists()]
+    if missing:
+        raise InvalidArgumentError(f"no catalog user {', '.join(map(repr, missing))} (sxtseg catalog createuser)")
+    with transaction.atomic():
+        group, _ = Group.objects.get_or_create(name=args.group)
+        group.user_set.add(*users.filter(username__in=args.user))
+        if args.revoke:
+            GroupShare.objects.filter(project=project, group=group).delete()
+            print(f"project {project.name!r} no longer shared with group {group.name!r}")
+            return 0
+        GroupShare.objects.update_or_create(project=project, group=group, defaults={"role": args.role})
+    members = ", ".join(sorted(group.user_set.values_list("username", flat=True))) or "no users yet"
+    print(f"project {project.name!r} shared with group {group.name!r} as {args.role} ({members})")
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     _database(args)
     from django.conf import settings
@@ -117,6 +147,15 @@ def add_parser(sub) -> None:
     p.add_argument("--superuser", action="store_true", help="may see and change everything, and use the admin")
     common(p)
     p.set_defaults(func=_cmd_createuser)
+
+    p = commands.add_parser("share", help="share a project with a group of users, in one role")
+    p.add_argument("project", help="project name")
+    p.add_argument("--group", required=True, help="group name (created when new)")
+    p.add_argument("--role", default="collaborator", help="owner, member or collaborator (default collaborator)")
+    p.add_argument("--user", action="append", default=[], help="add this user to the group (repeatable)")
+    p.add_argument("--revoke", action="store_true", help="stop sharing the project with the group")
+    common(p)
+    p.set_defaults(func=_cmd_share)
 
     p = commands.add_parser("migrate", help="create or update the catalog's tables")
     common(p)

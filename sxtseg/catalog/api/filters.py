@@ -1,6 +1,6 @@
 """Query filters, evaluated over all rows in the database (never on one page).
 
-- Samples and runs: modality, project, condition fields, curation, a tag
+- Samples and runs: name (samples), modality, project, condition fields, curation, a tag
   (``tag=``), a free field (``field=key:value``), and numeric ranges on any
   summary measure: ``m.<name>__gte=``, ``__gt``, ``__lte``, ``__lt``, ``__exact``
   (e.g. ``m.dmv_count__gte=10``).
@@ -63,7 +63,7 @@ class SampleFilter(django_filters.FilterSet):
 
     class Meta:
         model = Sample
-        fields = ["modality", "cell_line", "infection", "hours_post_infection", "replicate", "curation",
+        fields = ["name", "modality", "cell_line", "infection", "hours_post_infection", "replicate", "curation",
                   "subject_id"]
 
     def filter_tag(self, queryset, name, value):
@@ -80,19 +80,22 @@ class SampleFilter(django_filters.FilterSet):
 
 
 class RunFilter(django_filters.FilterSet):
+    # ids as plain numbers: an id you may not see matches nothing, as one that does not exist (no 400 tells them apart)
+    sample = django_filters.NumberFilter(field_name="sample_id")
     project = django_filters.CharFilter(field_name="sample__project__name")
     modality = django_filters.CharFilter(field_name="sample__modality")
 
     class Meta:
         model = Run
-        fields = ["sample", "kind", "status", "model_name", "sxtseg_version"]
+        fields = ["kind", "status", "model_name", "sxtseg_version"]
 
 
 class ObjectFilter(django_filters.FilterSet):
+    run = django_filters.NumberFilter(field_name="run_id")
     sample = django_filters.NumberFilter(field_name="run__sample")
     project = django_filters.CharFilter(field_name="run__sample__project__name")
 
     class Meta:
         model = CatalogObject
-        fields = {"run": ["exact"], "class_name": ["exact"], "class_id": ["exact"], "label": ["exact"],
+        fields = {"class_name": ["exact"], "class_id": ["exact"], "label": ["exact"],
                   "touches_border": ["exact"], **{c: list(_OPERATORS) for c in _NUMERIC}}

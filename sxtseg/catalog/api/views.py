@@ -232,11 +232,10 @@ def _thumbnail_png(obj: CatalogObject) -> bytes:
     return buffer.getvalue()
 
 
-
-
 @extend_schema(parameters=[
-    OpenApiParameter("measure", OpenApiTypes.STR, required=True, description="summary measure, e.g. dmv_count"),
-    OpenApiParameter("by", OpenApiTypes.STR, description=f"comma-separated condition fields: {', '.join(GROUP_FIELDS)}"),
+    OpenApiParameter("measure", {"type": "string", "minLength": 1}, required=True, description="summary measure, e.g. dmv_count"),
+    OpenApiParameter("by", {"type": "array", "items": {"type": "string", "enum": list(GROUP_FIELDS)}},
+                     style="form", explode=False, description="comma-separated condition fields to group by"),
     OpenApiParameter("project", OpenApiTypes.STR), OpenApiParameter("modality", OpenApiTypes.STR),
     OpenApiParameter("curation", OpenApiTypes.STR)],
     responses={200: OpenApiTypes.OBJECT})
