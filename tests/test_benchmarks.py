@@ -49,9 +49,11 @@ def test_bench_morphometrics_small():
 
 @pytest.mark.slow
 def test_bench_models_quick():
-    record = _run("bench_models.py")
+    # each case is measured in its own process: the three the ratios below need (monai_unet_default and
+    # dlsia_msdnet go the same way through the same code)
+    record = _run("bench_models.py", "--only", "sxtseg_msdnet", "cat_msdnet", "monai_unet_matched")
     cases = {case["method"]: case for case in record["cases"]}
-    assert {"sxtseg_msdnet", "cat_msdnet", "monai_unet_matched", "monai_unet_default"} <= set(cases)
+    assert set(cases) == {"sxtseg_msdnet", "cat_msdnet", "monai_unet_matched"}
     for method in ("sxtseg_msdnet", "cat_msdnet", "monai_unet_matched"):
         for mode in ("forward", "train"):
             result = cases[method][mode]
