@@ -150,10 +150,21 @@ def _merge_shallow_seeds(markers: np.ndarray, n_markers: int, distance: np.ndarr
     return dome_of_seed[markers]
 
 
-def _component_boxes(components: np.ndarray, count: int, shape) -> list[tuple[slice, ...]]:
-    """Box of every component grown by one voxel (clipped at the volume's edges)."""
-    boxes = ndimage.find_objects(components, max_label=count)
-    return [tuple(slice(max(s.start - 1, 0), min(s.stop + 1, n)) for s, n in zip(box, shape)) for box in boxes]
+def _component_table(components: np.ndarray, count: int) -> dict[str, np.ndarray]:
+    """Voxel count, box grown by one voxel (clipped) and first voxel (raster order) of components 1..count.
+
+    One threaded pass of :func:`sxtseg.kernels.region_stats`; components
+    with no voxel (labels never used) are left out of ``ids``.
+    """
+    from sxtseg.kernels import region_stats
+
+    stats = region_stats(components, max_label=count)
+    ids = np.flatnonzero(stats["count"][1:]) + 1
+    shape = np.array(components.shape)
+    return {"ids": ids.astype(np.int64), "voxels": stats["count"][ids],
+            "lo": np.maximum(stats["bbox_min"][ids] - 1, 0).astype(np.int64),
+            "hi": np.minimum(stats["bbox_max"][ids] + 2, shape).astype(np.int64),
+            "first": stats["origin"][ids].astype(np.int64)}
 
 
 def _paint(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]], numbers: np.ndarray, lo, shape) -> np.ndarray:
@@ -246,6 +257,20 @@ def split_touching(
     >>> int(split_touching(Volume(classes, voxel_size=30.0), SXTClass.DMV).to_numpy().max())
     2
     """
+    spacing, min_depth_nm = _split_parameters(class_labels, min_distance_nm, min_depth_nm)
+    if block_by_block(class_labels):
+        out, count = _split_chunked(class_labels.data, class_id, spacing, min_distance_nm, min_depth_nm,
+                                    connectivity)
+    else:
+        pieces, numbers = split_pieces(class_labels.to_numpy() == class_id, spacing, min_distance_nm, min_depth_nm,
+                                       connectivity)
+        out, count = _paint(pieces, numbers, (0, 0, 0), class_labels.shape), int(sum(len(n) for n in numbers))
+    return class_labels.with_data(out, metadata={
+        **class_labels.metadata, "instances": split_record(class_id, min_distance_nm, min_depth_nm, count)})
+
+
+def _split_parameters(class_labels: Volume, min_distance_nm: float, min_depth_nm: float | None):
+    """The voxel size (nm) and the h-maxima depth (nm; default half the smallest voxel edge), checked."""
     _check_classes(class_labels)
     spacing = np.array(class_labels.voxel_size_in("nm"))
     if not min_distance_nm > 0:
@@ -253,34 +278,56 @@ def split_touching(
     min_depth_nm = float(spacing.min() / 2) if min_depth_nm is None else float(min_depth_nm)
     if not min_depth_nm >= 0:
         raise InvalidArgumentError(f"min_depth_nm must be zero or positive, not {min_depth_nm!r}")
-    if block_by_block(class_labels):
-        out, count = _split_chunked(class_labels.data, class_id, spacing, min_distance_nm, min_depth_nm,
-                                    connectivity)
-    else:
-        out, count = _split_in_memory(class_labels.to_numpy() == class_id, spacing, min_distance_nm, min_depth_nm,
-                                      connectivity)
-    return class_labels.with_data(out, metadata={
-        **class_labels.metadata,
-        "instances": {"class_id": int(class_id), "split": "distance-transform watershed",
-                      "min_distance_nm": float(min_distance_nm), "min_depth_nm": min_depth_nm,
-                      "count": int(count)}})
+    return spacing, min_depth_nm
+
+
+def split_record(class_id: int, min_distance_nm: float, min_depth_nm: float, count: int) -> dict:
+    """``metadata["instances"]`` of a :func:`split_touching` result."""
+    return {"class_id": int(class_id), "split": "distance-transform watershed",
+            "min_distance_nm": float(min_distance_nm), "min_depth_nm": float(min_depth_nm), "count": int(count)}
+
+
+def split_pieces(mask: np.ndarray, spacing, min_distance_nm: float, min_depth_nm: float, connectivity: int = 26
+                 ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], list[np.ndarray]]:
+    """:func:`split_touching` of a mask in memory, before painting: each component's pieces and their numbers.
+
+    Returns ``pieces``, one ``(box start, pieces labelled 1..n in the box,
+    first voxels)`` per connected component, and ``numbers``, the global
+    instance numbers (1..N in raster order of first voxels) of each
+    component's pieces.  Painting them (``out[box][piece > 0] =
+    numbers[piece - 1]``) gives :func:`split_touching`'s labels; the
+    instances stage paints them straight into its own label volume.
+    """
+    from sxtseg.kernels import label
+
+    components, count = label(mask, connectivity)
+    table = _component_table(components, count)
+    boxes = [tuple(slice(int(a), int(b)) for a, b in zip(lo, hi)) for lo, hi in zip(table["lo"], table["hi"])]
+    pieces = _split_boxes(mask, boxes, table["first"], (0, 0, 0), spacing, min_distance_nm, min_depth_nm,
+                          connectivity, components=components, ids=table["ids"])
+    return pieces, _numbers(pieces)
 
 
 def _split_boxes(mask: np.ndarray, boxes: list, origins: np.ndarray, offset, spacing, min_distance_nm,
-                 min_depth_nm, connectivity) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                 min_depth_nm, connectivity, components: np.ndarray | None = None,
+                 ids=None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Split the components whose box (in ``mask``'s coordinates) and first voxel are given.
 
-    Returns one ``(global start, pieces, first voxels)`` entry per component:
-    the pieces labelled 1..n in the box, and the global (z, y, x) of each
-    piece's first voxel.
+    With the labelled ``components`` (and each one's id) at hand, a component
+    is cut out of its box directly; otherwise the box is labelled to find
+    the piece holding the first voxel.  Returns one ``(global start, pieces,
+    first voxels)`` entry per component: the pieces labelled 1..n in the
+    box, and the global (z, y, x) of each piece's first voxel.
     """
     from sxtseg.kernels import label
 
     out = []
-    for box, origin in zip(boxes, origins):
-        crop = mask[box]
-        parts, _ = label(crop, connectivity)
-        component = parts == parts[tuple(np.asarray(origin) - [s.start for s in box])]
+    for k, (box, origin) in enumerate(zip(boxes, origins)):
+        if components is not None:
+            component = components[box] == ids[k]
+        else:
+            parts, _ = label(mask[box], connectivity)
+            component = parts == parts[tuple(np.asarray(origin) - [s.start for s in box])]
         pieces, n = _split_component(component, spacing, min_distance_nm, min_depth_nm, connectivity)
         flat = pieces.ravel()
         nonzero = np.flatnonzero(flat)
@@ -303,21 +350,6 @@ def _numbers(pieces: list) -> list[np.ndarray]:
     numbers = np.empty(len(firsts), dtype)
     numbers[order] = np.arange(1, len(firsts) + 1, dtype=dtype)
     return np.split(numbers, np.cumsum([len(f) for _, _, f in pieces])[:-1])
-
-
-def _split_in_memory(mask: np.ndarray, spacing, min_distance_nm, min_depth_nm,
-                     connectivity) -> tuple[np.ndarray, int]:
-    from sxtseg.kernels import label
-
-    components, count = label(mask, connectivity)
-    boxes = _component_boxes(components, count, mask.shape)
-    flat = components.ravel()
-    nonzero = np.flatnonzero(flat)
-    _, first = np.unique(flat[nonzero], return_index=True)
-    origins = np.stack(np.unravel_index(nonzero[first], mask.shape), axis=1) if count else np.zeros((0, 3), int)
-    pieces = _split_boxes(mask, boxes, origins, (0, 0, 0), spacing, min_distance_nm, min_depth_nm, connectivity)
-    numbers = _numbers(pieces)
-    return _paint(pieces, numbers, (0, 0, 0), mask.shape), int(sum(len(n) for n in numbers))
 
 
 def _split_task(region: np.ndarray, class_id, boxes, origins, offset, spacing, min_distance_nm, min_depth_nm,
@@ -378,15 +410,10 @@ def _fragment_table(components, classes, count: int, chunked: bool) -> dict:
         shape = np.array(components.shape)
         lo, hi = np.maximum(acc[:, 1:4] - 1, 0), np.minimum(acc[:, 4:7] + 2, shape)
         return {"ids": ids, "voxels": acc[:, 0], "class": acc[:, 10], "lo": lo, "hi": hi}
-    boxes = _component_boxes(components, count, components.shape)
-    ids = np.array([k + 1 for k, box in enumerate(boxes) if box], np.int64)
-    voxels = np.bincount(components.ravel(), minlength=count + 1)[ids]
-    lo = np.array([[s.start for s in boxes[i - 1]] for i in ids], np.int64).reshape(-1, 3)
-    hi = np.array([[s.stop for s in boxes[i - 1]] for i in ids], np.int64).reshape(-1, 3)
-    cls = np.zeros(len(ids), np.int64)
-    if len(ids):
-        cls = ndimage.maximum(classes, components, ids).astype(np.int64)
-    return {"ids": ids, "voxels": voxels, "class": cls, "lo": lo, "hi": hi}
+    table = _component_table(components, count)
+    # components never cross classes (they are labelled per class): each has the class of its first voxel
+    table["class"] = classes[tuple(table.pop("first").T)].astype(np.int64)
+    return table
 
 
 def _paint_fragments(block: np.ndarray, pieces: list, block_info=None) -> np.ndarray:
@@ -487,7 +514,8 @@ def merge_fragments(class_labels: Volume, min_volume_um3: dict | None = None, *,
         classes = data
     else:
         classes = class_labels.to_numpy()
-        components, count = label(np.where(np.isin(classes, list(codes)), classes, 0), connectivity)
+        selected = np.isin(classes, list(codes), kind="table")  # a lookup table: one pass, no sort
+        components, count = label(np.where(selected, classes, 0), connectivity)
     table = _fragment_table(components, classes, count, chunked)
     limit = np.array([codes.get(int(c), 0.0) for c in table["class"]])
     small = np.nonzero(table["voxels"] * voxel_um3 < limit)[0]

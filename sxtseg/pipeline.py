@@ -39,7 +39,7 @@ import pandas as pd
 
 from .classes import CLASS_COLORS, CLASS_NAMES, SXTClass, label_metadata
 from .errors import InvalidArgumentError, OutputExistsError
-from .volume import Volume
+from .volume import Volume, block_by_block
 
 __all__ = ["run", "sample_name"]
 
@@ -79,17 +79,19 @@ def _instances(classes: Volume, *, dmv_min_distance_nm: float = DMV_MIN_DISTANCE
     phantoms, not the demo cell (see the comment above
     :data:`DMV_MIN_DISTANCE_NM`); the demo cell is only checked with them.
     """
-    from sxtseg.kernels import label_dtype
-
     from .instances import label_classes, split_touching
+
+    voxel_nm3 = float(np.prod(classes.voxel_size_in("nm")))
+    min_voxels = np.pi / 6 * dmv_min_diameter_nm**3 / voxel_nm3
+    if not block_by_block(classes):
+        return _instances_in_memory(classes, dmv_min_distance_nm, min_voxels, dmv_min_diameter_nm, dmv_min_depth_nm)
+    from sxtseg.kernels import label_dtype
 
     others = classes.with_data(da.where(classes.data == SXTClass.DMV, 0, classes.data).astype(np.uint8))
     components = label_classes(others)
     count = components.metadata["instances"]["count"]
     dmv = split_touching(classes, SXTClass.DMV, min_distance_nm=dmv_min_distance_nm, min_depth_nm=dmv_min_depth_nm)
     n_dmv = dmv.metadata["instances"]["count"]
-    voxel_nm3 = float(np.prod(classes.voxel_size_in("nm")))
-    min_voxels = np.pi / 6 * dmv_min_diameter_nm**3 / voxel_nm3
     sizes = da.bincount(dmv.data.ravel(), minlength=n_dmv + 1).compute()
     keep = sizes >= min_voxels
     keep[0] = False
@@ -100,6 +102,42 @@ def _instances(classes: Volume, *, dmv_min_distance_nm: float = DMV_MIN_DISTANCE
     data = da.where(renumbered > 0, renumbered, components.data).astype(dtype)
     return classes.with_data(data, metadata={**classes.metadata, "instances": {
         "count": count + int(keep.sum()), "dmv_split": dmv.metadata["instances"],
+        "dmv_min_diameter_nm": dmv_min_diameter_nm, "dmv_specks_dropped": int((~keep[1:]).sum())}})
+
+
+def _instances_in_memory(classes: Volume, dmv_min_distance_nm: float, min_voxels: float, dmv_min_diameter_nm: float,
+                         dmv_min_depth_nm: float | None) -> Volume:
+    """:func:`_instances` of a volume in memory, in NumPy, the DMV pieces painted straight into the labels.
+
+    The same labels as the block-wise path (tested), without its whole-volume
+    passes: no DMV label volume, renumbering or merge of two label volumes.
+    """
+    from sxtseg.kernels import label, label_dtype
+
+    from .instances import _split_parameters, split_pieces, split_record
+
+    spacing, min_depth_nm = _split_parameters(classes, dmv_min_distance_nm, dmv_min_depth_nm)
+    data = classes.to_numpy()
+    mask = data == SXTClass.DMV
+    labels, count = label(np.where(mask, 0, data).astype(np.uint8, copy=False), 26)
+    pieces, numbers = split_pieces(mask, spacing, dmv_min_distance_nm, min_depth_nm)
+    n_dmv = int(sum(len(n) for n in numbers))
+    sizes = np.zeros(n_dmv + 1, np.int64)
+    for (_, piece, _), number in zip(pieces, numbers):
+        sizes[number] = np.bincount(piece.ravel(), minlength=len(number) + 1)[1:]
+    keep = sizes >= min_voxels
+    keep[0] = False
+    dtype = label_dtype(count + int(keep.sum()))  # uint64 past 2^32 - 2 objects
+    final = np.zeros(n_dmv + 1, dtype)
+    final[keep] = np.arange(1, int(keep.sum()) + 1, dtype=dtype) + dtype.type(count)  # raster order kept
+    labels = labels.astype(dtype, copy=False)  # DMV voxels are 0 here: painted, or left 0 (specks)
+    for (start, piece, _), number in zip(pieces, numbers):
+        box = tuple(slice(int(a), int(a) + n) for a, n in zip(start, piece.shape))
+        inside = piece > 0
+        labels[box][inside] = final[number[piece[inside] - 1]]
+    return classes.with_data(labels, metadata={**classes.metadata, "instances": {
+        "count": count + int(keep.sum()), "dmv_split": split_record(SXTClass.DMV, dmv_min_distance_nm, min_depth_nm,
+                                                                    n_dmv),
         "dmv_min_diameter_nm": dmv_min_diameter_nm, "dmv_specks_dropped": int((~keep[1:]).sum())}})
 
 
