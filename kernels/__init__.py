@@ -6,6 +6,7 @@ code lives in private modules (``_downsample.py``...); this module gives
 them flat public names, cc3d-style.
 """
 
+from ._boxes import label_boxes
 from ._downsample import downsample_mean, downsample_mode
 from ._label import UINT32_LABELS, label, label_dtype
 from ._stats import STAT_FIELDS, region_stats
@@ -21,6 +22,7 @@ __all__ = [
     "downsample_mean",
     "downsample_mode",
     "label",
+    "label_boxes",
     "label_dtype",
     "region_stats",
     "surface_area",

@@ -14,6 +14,8 @@ Examples
 
 from __future__ import annotations
 
+import functools
+
 import dask.array as da
 import numpy as np
 from scipy import ndimage
@@ -81,6 +83,14 @@ def label_classes(class_labels: Volume, connectivity: int = 26) -> Volume:
         **class_labels.metadata, "instances": {"count": count, "connectivity": connectivity}})
 
 
+@functools.lru_cache(maxsize=16)
+def _footprints_cached(spacing: tuple[float, ...], min_distance_nm: float) -> tuple[np.ndarray, np.ndarray]:
+    balls = _footprints(np.array(spacing), min_distance_nm)
+    for ball in balls:
+        ball.flags.writeable = False  # shared between calls
+    return balls
+
+
 def _footprints(spacing: np.ndarray, min_distance_nm: float) -> tuple[np.ndarray, np.ndarray]:
     """Balls of radius ``min_distance_nm`` (peak spacing) and half of it (seed growth), in voxels."""
     balls = []
@@ -110,7 +120,7 @@ def _split_component(component: np.ndarray, spacing: np.ndarray, min_distance_nm
         # no two voxels min_distance apart: at most one seed (equal maxima merge when grown), one piece
         return component.astype(np.uint32), 1
     distance = ndimage.distance_transform_edt(component, sampling=spacing)
-    footprint, ball = _footprints(spacing, min_distance_nm)
+    footprint, ball = _footprints_cached(tuple(float(v) for v in spacing), float(min_distance_nm))
     peaks = peak_local_max(distance, footprint=footprint, labels=component.astype(np.uint8),
                            threshold_abs=0.0, exclude_border=False)
     # a ball's distance map often ties at several neighbouring maxima: grow the peaks by half
@@ -122,8 +132,10 @@ def _split_component(component: np.ndarray, spacing: np.ndarray, min_distance_nm
     markers = markers.astype(np.int64)
     if n_markers > 1 and min_depth_nm > 0:
         markers = _merge_shallow_seeds(markers, n_markers, distance, component, min_depth_nm, connectivity)
-    if not markers.any():  # no strict peak (a thin or flat piece): one seed at its first voxel
-        markers.flat[np.flatnonzero(component)[0]] = 1
+    if markers.max() <= 1:
+        # one seed, or none (a thin or flat piece: one at its first voxel): the flood from it, with the
+        # component's own connectivity, fills the whole component, which is one piece
+        return component.astype(np.uint32), 1
     # flood with the components' own connectivity, or voxels joined only diagonally stay unlabelled
     structure = ndimage.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity])
     split = watershed(-distance, markers, mask=component, connectivity=structure)
@@ -153,18 +165,17 @@ def _merge_shallow_seeds(markers: np.ndarray, n_markers: int, distance: np.ndarr
 def _component_table(components: np.ndarray, count: int) -> dict[str, np.ndarray]:
     """Voxel count, box grown by one voxel (clipped) and first voxel (raster order) of components 1..count.
 
-    One threaded pass of :func:`sxtseg.kernels.region_stats`; components
-    with no voxel (labels never used) are left out of ``ids``.
+    One pass of :func:`sxtseg.kernels.label_boxes`; components with no voxel
+    (labels never used) are left out of ``ids``.
     """
-    from sxtseg.kernels import region_stats
+    from sxtseg.kernels import label_boxes
 
-    stats = region_stats(components, max_label=count)
-    ids = np.flatnonzero(stats["count"][1:]) + 1
+    boxes = label_boxes(components, max_label=count)
+    ids = np.flatnonzero(boxes["count"][1:]) + 1
     shape = np.array(components.shape)
-    return {"ids": ids.astype(np.int64), "voxels": stats["count"][ids],
-            "lo": np.maximum(stats["bbox_min"][ids] - 1, 0).astype(np.int64),
-            "hi": np.minimum(stats["bbox_max"][ids] + 2, shape).astype(np.int64),
-            "first": stats["origin"][ids].astype(np.int64)}
+    return {"ids": ids.astype(np.int64), "voxels": boxes["count"][ids],
+            "lo": np.maximum(boxes["bbox_min"][ids] - 1, 0), "hi": np.minimum(boxes["bbox_max"][ids] + 2, shape),
+            "first": boxes["first"][ids]}
 
 
 def _paint(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]], numbers: np.ndarray, lo, shape) -> np.ndarray:

@@ -98,3 +98,23 @@ def test_surface_does_not_depend_on_threads(labelled, threads):
     lut[0] = lut[255] = 0
     one = region_stats(labels, surface_lut=lut, threads=1)["surface_area"]
     np.testing.assert_allclose(region_stats(labels, surface_lut=lut, threads=threads)["surface_area"], one, rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [bool, np.uint8, np.uint16, np.uint32, np.int64])
+def test_label_boxes_agree_with_region_stats(dtype):
+    from sxtseg.kernels import label_boxes
+
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        shape = tuple(int(n) for n in rng.integers(1, 14, 3))
+        labels = rng.integers(0, 2 if dtype is bool else 6, shape).astype(dtype)
+        boxes, stats = label_boxes(labels), region_stats(labels.astype(np.uint8) if dtype is bool else labels)
+        present = stats["count"] > 0
+        np.testing.assert_array_equal(boxes["count"], stats["count"])
+        for ours, theirs in (("bbox_min", "bbox_min"), ("bbox_max", "bbox_max"), ("first", "origin")):
+            np.testing.assert_array_equal(boxes[ours][present], stats[theirs][present])
+    assert label_boxes(np.zeros((2, 3, 4), np.uint8), max_label=3)["count"].tolist() == [0, 0, 0, 0]
+    with pytest.raises(ValueError, match="above max_label"):
+        label_boxes(np.full((2, 2, 2), 5, np.uint8), max_label=4)
+    with pytest.raises(ValueError, match="non-negative"):
+        label_boxes(np.full((2, 2, 2), -1, np.int32))
