@@ -441,16 +441,16 @@ def _paint_fragments(block: np.ndarray, pieces: list, block_info=None) -> np.nda
     return out
 
 
-def _vote(component_crop: np.ndarray, class_crop: np.ndarray, number: int, fragments: np.ndarray) -> int:
+def _vote(component_crop: np.ndarray, class_crop: np.ndarray, number: int, is_fragment: np.ndarray) -> int:
     """The most common class among the voxels touching piece ``number`` (26-neighbourhood) from outside.
 
-    Voxels of other fragments (``fragments``: their numbers) do not vote
+    Voxels of other fragments (``is_fragment[label]`` true) do not vote
     while anything else touches the piece, so two touching fragments never
     swap classes.
     """
     piece = component_crop == number
     ring = ndimage.binary_dilation(piece, structure=np.ones((3, 3, 3), bool)) & ~piece
-    steady = ring & ~np.isin(component_crop, fragments)
+    steady = ring & ~is_fragment[component_crop]
     ring = steady if steady.any() else ring
     if not ring.any():
         return 0
@@ -539,10 +539,12 @@ def merge_fragments(class_labels: Volume, min_volume_um3: dict | None = None, *,
     # each fragment as (box start, its voxels in the box, the class they get): fragments are small by
     # definition, so painting them needs neither the labels nor a second labelling pass
     pieces = []
+    is_fragment = np.zeros(int(count) + 1, bool)  # by label: a lookup, not an isin per fragment
+    is_fragment[table["ids"][small]] = True
     for k, box, (component_crop, class_crop) in zip(small, boxes, crops):
         number = int(table["ids"][k])
         component_crop = np.asarray(component_crop)
-        winner = _vote(component_crop, np.asarray(class_crop), number, table["ids"][small])
+        winner = _vote(component_crop, np.asarray(class_crop), number, is_fragment)
         pieces.append((np.array([b.start for b in box]), component_crop == number, winner))
         name = SXTClass(int(table["class"][k])).label
         report["merged"][name] = report["merged"].get(name, 0) + 1
