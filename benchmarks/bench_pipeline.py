@@ -20,6 +20,20 @@ inference stage and the ratio sxtseg/MONAI of throughput and of peak RSS.
     python benchmarks/bench_pipeline.py --sizes 1024    # on a GPU machine
     python benchmarks/bench_pipeline.py --halo-study    # block-wise vs whole-volume agreement per halo
 
+``--instances-stage`` times the instances stage (``merge_fragments``, then
+``_instances``: every class labelled, touching DMVs split) on the demo cell's
+predicted classes (``sxtseg demo``'s phantom, seed 4242, segmented once with
+the shipped model and kept in ``--workdir``), in a fresh child process per
+run: the first run (as ``sxtseg run`` pays it: torch and MONAI imported by
+the segment stage, the kernels loaded from Numba's cache, memory touched for
+the first time) and the median of the warm runs,
+with a breakdown by step.  With ``--baseline TREE ...`` the same child runs
+against other checkouts of sxtseg (``git worktree add /tmp/base REV``),
+alternating with this one, and the record gives the time ratios and whether
+the instance labels (up to renumbering) and DMV counts are identical::
+
+    python benchmarks/bench_pipeline.py --instances-stage --baseline /tmp/base_issue /tmp/base_head
+
 ``--halo-study`` segments a 128x384x384 phantom whole (one block) and in
 64x128x128 blocks with halos of 0, 8, 16 and 32 voxels, and reports the
 fraction of voxels whose class agrees with the whole-volume result: the
@@ -95,6 +109,92 @@ def run_case(case: str, image: Path, work: Path, model: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+STAGE_CHILD = textwrap.dedent("""
+    import hashlib, json, sys, time
+    import numpy as np
+
+    classes_path, repeats = sys.argv[1], int(sys.argv[2])
+    import monai, torch  # loaded by sxtseg run's segment stage before this one (and with them scipy.linalg,
+    # which Numba's first kernel call would otherwise import, timed)
+    from sxtseg import SXTClass, Volume
+    from sxtseg.instances import merge_fragments, split_touching
+    from sxtseg.pipeline import _instances
+
+    raw = Volume(np.load(classes_path), voxel_size=30.0)
+    steps = {"merge_fragments": [], "instances": [], "stage": [], "split_touching": []}
+    for _ in range(repeats + 1):
+        started = time.perf_counter()
+        classes = merge_fragments(raw, None)
+        merged = time.perf_counter()
+        instances = _instances(classes).compute()
+        done = time.perf_counter()
+        steps["merge_fragments"].append(merged - started)
+        steps["instances"].append(done - merged)
+        steps["stage"].append(done - started)
+        started = time.perf_counter()
+        dmv = split_touching(classes, SXTClass.DMV, min_distance_nm=100.0, min_depth_nm=0.0)
+        steps["split_touching"].append(time.perf_counter() - started)
+    labels = instances.to_numpy()
+    # the labels up to renumbering: numbered by first voxel in raster order
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))
+    canonical = order[inverse].reshape(labels.shape).astype(np.uint32)
+    meta = instances.metadata["instances"]
+    print(json.dumps({
+        "first_run_s": {k: v[0] for k, v in steps.items()},
+        "warm_median_s": {k: float(np.median(v[1:])) for k, v in steps.items()},
+        "objects": int(meta["count"]), "dmv_split_count": int(meta["dmv_split"]["count"]),
+        "dmv_objects": int(meta["dmv_split"]["count"]) - int(meta["dmv_specks_dropped"]),
+        "labels_sha256": hashlib.sha256(canonical.tobytes()).hexdigest()[:16]}))
+""")
+
+
+def instances_stage(work: Path, model: str, baselines: list[str], rounds: int, repeats: int) -> dict:
+    """The instances stage on the demo cell's predicted classes, this tree against ``baselines``."""
+    import numpy as np
+
+    from sxtseg import segment
+    from sxtseg.calibration import calibrate
+    from sxtseg.demo import DEMO_SEED
+    from sxtseg.phantom import make_infected_cell
+
+    classes_path = work / f"demo-classes-{DEMO_SEED}.npy"
+    if not classes_path.exists():
+        image, _, _, _ = make_infected_cell((128, 384, 384), seed=DEMO_SEED)
+        _, record = calibrate(image, "auto")
+        np.save(classes_path, segment(image, model, calibration=record, progress=False).to_numpy())
+    trees = {"this": str(Path(__file__).resolve().parents[1]), **{Path(b).name: b for b in baselines}}
+    runs: dict[str, list] = {name: [] for name in trees}
+    for _ in range(rounds):  # alternate the trees, so that a busy moment hits them alike
+        for name, tree in trees.items():
+            env = {**os.environ, "PYTHONPATH": tree}
+            done = subprocess.run([sys.executable, "-c", STAGE_CHILD, str(classes_path), str(repeats)],
+                                  capture_output=True, text=True, env=env, cwd=tree)
+            if done.returncode != 0:
+                raise RuntimeError(f"instances stage in {tree} failed:\n{done.stderr[-3000:]}")
+            runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(name, runs[name][-1], file=sys.stderr)
+    out = {"classes": str(classes_path), "shape": [128, 384, 384], "rounds": rounds, "warm_repeats": repeats,
+           "trees": {}}
+    for name, results in runs.items():
+        out["trees"][name] = {
+            "path": trees[name],
+            "first_run_s": {k: float(np.median([r["first_run_s"][k] for r in results])) for k in results[0]["first_run_s"]},
+            "warm_median_s": {k: float(np.median([r["warm_median_s"][k] for r in results]))
+                              for k in results[0]["warm_median_s"]},
+            **{k: results[0][k] for k in ("objects", "dmv_split_count", "dmv_objects", "labels_sha256")}}
+    this = out["trees"]["this"]
+    for name in baselines:
+        other = out["trees"][Path(name).name]
+        out[f"this_over_{Path(name).name}"] = {
+            "first_run_stage_time": this["first_run_s"]["stage"] / other["first_run_s"]["stage"],
+            "warm_stage_time": this["warm_median_s"]["stage"] / other["warm_median_s"]["stage"],
+            "identical_labels": this["labels_sha256"] == other["labels_sha256"],
+            "identical_dmv_counts": (this["dmv_split_count"], this["dmv_objects"]) == (
+                other["dmv_split_count"], other["dmv_objects"])}
+    return out
+
+
 def halo_study(model: str, halos=((0, 0, 0), (8, 8, 8), (16, 16, 16), (16, 32, 32), (32, 32, 32))) -> dict:
     import time
 
@@ -122,9 +222,21 @@ def main(argv=None):
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="cube sides in voxels")
     parser.add_argument("--model", default="default", help="model name or checkpoint")
     parser.add_argument("--halo-study", action="store_true", help="only the halo agreement study")
+    parser.add_argument("--instances-stage", action="store_true", help="only the instances stage on the demo cell")
+    parser.add_argument("--baseline", nargs="*", default=[], help="other sxtseg checkouts for --instances-stage")
+    parser.add_argument("--rounds", type=int, default=3, help="child processes per tree (--instances-stage)")
+    parser.add_argument("--workdir", type=Path, help="keeps the demo cell's classes between runs")
     args = parser.parse_args(argv)
     if args.halo_study:
         print(json.dumps(halo_study(args.model)))
+        return
+    if args.instances_stage:
+        work = args.workdir or Path(tempfile.mkdtemp(prefix="sxtseg-bench-instances-"))
+        work.mkdir(parents=True, exist_ok=True)
+        record = instances_stage(work, args.model, args.baseline, args.rounds, repeats=3)
+        record["machine"] = {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                             "python": platform.python_version()}
+        print(json.dumps(record, indent=1))
         return
 
     import sxtseg
