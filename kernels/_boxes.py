@@ -30,15 +30,10 @@ def _boxes(labels, count, lo, hi, first):  # pragma: no cover - compiled
                 start = x  # a run of one label: one update of its box for the whole run
                 while x < nx and row[x] == lab:
                     x += 1
-                if count[lab] == 0:
-                    first[lab, 0] = z
-                    first[lab, 1] = y
-                    first[lab, 2] = start
-                    lo[lab, 0] = z
-                    lo[lab, 1] = y
-                    lo[lab, 2] = start
-                    hi[lab, 0] = z
-                    hi[lab, 1] = y
+                if count[lab] == 0:  # first seen: its first voxel, and a box of this run
+                    first[lab, 0] = lo[lab, 0] = hi[lab, 0] = z
+                    first[lab, 1] = lo[lab, 1] = hi[lab, 1] = y
+                    first[lab, 2] = lo[lab, 2] = start
                     hi[lab, 2] = x - 1
                 else:
                     # z only grows in raster order; y and x may go either way
