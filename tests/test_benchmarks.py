@@ -138,3 +138,16 @@ def test_bench_ct_lungs_quick():
     (phantom,) = record["phantoms"]
     assert phantom["seed"] == 10 and min(phantom["dice_right"], phantom["dice_left"]) > 0.97
     assert abs(phantom["ggo_volume_error_percent"]) < 5 and abs(phantom["consolidation_volume_error_percent"]) < 5
+
+
+@pytest.mark.slow
+def test_bench_catalog_quick():
+    pytest.importorskip("django")
+    record = _run("bench_catalog.py")
+    sqlite = record["databases"]["sqlite"]
+    assert sqlite["ingest"]["object_rows"] == 6000 and sqlite["ingest"]["rows_per_s"] > 0
+    # every API answer was checked against the SQL the API runs
+    assert sqlite["latency"]["checks"] == {"filtered_objects": True, "aggregate": True}
+    modes = {(r["query"], r["mode"], r["clients"]) for r in sqlite["latency"]["results"]}
+    assert {(q, m, c) for q in ("filtered_objects", "aggregate") for m in ("api", "sql") for c in (1, 16)} <= modes
+    assert isinstance(record["targets"]["ingest_sqlite_rows_per_s_at_least_50000"]["target_met"], bool)
