@@ -56,9 +56,18 @@ def secret_key(folder: Path) -> str:
         return os.environ["SXTSEG_CATALOG_SECRET_KEY"]
     path = folder / "secret_key"
     if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # written to a private temporary file and linked into place: two processes starting at once
+        # agree on one key, and neither reads a half-written file
+        temporary = folder / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(secrets.token_urlsafe(50))
+        try:
+            os.link(temporary, path)  # fails if another process got there first: its key is kept
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
     return path.read_text().strip()
 
 
