@@ -1,8 +1,25 @@
 """Connected components and object tables: sxtseg against cc3d, scipy, scikit-image, dask-image.
 
-Inputs (generated, the same for every method): a binary volume of random
-spheres (radius 3-12 voxels, as in shared/ANCHORS.md) and the same with 1%
-salt noise; 26-connectivity.
+Inputs (the same array for every method; 26-connectivity):
+
+* ``spheres``: a binary volume of random spheres (radius 3-12 voxels, as in
+  shared/ANCHORS.md, about 25% foreground), and ``noisy``: the same with 1%
+  salt noise;
+* ``sparse``: fewer, smaller spheres (radius 3-9 voxels, about 2% foreground:
+  the organelle-mask case);
+* ``classes``: the class volume that ``sxtseg.segment`` (the shipped model)
+  makes of a phantom cell of ``(size / 4, size, size)`` voxels: a multi-class
+  label volume as ``sxtseg run`` labels it;
+* ``connectomics`` (only with ``--connectomics PATH``): cc3d's own real
+  benchmark volume, a dense EM neuron segmentation (512^3 uint32, 2,523
+  labels), ``benchmarks/connectomics.npy.ckl.gz`` in the
+  connected-components-3d repository; reading it needs ``crackle-codec``.
+  It is labelled as a C-ordered array (the file decompresses Fortran-ordered).
+
+On the multi-label inputs (``classes``, ``connectomics``) scipy and
+dask-image, which label all nonzero voxels as one foreground, are left out,
+and so are the object tables (those are measured on ``spheres`` and
+``noisy``).
 
 * labelling: ``sxtseg.kernels.label`` on 1 thread and on all cores, against
   ``cc3d.connected_components`` (one thread, uint32 output like ours),
@@ -26,6 +43,8 @@ Usage::
 
     python benchmarks/bench_morphometrics.py --quick     # 256^3, 1 repeat
     python benchmarks/bench_morphometrics.py             # 512^3, 3 repeats
+    python benchmarks/bench_morphometrics.py --only label_sxtseg_1 label_sxtseg_all label_cc3d \
+        --connectomics connected-components-3d/benchmarks/connectomics.npy.ckl.gz   # labelling only
 """
 
 from __future__ import annotations
@@ -53,9 +72,9 @@ CHILD = textwrap.dedent(
 
     method, path, repeats = sys.argv[1], sys.argv[2], int(sys.argv[3])
     mask = np.load(path)
-    intensity = (mask * 0.4 + 0.1).astype(np.float32)
-    labels = None
+    labels = intensity = None
     if method.startswith("table"):
+        intensity = (mask * 0.4 + 0.1).astype(np.float32)
         import cc3d
         labels = cc3d.connected_components(mask, connectivity=26, out_dtype=np.uint32)
 
@@ -147,6 +166,29 @@ def random_spheres(shape, n, seed=0, rmin=3.0, rmax=12.0) -> np.ndarray:
     return out
 
 
+def phantom_classes(shape) -> np.ndarray:
+    """The shipped model's class volume (uint8) of a phantom infected cell of ``shape`` voxels (30 nm)."""
+    import sxtseg
+    from sxtseg.phantom import make_infected_cell
+
+    volume = make_infected_cell(shape, seed=3)[0]
+    return np.asarray(sxtseg.segment(volume, progress=False).to_numpy(), np.uint8)
+
+
+def read_connectomics(path) -> np.ndarray:
+    """cc3d's connectomics benchmark volume (crackle-compressed, gzipped) as a C-ordered uint32 array."""
+    import gzip
+
+    import crackle
+
+    with gzip.open(path) as f:
+        return np.ascontiguousarray(crackle.decompress(f.read()))
+
+
+#: Labellers that see one foreground, not the values: left out on multi-label inputs.
+BINARY_ONLY = ("label_scipy", "label_dask_image")
+
+
 def machine() -> dict:
     info = {"cores": os.cpu_count(), "python": platform.python_version(), "cpu": platform.machine()}
     try:
@@ -164,6 +206,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--dask-image", action="store_true", help="also time dask-image (slow)")
     parser.add_argument("--marching-cubes", action="store_true", help="also time skimage with marching cubes (slow)")
     parser.add_argument("--only", nargs="+", help="run only these methods, e.g. label_sxtseg_chunked label_dask_image")
+    parser.add_argument("--connectomics", type=Path, default=None,
+                        help="cc3d's benchmarks/connectomics.npy.ckl.gz, labelled as one more input")
     args = parser.parse_args(argv)
     size = args.size or (256 if args.quick else 512)
     repeats = args.repeats or (1 if args.quick else 3)
@@ -187,7 +231,7 @@ def main(argv=None) -> dict:
               "inputs": {}}
     from importlib.metadata import PackageNotFoundError, version
 
-    for package in ("connected-components-3d", "scipy", "scikit-image", "dask-image", "numba"):
+    for package in ("connected-components-3d", "scipy", "scikit-image", "dask-image", "numba", "crackle-codec"):
         try:
             record["versions"][package] = version(package)
         except PackageNotFoundError:
@@ -198,13 +242,20 @@ def main(argv=None) -> dict:
         noisy = spheres.copy()
         rng = np.random.default_rng(1)
         noisy[rng.random(noisy.shape) < 0.01] = 1
-        for name, volume in (("spheres", spheres), ("noisy", noisy)):
+        inputs = {"spheres": spheres, "noisy": noisy,
+                  "sparse": random_spheres((size,) * 3, int(300 * (size / 256) ** 3), seed=2, rmax=9.0),
+                  "classes": phantom_classes((max(32, size // 4), size, size))}
+        if args.connectomics is not None:
+            inputs["connectomics"] = read_connectomics(args.connectomics)
+        for name, volume in inputs.items():
             path = Path(tmp) / f"{name}.npy"
             np.save(path, volume)
             results = {}
             for method in label_methods + table_methods:
                 if method == "table_skimage_mc" and name == "noisy":
                     continue  # marching cubes on ~750,000 noise objects would take hours
+                if name not in ("spheres", "noisy") and (method.startswith("table") or method in BINARY_ONLY):
+                    continue  # see the module docstring
                 out = subprocess.run([sys.executable, "-c", CHILD, method, str(path), str(repeats)],
                                      capture_output=True, text=True)
                 if out.returncode != 0:
@@ -222,7 +273,9 @@ def main(argv=None) -> dict:
                     if "error" in results.get(ours, {"error": 1}):
                         continue  # ours failed or was not run
                     ratios[f"{ours}/{peer}"] = results[ours]["median_seconds"] / results[peer]["median_seconds"]
-            record["inputs"][name] = {"foreground_fraction": float(volume.mean()), "results": results, "time_ratios": ratios}
+            record["inputs"][name] = {"shape": list(volume.shape), "dtype": str(volume.dtype),
+                                      "foreground_fraction": float(np.count_nonzero(volume) / volume.size),
+                                      "results": results, "time_ratios": ratios}
     print(ratio_table(record), file=sys.stderr)
     print(json.dumps(record, indent=2))
     return record

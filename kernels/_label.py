@@ -10,6 +10,11 @@ are compared a run at a time, and the output is written once, row by row,
 after the equivalences are resolved (the run-based two-scan idea of He,
 Chao and Suzuki, 2008).
 
+Two shortcuts: background is skipped a word (8 bytes) at a time, and when a
+same-valued run of an earlier row spans the whole run, the rows that run was
+itself joined to need not be scanned (see :func:`_neighbour_rows`), so inside
+a large object a run is compared with one neighbour row, not four.
+
 Slabs of planes are scanned on their own threads (the kernels release the
 GIL); equivalences across slab boundaries are then merged, and one more
 parallel pass writes the final labels, numbered in raster (C) order of each
@@ -19,6 +24,7 @@ component's first voxel.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 
 import numba
 import numpy as np
@@ -37,10 +43,36 @@ _ROWS = {
 }
 
 
-def _neighbour_rows(connectivity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(dz, dy, widen) arrays of the earlier rows whose runs can touch a run of row (z, y)."""
-    rows = np.array(_ROWS[connectivity], dtype=np.int64)
-    return rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy()
+def _touch_widening(connectivity: int, dz: int, dy: int) -> int:
+    """How runs in two rows (dz, dy) apart touch: 1 across a diagonal x step, 0 only by overlap, -1 never."""
+    steps = abs(dz) + abs(dy)
+    if steps == 0 or abs(dz) > 1 or abs(dy) > 1:
+        return -1
+    if connectivity == 26:
+        return 1
+    if connectivity == 18:
+        return 1 if steps == 1 else 0
+    return 0 if steps == 1 else -1
+
+
+@lru_cache(maxsize=None)  # small crops are labelled by the thousand: build the tables once
+def _neighbour_rows(connectivity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(dz, dy, widen, covers) of the earlier rows whose runs can touch a run of row (z, y).
+
+    Bit m of ``covers[k]`` says that a same-valued run in row k spanning a
+    run's whole x range makes row m redundant for it: every run of row m that
+    touches the run also touches the spanning run, and the two were joined
+    when the later of their rows was scanned.  Row (z-1, y) comes first: for
+    26-connectivity a spanning run there covers all three other rows.
+    """
+    rows = sorted(_ROWS[connectivity], key=lambda r: (r[:2] != (-1, 0), r[0] != 0))
+    rows = np.array(rows, dtype=np.int64)
+    covers = np.zeros(len(rows), np.int64)
+    for k, (dz_k, dy_k, _) in enumerate(rows):
+        for m, (dz_m, dy_m, widen_m) in enumerate(rows):
+            if m != k and _touch_widening(connectivity, dz_m - dz_k, dy_m - dy_k) >= widen_m:
+                covers[k] |= 1 << m
+    return rows[:, 0].copy(), rows[:, 1].copy(), rows[:, 2].copy(), covers
 
 
 @numba.njit(cache=True, nogil=True)
@@ -64,26 +96,30 @@ def _union(parent, a, b):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _scan_rows(image, z0, z1, row_dz, row_dy, widen, row_from, runs, parent, row_ptr, n_runs, n):  # pragma: no cover
+def _scan_rows(image, words, z0, z1, row_dz, row_dy, widen, covers, binary, row_from, runs, values, parent, row_ptr,
+               n_runs, n):  # pragma: no cover - compiled
     """Cut rows ``row_from``.. of planes z0..z1-1 into runs and join them to touching earlier runs.
 
     ``runs`` is a (3, capacity) array of run start x, end x (exclusive) and
-    provisional label; ``row_ptr[row]:row_ptr[row + 1]`` are the runs of slab
-    row ``row = (z - z0) * ny + y``.  Labels start at 1 in each slab; their
-    equivalences are kept in ``parent``.  Stops early, before a row that might
-    not fit in ``runs`` or ``parent``, so the caller can grow them and resume.
-    Returns (runs used, labels used, next row).
+    provisional label, ``values`` the image value of each run (unused for a
+    ``binary`` mask); ``row_ptr[row]:row_ptr[row + 1]`` are the runs of slab
+    row ``row = (z - z0) * ny + y``.  ``words`` is the image read 8 bytes at a
+    time (empty when it cannot be), to skip background a word at a time.
+    Labels start at 1 in each slab; their equivalences are kept in
+    ``parent``.  Stops early, before a row that might not fit in ``runs`` or
+    ``parent``, so the caller can grow them and resume.  Returns (runs used,
+    labels used, next row).
     """
     _, ny, nx = image.shape
     n_rows = (z1 - z0) * ny
     flat = image.reshape(-1)
+    per_word = 8 // flat.itemsize if words.shape[0] > 0 else 0
     starts = runs[0]
     ends = runs[1]
     labels = runs[2]
     n_kinds = row_dz.shape[0]
     first = np.empty(n_kinds, np.int64)  # per neighbour row: first run that may still touch
     stop = np.empty(n_kinds, np.int64)
-    base = np.empty(n_kinds, np.int64)
     for row in range(row_from, n_rows):
         if n_runs + nx > starts.shape[0] or n + nx >= parent.shape[0]:
             return n_runs, n, row
@@ -98,24 +134,26 @@ def _scan_rows(image, z0, z1, row_dz, row_dy, widen, row_from, runs, parent, row
                 other = (zz - z0) * ny + yy
                 first[k] = row_ptr[other]
                 stop[k] = row_ptr[other + 1]
-                base[k] = (zz * ny + yy) * nx
         here = (z * ny + y) * nx
         zero = flat[here] - flat[here]
-        previous = zero
-        start = 0
-        for x in range(nx + 1):  # x == nx closes a run that reaches the end of the row
-            v = flat[here + x] if x < nx else zero
-            if v == previous:
+        x = 0
+        while x < nx:
+            value = flat[here + x]
+            if value == zero:
+                x += 1
+                if per_word > 0 and (here + x) % per_word == 0:  # background a word at a time
+                    while x + per_word <= nx and words[(here + x) // per_word] == 0:
+                        x += per_word
                 continue
-            if previous == zero:  # a run starts
-                previous = v
-                start = x
-                continue
-            # the run [start, x) of value `previous` ends here
-            value = previous
-            previous = v
+            start = x  # a run of `value` from here to the next other value
+            x += 1
+            while x < nx and flat[here + x] == value:
+                x += 1
             current = np.int64(0)
+            skipped = np.int64(0)  # bit k: row k need not be scanned for this run
             for k in range(n_kinds):
+                if skipped & (np.int64(1) << k):
+                    continue
                 w = widen[k]
                 j = first[k]
                 end_j = stop[k]
@@ -123,12 +161,15 @@ def _scan_rows(image, z0, z1, row_dz, row_dy, widen, row_from, runs, parent, row
                     j += 1
                 first[k] = j
                 while j < end_j and starts[j] < x + w:
-                    if flat[base[k] + starts[j]] == value:
+                    if binary or values[j] == value:
                         other = np.int64(labels[j])
                         if current == 0:
                             current = _find(parent, other)  # store roots: fewer unions later
                         elif other != current:
                             current = _union(parent, current, other)
+                        if starts[j] <= start and ends[j] >= x:  # spans this run: no other run of it touches,
+                            skipped |= covers[k]  # and the rows it covers are already joined to it
+                            break
                     j += 1
             if current == 0:
                 n += 1
@@ -137,25 +178,28 @@ def _scan_rows(image, z0, z1, row_dz, row_dy, widen, row_from, runs, parent, row
             starts[n_runs] = start
             ends[n_runs] = x
             labels[n_runs] = current
+            if not binary:
+                values[n_runs] = value
             n_runs += 1
-            start = x
         row_ptr[row + 1] = n_runs
     return n_runs, n, n_rows
 
 
-def _label_slab(image, z0, z1, row_dz, row_dy, widen):
+def _label_slab(image, words, z0, z1, neighbours, binary):
     """Runs and provisional labels of planes z0..z1-1: (runs, row_ptr, parent, number of labels)."""
     ny, nx = image.shape[1:]
     n_rows = (z1 - z0) * ny
     # x positions fit in int32; labels do too unless the slab is huge
     run_dtype = np.int32 if (z1 - z0) * ny * nx < 2**31 - 1 else np.int64
     runs = np.empty((3, 2 * n_rows + nx), run_dtype)
+    values = np.empty(0 if binary else runs.shape[1], image.dtype)
     parent = np.empty(n_rows // 2 + nx + 1, np.int64)
     parent[0] = 0
     row_ptr = np.zeros(n_rows + 1, np.int64)
     n_runs = n = row = 0
     while True:
-        n_runs, n, row = _scan_rows(image, z0, z1, row_dz, row_dy, widen, row, runs, parent, row_ptr, n_runs, n)
+        n_runs, n, row = _scan_rows(image, words, z0, z1, *neighbours, binary, row, runs, values, parent, row_ptr,
+                                    n_runs, n)
         if row == n_rows:
             return runs[:, :n_runs], row_ptr, parent[: n + 1], n
         # grow outside the compiled loop: reassigning arrays inside it makes Numba's code much slower
@@ -163,8 +207,18 @@ def _label_slab(image, z0, z1, row_dz, row_dy, widen):
             grown = np.empty((3, 2 * runs.shape[1]), run_dtype)
             grown[:, :n_runs] = runs[:, :n_runs]
             runs = grown
+            if not binary:
+                values = np.concatenate([values[:n_runs], np.empty(runs.shape[1] - n_runs, image.dtype)])
         if n + nx >= parent.shape[0]:
             parent = np.concatenate([parent[: n + 1], np.empty(parent.shape[0] + nx, np.int64)])
+
+
+def _words(flat: np.ndarray) -> np.ndarray:
+    """``flat`` read as 8-byte words (its last partial word left out), or an empty array when it is not aligned."""
+    if flat.itemsize > 4 or flat.__array_interface__["data"][0] % 8:
+        return np.empty(0, np.uint64)
+    per_word = 8 // flat.itemsize
+    return flat[: flat.size // per_word * per_word].view(np.uint64)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -234,10 +288,14 @@ def _write_labels(out, z0, z1, runs, row_ptr, offset, table):  # pragma: no cove
         for j in range(row_ptr[row], row_ptr[row + 1]):
             start = here + runs[0, j]
             end = here + runs[1, j]
-            flat[position:start] = 0
-            flat[start:end] = table[offset + np.int64(runs[2, j])]
+            final = table[offset + np.int64(runs[2, j])]
+            for i in range(position, start):  # plain loops: much cheaper than slice assignment per run
+                flat[i] = 0
+            for i in range(start, end):
+                flat[i] = final
             position = end
-        flat[position : here + nx] = 0
+        for i in range(position, here + nx):
+            flat[i] = 0
 
 
 #: Label volumes are uint32 below this many labels, uint64 from it on (0 is background).
@@ -295,7 +353,8 @@ def label(
     Notes
     -----
     Besides the output, labelling keeps 12 bytes per run (start, end,
-    provisional label) and 16 per provisional label (union-find and final
+    provisional label; plus the run's value for a class volume) and 16 per
+    provisional label (union-find and final
     table): about 0.2 bytes per voxel for round organelles, at most 14 bytes
     per voxel for a mask of salt-and-pepper noise, and 28 for a class volume
     whose every voxel differs from its left neighbour.
@@ -326,12 +385,23 @@ def label(
     out_dtype = label_dtype(image.size)  # the count is known only at the end; voxels bound it
     if image.size == 0:
         return np.zeros(image.shape, out_dtype), 0
-    row_dz, row_dy, widen = _neighbour_rows(connectivity)
+    neighbours = _neighbour_rows(connectivity)
+    row_dz, row_dy, widen, _ = neighbours
+    # a 0/1 mask needs no value comparisons between runs
+    binary = src.dtype.itemsize == 1 and bool(src.max() <= 1)
+    words = _words(src.reshape(-1))
     threads = default_threads(threads, voxels=image.size)
+    # np.empty, not np.zeros: the last pass writes every voxel
+    out = np.empty(image.shape, out_dtype)
+    if threads == 1 or image.shape[0] == 1:  # one slab: no offsets, no boundaries, no thread pool
+        runs, row_ptr, parent, _ = _label_slab(src, words, 0, image.shape[0], neighbours, binary)
+        table, count = _final_table(parent)
+        _write_labels(out, 0, image.shape[0], runs, row_ptr, 0, table)
+        return out, int(count)
     bounds = _slab_bounds(image.shape[0], threads)
 
     def first_pass(bound):
-        return _label_slab(src, bound[0], bound[1], row_dz, row_dy, widen)
+        return _label_slab(src, words, bound[0], bound[1], neighbours, binary)
 
     results = _map(first_pass, bounds)
 
@@ -348,9 +418,6 @@ def label(
         _merge_boundary(src, bounds[k][0], row_dz, row_dy, widen, runs_below, ptr_below, bounds[k - 1][0],
                         slab_offsets[k - 1], runs_here, ptr_here, slab_offsets[k], parent)
     table, count = _final_table(parent)
-
-    # np.empty, not np.zeros: the last pass writes every voxel
-    out = np.empty(image.shape, out_dtype)
 
     def last_pass(k):
         runs, row_ptr = results[k]

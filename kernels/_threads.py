@@ -104,6 +104,8 @@ def default_threads(threads: int | None = None, *, voxels: int | None = None) ->
     """
     if threads:
         return max(1, int(threads))
+    if voxels is not None and int(voxels) < 2 * MIN_VOXELS_PER_THREAD:
+        return 1  # a small input: no need to ask the system (files read per call would cost more than the work)
     setting = os.environ.get("SXTSEG_NUM_THREADS") or os.environ.get("SXTSEG_THREADS")
     if setting and setting.strip().isdigit() and int(setting) > 0:
         count = int(setting)

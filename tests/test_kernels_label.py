@@ -107,3 +107,34 @@ def test_every_voxel_its_own_run(threads):
     assert (classes[..., 1:] != classes[..., :-1]).all()
     ours, n = _check(classes, 26, threads)
     assert n == int(cc3d.connected_components(classes, connectivity=26).max())
+
+
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_smooth_multiclass_volumes(connectivity, threads):
+    # Blobs of several classes, nested and touching: runs spanning the run above them are common, so the
+    # shortcut that skips neighbour rows covered by a spanning run is taken all the time.
+    rng = np.random.default_rng(11)
+    coarse = rng.integers(0, 5, size=(5, 6, 7))
+    classes = ndi.zoom(coarse, (5, 6, 7), order=0)[:23, :31, :41].astype(np.uint16)
+    classes[rng.random(classes.shape) < 0.02] = 0  # holes: runs split inside blobs
+    _check(classes, connectivity, threads)
+    # shifted copies: the spanning run is offset from the run it covers
+    _check(np.ascontiguousarray(classes[:, 1:, 2:]), connectivity, threads)
+
+
+@pytest.mark.parametrize("dtype", [bool, np.uint8, np.uint16, np.uint32, np.int64])
+@pytest.mark.parametrize("offset", [0, 1])
+def test_sparse_rows_skip_background_by_words(dtype, offset):
+    # long rows of mostly background, runs starting and ending at every position relative to the 8-byte
+    # words the scan skips background by; offset 1 makes the array unaligned (no word view: voxel by voxel)
+    rng = np.random.default_rng(3)
+    mask = rng.random((6, 9, 203)) < 0.01
+    mask = ndi.binary_dilation(mask, np.ones((1, 1, 3)))
+    image = (mask * rng.integers(1, 3, mask.shape)).astype(dtype)
+    buffer = np.zeros(image.nbytes + offset, np.uint8)
+    unaligned = np.frombuffer(buffer.data, dtype, count=image.size, offset=offset).reshape(image.shape)
+    unaligned[...] = image
+    assert unaligned.flags.c_contiguous and (offset == 0 or unaligned.__array_interface__["data"][0] % 8)
+    for connectivity in (6, 26):
+        _check(unaligned, connectivity, 1)
