@@ -45,6 +45,7 @@ Usage::
     python benchmarks/bench_morphometrics.py             # 512^3, 3 repeats
     python benchmarks/bench_morphometrics.py --only label_sxtseg_1 label_sxtseg_all label_cc3d \
         --connectomics connected-components-3d/benchmarks/connectomics.npy.ckl.gz   # labelling only
+    git worktree add /tmp/before HEAD~1 && python benchmarks/bench_morphometrics.py ... --baseline /tmp/before
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ import numpy as np
 
 CHILD = textwrap.dedent(
     """
-    import json, statistics, sys, time
+    import json, os, statistics, sys, time
     import numpy as np
 
     def status():
@@ -78,7 +79,23 @@ CHILD = textwrap.dedent(
         import cc3d
         labels = cc3d.connected_components(mask, connectivity=26, out_dtype=np.uint32)
 
+    def baseline_label():
+        # sxtseg.kernels of another checkout (--baseline TREE), imported as a package of its own
+        import importlib.util
+        tree = os.environ["BENCH_BASELINE_TREE"]
+        spec = importlib.util.spec_from_file_location(
+            "baseline_kernels", os.path.join(tree, "kernels", "__init__.py"),
+            submodule_search_locations=[os.path.join(tree, "kernels")])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["baseline_kernels"] = module
+        spec.loader.exec_module(module)
+        return module.label
+
     def run():
+        if method == "label_baseline_1":
+            return baseline_label()(mask, 26, threads=1)[1]
+        if method == "label_baseline_all":
+            return baseline_label()(mask, 26)[1]
         if method == "label_sxtseg_1":
             from sxtseg.kernels import label
             return label(mask, 26, threads=1)[1]
@@ -206,6 +223,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--dask-image", action="store_true", help="also time dask-image (slow)")
     parser.add_argument("--marching-cubes", action="store_true", help="also time skimage with marching cubes (slow)")
     parser.add_argument("--only", nargs="+", help="run only these methods, e.g. label_sxtseg_chunked label_dask_image")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another sxtseg checkout whose kernels.label runs beside this one's (label_baseline_*)")
     parser.add_argument("--connectomics", type=Path, default=None,
                         help="cc3d's benchmarks/connectomics.npy.ckl.gz, labelled as one more input")
     args = parser.parse_args(argv)
@@ -217,11 +236,15 @@ def main(argv=None) -> dict:
                      "label_skimage"]
     if args.dask_image:
         label_methods.append("label_dask_image")
+    if args.baseline is not None:
+        label_methods[2:2] = ["label_baseline_1", "label_baseline_all"]
     table_methods = ["table_sxtseg", "table_cc3d", "table_scipy", "table_skimage"]
     if args.marching_cubes:
         table_methods.append("table_skimage_mc")
     if args.only:
         label_methods = [m for m in label_methods + ["label_dask_image"] if m in args.only]
+        if args.baseline is not None:
+            label_methods += [m for m in ("label_baseline_1", "label_baseline_all") if m not in label_methods]
         table_methods = [m for m in table_methods + ["table_skimage_mc"] if m in args.only]
 
     import sxtseg
@@ -256,8 +279,9 @@ def main(argv=None) -> dict:
                     continue  # marching cubes on ~750,000 noise objects would take hours
                 if name not in ("spheres", "noisy") and (method.startswith("table") or method in BINARY_ONLY):
                     continue  # see the module docstring
+                env = dict(os.environ, BENCH_BASELINE_TREE=str(args.baseline or ""))
                 out = subprocess.run([sys.executable, "-c", CHILD, method, str(path), str(repeats)],
-                                     capture_output=True, text=True)
+                                     capture_output=True, text=True, env=env)
                 if out.returncode != 0:
                     results[method] = {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
                     continue
@@ -266,13 +290,18 @@ def main(argv=None) -> dict:
                       f"{results[method]['peak_rss_bytes'] / 2**20:.0f} MiB", file=sys.stderr)
             ratios = {}
             for ours, peers in (("label_sxtseg_1", label_methods), ("label_sxtseg_all", label_methods),
+                                ("label_baseline_1", ["label_cc3d"]), ("label_baseline_all", ["label_cc3d"]),
                                 ("label_sxtseg_chunked", ["label_dask_image"]), ("table_sxtseg", table_methods)):
                 for peer in peers:
-                    if peer.startswith(("label_sxtseg", "table_sxtseg")) or "error" in results.get(peer, {"error": 1}):
+                    mine = peer.startswith(("label_sxtseg", "label_baseline", "table_sxtseg"))
+                    if mine or "error" in results.get(peer, {"error": 1}):
                         continue  # ours, a peer that failed, or one not run on this input
                     if "error" in results.get(ours, {"error": 1}):
                         continue  # ours failed or was not run
                     ratios[f"{ours}/{peer}"] = results[ours]["median_seconds"] / results[peer]["median_seconds"]
+            for ours, before in (("label_sxtseg_1", "label_baseline_1"), ("label_sxtseg_all", "label_baseline_all")):
+                if "median_seconds" in results.get(ours, {}) and "median_seconds" in results.get(before, {}):
+                    ratios[f"{ours}/{before}"] = results[ours]["median_seconds"] / results[before]["median_seconds"]
             record["inputs"][name] = {"shape": list(volume.shape), "dtype": str(volume.dtype),
                                       "foreground_fraction": float(np.count_nonzero(volume) / volume.size),
                                       "results": results, "time_ratios": ratios}

@@ -6,9 +6,10 @@ already-scanned neighbour rows it touches; for 26-connectivity those are the
 rows (z, y-1), (z-1, y-1), (z-1, y) and (z-1, y+1), and two runs touch when
 their x ranges, widened by one voxel for diagonal neighbours, overlap.
 Working on runs instead of voxels means the image is read once, neighbours
-are compared a run at a time, and the output is written once, row by row,
-after the equivalences are resolved (the run-based two-scan idea of He,
-Chao and Suzuki, 2008).
+are compared a run at a time, and only the runs are written to the output
+(zeroed pages from the allocator: background is never written), once the
+equivalences are resolved (the run-based two-scan idea of He, Chao and
+Suzuki, 2008).
 
 Two shortcuts: background is skipped a word (8 bytes) at a time, and when a
 same-valued run of an earlier row spans the whole run, the rows that run was
@@ -113,7 +114,9 @@ def _scan_rows(image, words, z0, z1, row_dz, row_dy, widen, covers, binary, row_
     _, ny, nx = image.shape
     n_rows = (z1 - z0) * ny
     flat = image.reshape(-1)
-    per_word = 8 // flat.itemsize if words.shape[0] > 0 else 0
+    per_word = 8 // flat.itemsize if words.shape[0] > 0 else 0  # voxels per word: 8, 4 or 2
+    word_mask = per_word - 1
+    word_shift = 3 if per_word == 8 else (2 if per_word == 4 else 1)  # shifts and masks, not divisions
     starts = runs[0]
     ends = runs[1]
     labels = runs[2]
@@ -141,8 +144,8 @@ def _scan_rows(image, words, z0, z1, row_dz, row_dy, widen, covers, binary, row_
             value = flat[here + x]
             if value == zero:
                 x += 1
-                if per_word > 0 and (here + x) % per_word == 0:  # background a word at a time
-                    while x + per_word <= nx and words[(here + x) // per_word] == 0:
+                if per_word > 0 and (here + x) & word_mask == 0:  # background a word at a time
+                    while x + per_word <= nx and words[(here + x) >> word_shift] == 0:
                         x += per_word
                 continue
             start = x  # a run of `value` from here to the next other value
@@ -279,23 +282,15 @@ def _final_table(parent):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def _write_labels(out, z0, z1, runs, row_ptr, offset, table):  # pragma: no cover - compiled
-    """Write final labels of planes z0..z1-1 into ``out``, row by row from the runs (every voxel written)."""
+    """Write final labels of the runs of planes z0..z1-1 into ``out``, which holds zeros (background)."""
     _, ny, nx = out.shape
     flat = out.reshape(-1)
     for row in range((z1 - z0) * ny):
         here = (z0 * ny + row) * nx
-        position = here
         for j in range(row_ptr[row], row_ptr[row + 1]):
-            start = here + runs[0, j]
-            end = here + runs[1, j]
             final = table[offset + np.int64(runs[2, j])]
-            for i in range(position, start):  # plain loops: much cheaper than slice assignment per run
-                flat[i] = 0
-            for i in range(start, end):
+            for i in range(here + runs[0, j], here + runs[1, j]):  # a plain loop: cheaper than a slice per run
                 flat[i] = final
-            position = end
-        for i in range(position, here + nx):
-            flat[i] = 0
 
 
 #: Label volumes are uint32 below this many labels, uint64 from it on (0 is background).
@@ -391,8 +386,8 @@ def label(
     binary = src.dtype.itemsize == 1 and bool(src.max() <= 1)
     words = _words(src.reshape(-1))
     threads = default_threads(threads, voxels=image.size)
-    # np.empty, not np.zeros: the last pass writes every voxel
-    out = np.empty(image.shape, out_dtype)
+    # np.zeros: freshly mapped pages are zero already, so background is never written (only the runs are)
+    out = np.zeros(image.shape, out_dtype)
     if threads == 1 or image.shape[0] == 1:  # one slab: no offsets, no boundaries, no thread pool
         runs, row_ptr, parent, _ = _label_slab(src, words, 0, image.shape[0], neighbours, binary)
         table, count = _final_table(parent)
