@@ -40,11 +40,15 @@ def test_bench_downsample_quick():
 @pytest.mark.slow
 def test_bench_morphometrics_small():
     record = _run("bench_morphometrics.py", "--size", "64", "--repeats", "1")
-    for name in ("spheres", "noisy"):
-        results = record["inputs"][name]["results"]
-        counts = {m: r["result"] for m, r in results.items() if m.startswith("label_")}
-        assert len(set(counts.values())) == 1, counts  # every labeller finds the same number of objects
-        assert "table_sxtseg/table_skimage" in record["inputs"][name]["time_ratios"]
+    assert set(record["inputs"]) == {"spheres", "noisy", "sparse", "classes"}
+    for name, entry in record["inputs"].items():
+        counts = {m: r["result"] for m, r in entry["results"].items() if m.startswith("label_")}
+        assert len(counts) >= 4 and len(set(counts.values())) == 1, counts  # every labeller: the same objects
+        assert "label_sxtseg_1/label_cc3d" in entry["time_ratios"]
+    assert "table_sxtseg/table_skimage" in record["inputs"]["noisy"]["time_ratios"]
+    assert "label_scipy" not in record["inputs"]["classes"]["results"]  # it sees one foreground, not classes
+    assert record["inputs"]["sparse"]["foreground_fraction"] < 0.06 < record["inputs"]["spheres"]["foreground_fraction"]
+    assert record["inputs"]["classes"]["dtype"] == "uint8" and record["inputs"]["classes"]["shape"] == [32, 64, 64]
 
 
 @pytest.mark.slow
