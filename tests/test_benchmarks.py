@@ -85,8 +85,11 @@ def test_bench_pipeline_quick():
     (entry,) = record["sizes"]
     assert entry["side"] == 64
     assert set(entry["sxtseg_pipeline"]["timings_s"]) == {"open", "calibrate", "segment", "instances", "measure", "write"}
-    # the same network, normalisation and windows: the same segmentation, whichever way it is run
-    assert entry["sxtseg_segment"]["dmv_voxels"] == entry["monai_whole"]["dmv_voxels"]
+    # the same network, normalisation and windows: the same segmentation, whichever way it is run, up to
+    # float rounding (the tiny untrained model has near-ties between classes: on an AVX2 CPU one voxel in
+    # 262,144 flipped); a wrong normalisation or window would move thousands
+    difference = abs(entry["sxtseg_segment"]["dmv_voxels"] - entry["monai_whole"]["dmv_voxels"])
+    assert entry["monai_whole"]["dmv_voxels"] > 1000 and difference <= 64**3 * 1e-4
     assert entry["throughput_ratio_sxtseg_over_monai"] > 0 and entry["peak_rss_ratio_sxtseg_over_monai"] > 0
 
 
