@@ -425,9 +425,8 @@ def test_cli_createuser_serve_and_http_client(loaded, results, catalog):
                             "infection", "--role", "collaborator", *database], capture_output=True, text=True,
                            env=env, check=True).stdout.strip()
     assert len(token) == 40
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "sxtseg.cli", "catalog", "serve", "--port", str(port),
-                               *database], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log_path = catalog / "serve-createuser.log"
+    server, port = _start_server(database, log_path, env=env)
     try:
         client = Client(f"http://127.0.0.1:{port}", token=token)
         for _ in range(100):
@@ -437,7 +436,7 @@ def test_cli_createuser_serve_and_http_client(loaded, results, catalog):
             except CatalogError:
                 time.sleep(0.2)
         else:
-            raise AssertionError(server.stdout.read1().decode() if server.stdout else "server did not start")
+            raise AssertionError("server did not start:\n" + log_path.read_text(errors="replace")[-3000:])
         assert set(samples["project"]) == {"infection"}
         table = pd.read_csv(results["cell1"] / "objects.csv")
         got = client.objects(run=loaded["runs"]["cell1"][0]["run_id"])
@@ -447,8 +446,7 @@ def test_cli_createuser_serve_and_http_client(loaded, results, catalog):
         with pytest.raises(CatalogError, match="401"):
             Client(f"http://127.0.0.1:{port}").samples()
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=20)
+        _stop_server(server, log_path)
 
 
 def test_cli_add_errors_exit_2(catalog, tmp_path, capsys):
@@ -462,13 +460,34 @@ def test_cli_add_errors_exit_2(catalog, tmp_path, capsys):
     assert code.returncode == 2 and "cannot be reached" in code.stderr and "secret" not in code.stderr
 
 
+def _start_server(database, log_path, env=None) -> tuple[subprocess.Popen, int]:
+    """`sxtseg catalog serve` on a free loopback port, its output to a file: a pipe nobody reads fills up
+    (one log line per request) and blocks the server, at the latest when it prints on Ctrl-C."""
+    port = _free_port()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "sxtseg.cli", "catalog", "serve", "--port", str(port),
+                                    *database], env=env, stdout=log, stderr=subprocess.STDOUT)
+    return process, port
+
+
+def _stop_server(process: subprocess.Popen, log_path) -> None:
+    """Ctrl-C, as a user stops it; a server that does not stop fails the test with its output."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError("sxtseg catalog serve did not stop on SIGINT; its output:\n"
+                             + Path(log_path).read_text(errors="replace")[-3000:]) from None
+
+
 @pytest.fixture
 def server(loaded, catalog):
     """`sxtseg catalog serve` on a free loopback port, with the database of this module."""
     database = ["--url", POSTGRES_URL] if POSTGRES_URL else ["--db", os.environ["SXTSEG_CATALOG_DB"]]
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "sxtseg.cli", "catalog", "serve", "--port", str(port),
-                                *database], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log_path = catalog / "serve-fixture.log"
+    process, port = _start_server(database, log_path)
     url = f"http://127.0.0.1:{port}"
     for _ in range(150):
         try:
@@ -477,8 +496,7 @@ def server(loaded, catalog):
         except OSError:
             time.sleep(0.1)
     yield {"url": url, "database": database}
-    process.send_signal(signal.SIGINT)
-    process.wait(timeout=20)
+    _stop_server(process, log_path)
 
 
 @pytest.mark.skipif(bool(POSTGRES_URL), reason="the pages are checked once, on the SQLite run")
