@@ -382,8 +382,8 @@ def label(
         return np.zeros(image.shape, out_dtype), 0
     neighbours = _neighbour_rows(connectivity)
     row_dz, row_dy, widen, _ = neighbours
-    # a 0/1 mask needs no value comparisons between runs
-    binary = src.dtype.itemsize == 1 and bool(src.max() <= 1)
+    # a 0/1 mask needs no value comparisons between runs (int8 is not one: -1 and 1 differ)
+    binary = image.dtype == bool or (src.dtype == np.uint8 and bool(src.max() <= 1))
     words = _words(src.reshape(-1))
     threads = default_threads(threads, voxels=image.size)
     # np.zeros: freshly mapped pages are zero already, so background is never written (only the runs are)

@@ -461,8 +461,8 @@ def test_cli_add_errors_exit_2(catalog, tmp_path, capsys):
 
 
 def _start_server(database, log_path, env=None) -> tuple[subprocess.Popen, int]:
-    """`sxtseg catalog serve` on a free loopback port, its output to a file: a pipe nobody reads fills up
-    (one log line per request) and blocks the server, at the latest when it prints on Ctrl-C."""
+    """`sxtseg catalog serve` on a free loopback port, its output to a file (a pipe nobody reads could fill
+    and block it), so that a failure can show what it printed."""
     port = _free_port()
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "sxtseg.cli", "catalog", "serve", "--port", str(port),
