@@ -476,10 +476,14 @@ def _stop_server(process: subprocess.Popen, log_path) -> None:
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGUSR1)  # the server prints every thread's stack (faulthandler)
+        time.sleep(2)
         process.kill()
         process.wait()
-        raise AssertionError("sxtseg catalog serve did not stop on SIGINT; its output:\n"
-                             + Path(log_path).read_text(errors="replace")[-3000:]) from None
+        raise AssertionError("sxtseg catalog serve did not stop on SIGINT; its output and stacks:\n"
+                             + Path(log_path).read_text(errors="replace")[-6000:]) from None
+    assert process.returncode == 0, Path(log_path).read_text(errors="replace")[-3000:]
+    assert "sxtseg catalog stopped" in Path(log_path).read_text(errors="replace")
 
 
 @pytest.fixture

@@ -92,15 +92,35 @@ def _cmd_share(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     _database(args)
+    import faulthandler
+    import signal
+    import threading
+
     from django.conf import settings
-    from django.core.servers.basehttp import run
+    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
     from django.core.wsgi import get_wsgi_application
 
     if args.host not in settings.ALLOWED_HOSTS and "*" not in settings.ALLOWED_HOSTS:
         settings.ALLOWED_HOSTS.append(args.host)
-    print(f"sxtseg catalog on http://{args.host}:{args.port}/api/ ({settings.DATABASES['default']['NAME']}); "
-          "Ctrl-C stops it")
-    run(args.host, args.port, get_wsgi_application(), threading=True)
+    httpd = ThreadedWSGIServer((args.host, args.port), WSGIRequestHandler, ipv6=":" in args.host)
+    httpd.set_app(get_wsgi_application())
+
+    def stop(signum, frame):
+        # shutdown() waits for serve_forever to return, so it cannot run in the thread that serves
+        threading.Thread(target=httpd.shutdown, daemon=True).start()
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    if hasattr(signal, "SIGUSR1"):
+        faulthandler.register(signal.SIGUSR1)  # `kill -USR1 PID` prints every thread's stack to stderr
+    print(f"sxtseg catalog on http://{args.host}:{httpd.server_port}/api/ "
+          f"({settings.DATABASES['default']['NAME']}); Ctrl-C stops it", flush=True)
+    try:
+        httpd.serve_forever(poll_interval=0.5)
+    finally:
+        httpd.server_close()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    print("sxtseg catalog stopped", flush=True)
     return 0
 
 
