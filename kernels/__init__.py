@@ -9,6 +9,7 @@ them flat public names, cc3d-style.
 from ._boxes import label_boxes
 from ._downsample import downsample_mean, downsample_mode
 from ._label import UINT32_LABELS, label, label_dtype
+from ._peaks import dilate_within, local_maxima
 from ._stats import STAT_FIELDS, region_stats
 from ._threads import available_cpus, default_threads
 from ._surface import crofton_direction_weights, surface_area, surface_area_labels, surface_lut
@@ -18,12 +19,14 @@ __all__ = [
     "UINT32_LABELS",
     "available_cpus",
     "default_threads",
+    "dilate_within",
     "crofton_direction_weights",
     "downsample_mean",
     "downsample_mode",
     "label",
     "label_boxes",
     "label_dtype",
+    "local_maxima",
     "region_stats",
     "surface_area",
     "surface_area_labels",

@@ -119,7 +119,8 @@ def _instances_in_memory(classes: Volume, dmv_min_distance_nm: float, min_voxels
     spacing, min_depth_nm = _split_parameters(classes, dmv_min_distance_nm, dmv_min_depth_nm)
     data = classes.to_numpy()
     mask = data == SXTClass.DMV
-    labels, count = label(np.where(mask, 0, data).astype(np.uint8, copy=False), 26)
+    others = np.multiply(data, np.logical_not(mask), dtype=data.dtype)  # DMV voxels 0 (faster than np.where)
+    labels, count = label(others.astype(np.uint8, copy=False), 26)
     pieces, numbers = split_pieces(mask, spacing, dmv_min_distance_nm, min_depth_nm)
     n_dmv = int(sum(len(n) for n in numbers))
     sizes = np.zeros(n_dmv + 1, np.int64)

@@ -197,3 +197,17 @@ def test_instances_stage_in_memory_equals_block_by_block():
     assert a[1:3, 1:3, 1:3].max() == 0  # the speck keeps its class, not an instance
     dmv = classes == SXTClass.DMV
     assert len(np.unique(a[dmv & (a > 0)])) == meta["dmv_split"]["count"] - meta["dmv_specks_dropped"]
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int32])
+def test_keep_classes_is_isin_where(dtype):
+    from sxtseg.instances import _keep_classes
+
+    rng = np.random.default_rng(1)
+    info = np.iinfo(dtype)
+    classes = rng.integers(max(info.min, -300), min(info.max, 300), (10, 20, 30), endpoint=True).astype(dtype)
+    for codes in ([1, 2, 3, 4, 5], [1, 2, 3, -1, 200, 7], [0, 255], [127, 128, -128], [9]):
+        expected = np.where(np.isin(classes, np.asarray(codes, np.int64)), classes, 0)
+        got = _keep_classes(classes, codes)
+        assert got.dtype == classes.dtype
+        np.testing.assert_array_equal(got, expected)
