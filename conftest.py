@@ -1,5 +1,17 @@
 """Repository-level pytest settings (the test suite's own fixtures live in tests/conftest.py)."""
 
+import os
+
+# pytest-xdist workers share the machine's cores: each worker's OpenMP (torch) and BLAS pools get
+# its share, not every core each (two workers of two threads each on two cores oversubscribed them,
+# and OpenMP's spinning threads took CPU time from the other worker). Child processes inherit it.
+# sxtseg's own labelling threads (SXTSEG_NUM_THREADS) are left alone: tests choose them explicitly.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _SHARE = str(max(1, len(os.sched_getaffinity(0)) // _WORKERS) if hasattr(os, "sched_getaffinity") else 1)
+    for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(_variable, _SHARE)
+
 # The napari widgets import Qt and napari; they hold no doctests, and the --doctest-modules walk over
 # sxtseg/ must not need Qt. tests/test_napari_widgets.py imports and tests them under Xvfb.
 collect_ignore = ["sxtseg/napari/_widgets.py"]
