@@ -146,3 +146,15 @@ def test_bench_catalog_quick():
     modes = {(r["query"], r["mode"], r["clients"]) for r in sqlite["latency"]["results"]}
     assert {(q, m, c) for q in ("filtered_objects", "aggregate") for m in ("api", "sql") for c in (1, 16)} <= modes
     assert isinstance(record["targets"]["ingest_sqlite_rows_per_s_at_least_50000"]["target_met"], bool)
+
+
+@pytest.mark.slow
+def test_bench_windows_quick():
+    record = _run("bench_windows.py")
+    (cell,) = record["cells"]
+    reference, larger = cell["variants"]
+    assert reference["window"] == record["model_patch"] and larger["window"] == [96, 96, 96]
+    assert reference["batch"] == larger["batch"] == 4
+    assert 0.9 < larger["agreement_with_reference"] < 1.0  # the same network: nearly, not exactly, the same
+    assert larger["time_ratio_over_reference"] > 0 and set(larger["dice_change"]) == set(reference["dice"])
+    assert reference["dice"]["cytoplasm"] > 0.8
