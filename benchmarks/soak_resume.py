@@ -101,8 +101,11 @@ def soak(workdir: Path, kills: int, seed: int, shape: str = SHAPE, at_blocks: bo
     rng = random.Random(seed)
     n_blocks = int(np.prod([-(-int(n) // int(b)) for n, b in zip(shape.split(","), BLOCKS[1].split(","))]))
     cell, other = workdir / "cell.mrc", workdir / "other.mrc"
-    sxtseg("phantom", str(cell), "--shape", shape, "--seed", "5", "-q")
-    sxtseg("phantom", str(other), "--shape", shape, "--seed", "6", "-q")
+    from sxtseg.cli import main as sxtseg_main  # the phantoms here, not in two more interpreter start-ups
+
+    for path, seed in ((cell, "5"), (other, "6")):
+        if sxtseg_main(["phantom", str(path), "--shape", shape, "--seed", seed, "-q"]) != 0:
+            raise RuntimeError(f"sxtseg phantom {path} failed")
     started = time.perf_counter()
     sxtseg("run", str(cell), "-o", str(workdir / "reference"), *BLOCKS, "-q")
     reference_s = time.perf_counter() - started
