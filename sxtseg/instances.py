@@ -479,7 +479,9 @@ def _keep_classes(classes: np.ndarray, codes: list[int]) -> np.ndarray:
 
     8-bit codes are kept by ranges of consecutive bytes, one wrapping
     subtraction and comparison per range (the default compartments, codes
-    1-5, are one range): 5x faster than ``np.isin`` and a lookup table.
+    1-5, are one range). On the demo cell: 0.026 s, against 0.109 s for
+    ``np.isin(kind="table")`` with ``np.where`` and 0.055 s for a 256-entry
+    lookup table.
     """
     if classes.dtype.itemsize != 1:
         return np.where(np.isin(classes, np.asarray(codes, np.int64), kind="table"), classes, 0).astype(
