@@ -50,7 +50,7 @@ import torch
 from .errors import InvalidArgumentError, OutputExistsError, ShapeError, VoxelSizeError
 from .volume import Volume
 
-__all__ = ["DEFAULT_HALO", "context_stack", "dice_per_class", "predict_array", "resolve_device", "segment"]
+__all__ = ["DEFAULT_BLOCK_SHAPE", "DEFAULT_HALO", "context_stack", "dice_per_class", "predict_array", "resolve_device", "segment"]
 
 
 
@@ -84,6 +84,8 @@ def predict_array(
     batch_size: int = 4,
     device="auto",
     amp: bool = True,
+    fuse: bool = True,
+    softmax: bool = True,
 ) -> np.ndarray:
     """Class probabilities (C, Z, Y, X) of a normalised (Z, Y, X) float array.
 
@@ -107,23 +109,35 @@ def predict_array(
         ``"auto"``: CUDA when available.
     amp : bool
         Autocast to float16 on CUDA.
+    fuse : bool
+        On a CPU, run :func:`sxtseg.models.fuse.inference_copy` of the model
+        (batch norms folded into convolutions, channels-last weights): the
+        same function up to float rounding, 1.6x faster for the shipped U-Net.
+        The model itself is not changed.
+    softmax : bool
+        False: return the blended logits instead of probabilities (the same
+        argmax, without a softmax over the whole volume).
 
     Returns
     -------
     ndarray of float32
-        Softmax probabilities, channels first.
+        Softmax probabilities (or logits), channels first.
     """
     from monai.inferers import sliding_window_inference
 
     device = resolve_device(device)
     model = model.to(device).eval()
+    if fuse and device.type == "cpu":
+        from .models.fuse import inference_copy
+
+        model = inference_copy(model)
     autocast = torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp and device.type == "cuda")
 
     def run(x: torch.Tensor) -> torch.Tensor:
         with autocast:
             logits = sliding_window_inference(x, tuple(patch_size), batch_size, model, overlap=overlap,
                                               mode="gaussian", padding_mode="replicate")
-        return torch.softmax(logits.float(), dim=1)
+        return torch.softmax(logits.float(), dim=1) if softmax else logits.float()
 
     image = np.ascontiguousarray(image, np.float32)
     if spatial_dims == 3:
@@ -162,6 +176,8 @@ log = logging.getLogger("sxtseg.infer")
 
 #: Halo (voxels per side, z y x) read around every block by default.
 DEFAULT_HALO = (16, 32, 32)
+#: Block (z y x voxels) of segment() for volumes larger than one block: about 1 GiB of float32 logits of 7 classes.
+DEFAULT_BLOCK_SHAPE = (128, 512, 512)
 #: Relative difference between the volume's and the model's voxel size above which blocks are resampled.
 RESAMPLE_TOLERANCE = 0.10
 
@@ -306,8 +322,12 @@ def _blocks(shape, block_shape):
 
 
 def _predict_block(region: np.ndarray, inner: tuple[slice, ...], net, meta: dict, device, *, low: float,
-                   high: float, zoom: np.ndarray | None, overlap: float, batch_size: int) -> np.ndarray:
-    """Probabilities (C, *inner shape) of the inner part of a haloed region."""
+                   high: float, zoom: np.ndarray | None, overlap: float, batch_size: int,
+                   softmax: bool = True) -> np.ndarray:
+    """Probabilities (C, *inner shape) of the inner part of a haloed region (logits when not ``softmax``).
+
+    Resampled blocks always get probabilities: their linear interpolation is what is argmaxed.
+    """
     from scipy import ndimage
 
     image = (region.astype(np.float32) - low) / (high - low)
@@ -317,7 +337,7 @@ def _predict_block(region: np.ndarray, inner: tuple[slice, ...], net, meta: dict
     spatial_dims = meta["architecture"]["spatial_dims"] if "architecture" in meta else len(patch)
     probs = predict_array(net, image, patch_size=patch, spatial_dims=spatial_dims,
                           context=meta["input"].get("context_slices", 0), overlap=overlap,
-                          batch_size=batch_size, device=device)
+                          batch_size=batch_size, device=device, softmax=softmax or zoom is not None)
     if zoom is not None:
         back = np.array(region.shape) / np.array(image.shape)
         probs = np.stack([ndimage.zoom(p, back, order=1, grid_mode=True, mode="nearest") for p in probs])
@@ -401,7 +421,7 @@ def segment(
     *,
     output=None,
     device="auto",
-    block_shape=(128, 512, 512),
+    block_shape=None,
     halo=DEFAULT_HALO,
     overlap: float = 0.25,
     batch_size: int = 4,
@@ -431,8 +451,12 @@ def segment(
         result is loaded into memory.
     device : str
         ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
-    block_shape : tuple of int
-        Voxels per block (z, y, x), clipped to the volume.
+    block_shape : tuple of int, optional
+        Voxels per block (z, y, x), clipped to the volume.  Default: the
+        whole volume as one block when it has no more voxels than
+        :data:`DEFAULT_BLOCK_SHAPE` (128x512x512) and no ``client`` is given
+        (no halo windows: a 256^3 volume takes 125 windows instead of 150),
+        otherwise blocks of that shape.
     halo : tuple of int
         Voxels read on every side of a block and dropped after inference, so
         that blocks agree with whole-volume inference at their borders.
@@ -501,6 +525,9 @@ def segment(
 
         output = Path(tempfile.mkdtemp(prefix="sxtseg-segment-")) / "segmentation.zarr"
     output = Path(output)
+    if block_shape is None:
+        fits = client is None and np.prod(volume.shape, dtype=np.int64) <= np.prod(DEFAULT_BLOCK_SHAPE)
+        block_shape = volume.shape if fits else DEFAULT_BLOCK_SHAPE
     block_shape = np.minimum(np.array(block_shape, int), volume.shape)
     halo = np.array(halo, int)
     zoom = check_voxel_size(volume, meta, allow_large_resampling=allow_large_resampling)
@@ -585,7 +612,7 @@ def _marker(index) -> str:
 
 
 def _write_block(output: Path, index, lo, hi, probs: np.ndarray, probabilities: bool) -> None:
-    """Write one block's classes (and probabilities), then mark it complete."""
+    """Write one block's classes (the argmax of its probabilities or logits, and the probabilities), then mark it."""
     import zarr
 
     where = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
@@ -606,7 +633,7 @@ def _block_job(region, inner, index, lo, hi, output, model, meta, device, settin
         region = record.to_lac(np.asarray(array[where]))
     elif hasattr(region, "compute"):  # a dask array slice of the input: read it here, on this worker
         region = region.compute(scheduler="sync")
-    probs = _predict_block(np.asarray(region), inner, net, meta, device, **settings)
+    probs = _predict_block(np.asarray(region), inner, net, meta, device, softmax=probabilities, **settings)
     _write_block(Path(output), index, lo, hi, probs, probabilities)
     return index
 

@@ -357,7 +357,7 @@ def run(
     overwrite: bool = False,
     device="auto",
     client=None,
-    block_shape=(128, 512, 512),
+    block_shape=None,
     halo=None,
     calibration="auto",
     allow_large_resampling: bool = False,
