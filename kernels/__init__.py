@@ -6,6 +6,7 @@ code lives in private modules (``_downsample.py``...); this module gives
 them flat public names, cc3d-style.
 """
 
+from ._argmax import argmax_channels
 from ._boxes import label_boxes
 from ._downsample import downsample_mean, downsample_mode
 from ._label import UINT32_LABELS, label, label_dtype
@@ -17,6 +18,7 @@ from ._surface import crofton_direction_weights, surface_area, surface_area_labe
 __all__ = [
     "STAT_FIELDS",
     "UINT32_LABELS",
+    "argmax_channels",
     "available_cpus",
     "default_threads",
     "dilate_within",

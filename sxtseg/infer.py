@@ -616,7 +616,9 @@ def _write_block(output: Path, index, lo, hi, probs: np.ndarray, probabilities: 
     import zarr
 
     where = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
-    zarr.open_array(output / "classes", mode="r+")[where] = probs.argmax(axis=0).astype(np.uint8)
+    from sxtseg.kernels import argmax_channels
+
+    zarr.open_array(output / "classes", mode="r+")[where] = argmax_channels(probs)
     if probabilities:
         zarr.open_array(output / "probabilities", mode="r+")[(slice(None), *where)] = probs.astype(np.float16)
     (output / "blocks" / _marker(index)).touch()  # only after the data is written
