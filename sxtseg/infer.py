@@ -50,7 +50,8 @@ import torch
 from .errors import InvalidArgumentError, OutputExistsError, ShapeError, VoxelSizeError
 from .volume import Volume
 
-__all__ = ["DEFAULT_BLOCK_SHAPE", "DEFAULT_HALO", "context_stack", "dice_per_class", "predict_array", "resolve_device", "segment"]
+__all__ = ["DEFAULT_BLOCK_SHAPE", "DEFAULT_HALO", "context_stack", "dice_per_class", "predict_array", "resolve_device",
+           "segment"]
 
 
 
@@ -127,10 +128,8 @@ def predict_array(
 
     device = resolve_device(device)
     model = model.to(device).eval()
-    if fuse and device.type == "cpu":
-        from .models.fuse import inference_copy
-
-        model = inference_copy(model)
+    if fuse:
+        model = _inference_net(model, device)
     autocast = torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp and device.type == "cuda")
 
     def run(x: torch.Tensor) -> torch.Tensor:
@@ -313,6 +312,15 @@ def _zoom(voxel_nm: np.ndarray, meta: dict) -> np.ndarray | None:
     target = np.clip(voxel_nm, low, high)
     ratio = voxel_nm / target
     return ratio if np.any(np.abs(ratio - 1) > RESAMPLE_TOLERANCE) else None
+
+
+def _inference_net(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The network to run: on a CPU its inference copy (made once; a copy is not copied again)."""
+    if device.type != "cpu" or hasattr(net, "fused"):
+        return net
+    from .models.fuse import inference_copy
+
+    return inference_copy(net)
 
 
 def _blocks(shape, block_shape):
@@ -588,7 +596,9 @@ def segment(
         if on_block is not None:
             on_block(done_before + done, len(every_block))
     try:
-        _run_jobs(jobs, output, model if client is not None else net, meta,
+        # here: one inference copy for every block (predict_array would make one per block)
+        runner = model if client is not None else _inference_net(net, device)
+        _run_jobs(jobs, output, runner, meta,
                   requested_device if client is not None else device, settings, probabilities, client, progress,
                   on_block=report)
     except BaseException:
@@ -615,9 +625,9 @@ def _write_block(output: Path, index, lo, hi, probs: np.ndarray, probabilities: 
     """Write one block's classes (the argmax of its probabilities or logits, and the probabilities), then mark it."""
     import zarr
 
-    where = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
     from sxtseg.kernels import argmax_channels
 
+    where = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
     zarr.open_array(output / "classes", mode="r+")[where] = argmax_channels(probs)
     if probabilities:
         zarr.open_array(output / "probabilities", mode="r+")[(slice(None), *where)] = probs.astype(np.float16)
