@@ -40,7 +40,7 @@ from sxtseg.demo import match_objects
 from sxtseg.infer import dice_per_class
 
 SCORED = ["background", "cytoplasm", "nucleus", "nucleolus", "mitochondrion", "lipid_droplet", "dmv"]
-COUNTED = ["nucleus", "nucleolus", "mitochondrion", "lipid_droplet", "dmv", "other_vesicle"]
+COUNTED = ["nucleus", "nucleolus", "mitochondrion", "lipid_droplet", "dmv", "other_vesicle", "fiducial"]
 BASE_SHAPE = (64, 192, 192)  # voxels at 30 nm: 1.9 x 5.8 x 5.8 um
 BASE_VOXEL_NM = 30.0
 
@@ -100,7 +100,8 @@ def _options(raw: dict) -> dict:
     return options
 
 
-def score(condition: str, seed: int, raw_options: dict, transform, model, calibration, out_root: Path) -> dict:
+def score(condition: str, seed: int, raw_options: dict, transform, model, calibration, out_root: Path,
+          run_options: dict | None = None) -> dict:
     options = _options(raw_options)
     voxel_nm = options.pop("voxel_nm", BASE_VOXEL_NM)
     image, classes, instances, objects = _phantom(seed, voxel_nm, **options)
@@ -114,7 +115,8 @@ def score(condition: str, seed: int, raw_options: dict, transform, model, calibr
     started = time.perf_counter()
     error = None
     try:
-        result = sxtseg.run(volume, out, model, calibration=calibration, overwrite=True, progress=False)
+        result = sxtseg.run(volume, out, model, calibration=calibration, overwrite=True, progress=False,
+                            **(run_options or {}))
     except sxtseg.SxtsegError as exc:  # a refusal is a result too (with its reason)
         error = str(exc)
     seconds = time.perf_counter() - started
@@ -144,6 +146,8 @@ def score(condition: str, seed: int, raw_options: dict, transform, model, calibr
     row["calibration"] = {"method": cal["method"], "input_kind": cal["input_kind"], "scale": cal["scale"],
                           "offset": cal["offset"], "confidence": cal["confidence"], "flags": cal["flags"]}
     row["quality"] = [f["flag"] for f in report["quality"]]
+    checks = report["instances"].get("object_checks", {})
+    row["object_checks"] = {k: checks[k] for k in ("to_fiducial",) if k in checks}
     shutil.rmtree(out, ignore_errors=True)
     return row
 
@@ -172,6 +176,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=6000, help="first held-out seed (one per cell of the grid)")
     parser.add_argument("--only", nargs="*", help="conditions to run (substrings)")
     parser.add_argument("--quick", action="store_true", help="three conditions (CI smoke test)")
+    parser.add_argument("--no-object-checks", action="store_true",
+                        help="run without sxtseg.object_checks (gold beads found by their LAC), as before it")
     args = parser.parse_args(argv)
     from sxtseg.calibration import parse_calibration
 
@@ -185,16 +191,20 @@ def main(argv=None) -> int:
     from sxtseg.models import load_model
 
     meta = load_model(args.model).metadata
+    run_options = {"fiducial_min_lac": None} if args.no_object_checks else {}
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-robustness-") as tmp:
-        for k, (condition, (options, transform)) in enumerate(cells.items()):
-            row = score(condition, args.seed + k, options, transform, args.model, calibration, Path(tmp))
+        for condition, (options, transform) in cells.items():
+            k = list(grid()).index(condition)  # a cell's seed is its place in the whole grid, whatever --only picks
+            row = score(condition, args.seed + k, options, transform, args.model, calibration, Path(tmp),
+                        run_options)
             print(json.dumps(row), file=sys.stderr)
             rows.append(row)
     import torch
 
     record = {"benchmark": "bench_robustness", "label": args.label, "model": str(args.model),
               "model_sha256": meta["sha256"], "calibration": args.calibration,
+              "object_checks": not args.no_object_checks,
               "machine": {"platform": platform.platform(), "processor": platform.processor(),
                           "cpus": __import__("os").cpu_count()},
               "versions": {"sxtseg": sxtseg.__version__, "torch": torch.__version__, "numpy": np.__version__},

@@ -164,6 +164,16 @@ def _min_volumes(text: str | None) -> dict | None:
     return volumes
 
 
+def _number_or_off(text: str) -> float | None:
+    """A number, or ``off`` (None: the check is not made)."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'off', got {text!r}") from None
+
+
 def _instance_options(args: argparse.Namespace) -> dict:
     """The instance parameters of ``sxtseg run`` / ``sxtseg demo`` as keyword arguments of :func:`sxtseg.run`."""
     from .calibration import parse_calibration
@@ -171,7 +181,8 @@ def _instance_options(args: argparse.Namespace) -> dict:
     return {"calibration": parse_calibration(args.calibration),
             "allow_large_resampling": args.allow_large_resampling,
             "dmv_min_distance_nm": args.dmv_min_distance_nm, "dmv_min_diameter_nm": args.dmv_min_diameter_nm,
-            "dmv_min_depth_nm": args.dmv_min_depth_nm, "min_volume_um3": args.min_volume_um3}
+            "dmv_min_depth_nm": args.dmv_min_depth_nm, "min_volume_um3": args.min_volume_um3,
+            "fiducial_min_lac": args.fiducial_min_lac}
 
 
 def print_quality(name: str, report: dict, file=None) -> None:
@@ -179,6 +190,10 @@ def print_quality(name: str, report: dict, file=None) -> None:
     from .calibration import CalibrationRecord
 
     print(f"{name}: {CalibrationRecord.from_dict(report['calibration']).summary()}", file=file)
+    checks = report.get("instances", {}).get("object_checks", {})
+    if checks.get("to_fiducial"):
+        print(f"{name}: object checks: {checks['to_fiducial']} objects with a mean LAC above "
+              f"{checks['fiducial_min_lac_1_per_um']:g} 1/um counted as gold fiducials", file=file)
     for flag in report.get("quality", []):
         print(f"{name}: quality: {flag['flag']}: {flag['message']}", file=file or sys.stderr)
 
@@ -255,6 +270,7 @@ def _cmd_cxr(args: argparse.Namespace) -> int:
 
 
 def _add_instance_options(p: argparse.ArgumentParser) -> None:
+    from .object_checks import FIDUCIAL_MIN_LAC
     from .pipeline import DMV_MIN_DEPTH_NM, DMV_MIN_DIAMETER_NM, DMV_MIN_DISTANCE_NM
 
     p.add_argument("--calibration", default="auto",
@@ -271,6 +287,9 @@ def _add_instance_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-volume-um3", type=_min_volumes, default=None,
                    help="smallest compartment pieces kept, e.g. nucleus=0.5,cytoplasm=1,nucleolus=0.005 "
                         "(um^3; smaller ones merge into the class around them)")
+    p.add_argument("--fiducial-min-lac", type=_number_or_off, default=FIDUCIAL_MIN_LAC,
+                   help=f"organelles with a mean LAC above this (1/um) are gold fiducials (default "
+                        f"{FIDUCIAL_MIN_LAC:g}; off: no check)")
 
 
 def build_parser() -> argparse.ArgumentParser:

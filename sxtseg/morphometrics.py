@@ -30,7 +30,7 @@ import pandas as pd
 from .errors import InvalidDataError, ShapeError, VoxelSizeError
 from .volume import Volume, block_by_block
 
-__all__ = ["measure", "summarize", "COLUMNS", "DISTANCE_COLUMNS"]
+__all__ = ["measure", "nearest_same_class", "summarize", "COLUMNS", "DISTANCE_COLUMNS"]
 
 #: Columns of the table :func:`measure` returns, with their units.
 COLUMNS: dict[str, str] = {
@@ -102,7 +102,26 @@ def _distances(table: pd.DataFrame, class_at_centroid: np.ndarray, nucleus_point
             distance, _ = cKDTree(points * spacing_nm).query(centres_vox * spacing_nm)
             distance[inside_is_zero] = 0.0
         table[column] = distance
-    nearest = np.full(n, np.nan)
+    nearest_same_class(table)
+
+
+def nearest_same_class(table: pd.DataFrame) -> None:
+    """Set ``nearest_neighbour_nm`` (in place): centroid distance to the nearest other object of the same class.
+
+    NaN for an object alone in its class.  :func:`measure` calls it; call it
+    again after changing ``class_id`` (as :mod:`sxtseg.object_checks` does).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"class_id": [6, 6, 5], "centroid_z_nm": [0.0, 0.0, 0.0],
+    ...                   "centroid_y_nm": [0.0, 300.0, 0.0], "centroid_x_nm": [0.0, 400.0, 10.0]})
+    >>> nearest_same_class(t)
+    >>> t["nearest_neighbour_nm"].tolist()
+    [500.0, 500.0, nan]
+    """
+    from scipy.spatial import cKDTree
+
+    nearest = np.full(len(table), np.nan)
     centres = table[["centroid_z_nm", "centroid_y_nm", "centroid_x_nm"]].to_numpy()
     for class_id in np.unique(table["class_id"]):
         rows = np.nonzero(table["class_id"].to_numpy() == class_id)[0]

@@ -39,6 +39,7 @@ import pandas as pd
 
 from .classes import CLASS_COLORS, CLASS_NAMES, SXTClass, label_metadata
 from .errors import InvalidArgumentError, OutputExistsError
+from .object_checks import FIDUCIAL_MIN_LAC
 from .volume import Volume, block_by_block
 
 __all__ = ["run", "sample_name"]
@@ -194,7 +195,7 @@ def _quicklook(path: Path, image: Volume, classes: Volume, table: pd.DataFrame, 
 
 
 def _one(source, out: Path, model, *, device, client, block_shape, halo, progress, calibration,
-         allow_large_resampling, instance_parameters, min_volume_um3) -> dict:
+         allow_large_resampling, instance_parameters, min_volume_um3, check_parameters) -> dict:
     from . import __version__
     from .calibration import calibrate
     from .infer import segment
@@ -202,6 +203,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     from .io import open_volume, save_volume
     from .io._write import write_text_atomically
     from .morphometrics import measure, summarize
+    from .object_checks import apply_changes, object_changes
     from .quality import calibration_flags, segmentation_flags
 
     from tqdm.auto import tqdm
@@ -249,6 +251,8 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
 
     started = stage("measure")
     table = measure(instances, lac, classes)
+    changes, checks = object_changes(table, lac=record.method != "none", **check_parameters)
+    classes, table = apply_changes(classes, instances, table, changes)  # gold beads: fiducials
     summary = summarize(table, classes)
     quality = calibration_flags(record) + segmentation_flags(classes)
     done("measure_s", started)
@@ -275,7 +279,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
         "quality": quality,
         "instances": {**instance_parameters,
                       "dmv_min_depth_nm": instances.metadata["instances"]["dmv_split"]["min_depth_nm"],
-                      "fragments": classes.metadata["fragments"]},
+                      "fragments": classes.metadata["fragments"], "object_checks": checks},
         "summary": summary,
         "objects": int(len(table)),
         "timings_s": {k[:-2]: round(v, 3) for k, v in timings.items()},
@@ -365,6 +369,7 @@ def run(
     dmv_min_diameter_nm: float = DMV_MIN_DIAMETER_NM,
     dmv_min_depth_nm: float | None = DMV_MIN_DEPTH_NM,
     min_volume_um3: dict | None = None,
+    fiducial_min_lac: float | None = FIDUCIAL_MIN_LAC,
     progress: bool = True,
     catalog=None,
     catalog_project: str = "default",
@@ -411,6 +416,11 @@ def run(
         codes); smaller pieces are merged into the class around them before
         instances are made (:func:`sxtseg.instances.merge_fragments`);
         default :data:`sxtseg.instances.COMPARTMENT_MIN_VOLUME_UM3`.
+    fiducial_min_lac : float, optional
+        Organelle-class objects with a mean LAC above this (1/µm) are gold
+        fiducials (:mod:`sxtseg.object_checks`); needs a calibrated volume
+        (skipped with ``calibration="none"``).  None: no check.  What it
+        changed is in ``summary.json`` (``instances.object_checks``).
     progress : bool
         Progress bars.
     catalog : str or Path, optional
@@ -439,6 +449,7 @@ def run(
     instance_parameters = {"dmv_min_distance_nm": float(dmv_min_distance_nm),
                            "dmv_min_diameter_nm": float(dmv_min_diameter_nm),
                            "dmv_min_depth_nm": None if dmv_min_depth_nm is None else float(dmv_min_depth_nm)}
+    check_parameters = {"fiducial_min_lac": None if fiducial_min_lac is None else float(fiducial_min_lac)}
     single = isinstance(inputs, (str, os.PathLike, Volume))
     sources = [inputs] if single else list(inputs)
     if not sources:
@@ -464,7 +475,7 @@ def run(
     parameters = _jsonable({
         "block_shape": block_shape, "halo": halo, "allow_large_resampling": bool(allow_large_resampling),
         "calibration": calibration.to_dict() if isinstance(calibration, CalibrationRecord) else calibration,
-        **instance_parameters, "min_volume_um3": min_volume_um3})
+        **instance_parameters, "min_volume_um3": min_volume_um3, **check_parameters})
     net, meta, resolved = _model_and_meta(model, device)  # loaded once (and cached for segment)
     model_sha256 = _weights_hash(model, net, meta)
     reports = {}
@@ -481,7 +492,8 @@ def run(
         reports[name] = _one(source, target, model, device=device, client=client, block_shape=block_shape,
                              halo=halo, progress=progress,
                              calibration=calibration, allow_large_resampling=allow_large_resampling,
-                             instance_parameters=instance_parameters, min_volume_um3=min_volume_um3)
+                             instance_parameters=instance_parameters, min_volume_um3=min_volume_um3,
+                             check_parameters=check_parameters)
     if not single:
         tables = [pd.read_csv(partial / name / "objects.csv").assign(sample=name) for name in names]
         combined = pd.concat(tables, ignore_index=True)
