@@ -18,8 +18,10 @@ process of its own:
   so each folder has its own content hash.
 * **latency**: the database settled (PostgreSQL: ``VACUUM (ANALYZE)`` and a
   checkpoint, what autovacuum does within minutes of a bulk load; SQLite: a
-  WAL checkpoint, no ANALYZE), gunicorn serves the catalog
-  (``sxtseg.catalog.wsgi``, 4 sync workers by default) on 127.0.0.1; a second
+  WAL checkpoint; its statistics are the ones ingest keeps up to date), gunicorn
+  serves the catalog as docs/catalog.md deploys it (``-c
+  python:sxtseg.catalog.gunicorn_config``, ``sxtseg.catalog.wsgi``, 4 sync
+  workers by default) on 127.0.0.1; a second
   process (the client: one thread per client, one ``http.client`` connection
   per request, token authentication as a project member made by ``sxtseg
   catalog createuser``) sends, at 1 and at 16 concurrent clients (closed loop:
@@ -497,7 +499,7 @@ def phase(vendor: str, spec: dict) -> dict:
         print(f"{vendor}: {ingest}", file=sys.stderr, flush=True)
         # settle the database before the queries, so that no background work of the bulk load runs while they
         # are timed: on PostgreSQL what autovacuum does within a minute or two of it (vacuum and statistics), then a
-        # checkpoint; on SQLite the WAL checkpoint (no ANALYZE: nothing in Django or the catalog runs one)
+        # checkpoint; on SQLite the WAL checkpoint (no ANALYZE of its own: ingest refreshes the statistics)
         with connection.cursor() as cursor:
             if vendor == "postgresql":
                 cursor.execute("VACUUM (ANALYZE)")
@@ -524,8 +526,9 @@ def phase(vendor: str, spec: dict) -> dict:
         port = free_port()
         log = open(work / f"gunicorn-{vendor}.log", "w")
         gunicorn = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", str(spec["workers"]), "--bind", f"127.0.0.1:{port}",
-             "--pid", str(work / f"gunicorn-{vendor}.pid"), "sxtseg.catalog.wsgi:application"],
+            [sys.executable, "-m", "gunicorn", "-c", "python:sxtseg.catalog.gunicorn_config", "--workers",
+             str(spec["workers"]), "--bind", f"127.0.0.1:{port}", "--pid", str(work / f"gunicorn-{vendor}.pid"),
+             "sxtseg.catalog.wsgi:application"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 120
         while True:

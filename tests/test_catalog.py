@@ -373,6 +373,158 @@ def test_schemathesis_over_the_openapi_schema(loaded):
     assert [model.objects.count() for model in (Run, Sample, CatalogObject)] == counts  # rolled back
 
 
+def _generic_object_list():
+    """GET /api/objects/ as DRF's generic list answered it before the catalog's own path: django-filter's backend
+    (a FilterSet per request) and ObjectSerializer over model instances (select_related run)."""
+    from django_filters.rest_framework import DjangoFilterBackend
+    from rest_framework.filters import OrderingFilter
+    from rest_framework.mixins import ListModelMixin
+
+    from sxtseg.catalog.api.views import ObjectViewSet
+
+    class GenericObjectViewSet(ObjectViewSet):
+        filter_backends = [DjangoFilterBackend, OrderingFilter]
+
+        def list(self, request, *args, **kwargs):
+            return ListModelMixin.list(self, request, *args, **kwargs)
+
+    return GenericObjectViewSet.as_view({"get": "list"})
+
+
+def _answer(view, url, user):
+    """Status and body bytes of ``view`` for GET ``url`` (``/api/objects/?...``) as ``user`` (None: anonymous)."""
+    from rest_framework.test import APIRequestFactory, force_authenticate
+
+    request = APIRequestFactory().get(url)
+    if user is not None:
+        force_authenticate(request, user)
+    response = view(request)
+    response.render()
+    return response.status_code, response.content
+
+
+def _varied_objects(folder: Path, rows: int, sample: str, seed: int = 0) -> None:
+    """Make ``folder`` (a copy of a cell's results) hold ``rows`` objects of sample ``sample``: its own rows
+    drawn at random (classes kept), sizes, shapes and positions jittered, some distances missing."""
+    table = pd.read_csv(folder / "objects.csv")
+    rng = np.random.default_rng(seed)
+    many = table.iloc[rng.integers(0, len(table), rows)].reset_index(drop=True)
+    many["label"] = np.arange(1, rows + 1)
+    for column in ("volume_um3", "sphericity", "centroid_x_nm", "distance_to_nucleus_nm"):
+        many[column] = many[column] * rng.uniform(0.5, 1.5, rows)
+    many.loc[rng.random(rows) < 0.2, "nearest_neighbour_nm"] = np.nan
+    many.to_csv(folder / "objects.csv", index=False)
+    summary = json.loads((folder / "summary.json").read_text())
+    summary.update(sample=sample, objects=rows)
+    summary["summary"].pop("dmv_count", None)
+    (folder / "summary.json").write_text(json.dumps(summary))
+
+
+def test_object_list_answers_as_the_generic_drf_path(loaded, results, tmp_path):
+    """The object list's own path (prepared filters, rows as values) gives, byte for byte, what DRF's generic
+    list gave: rows, keys and their order, cursor links, 400s for bad filters and columns, 401, other projects.
+
+    Over the module's objects and 240 more (a run added in a transaction rolled back at the end).
+    """
+    from django.db import transaction
+
+    from sxtseg.catalog.api.views import ObjectViewSet
+    from sxtseg.catalog.ingest import add_results
+    from sxtseg.catalog.models import Project
+
+    class Rollback(Exception):
+        pass
+
+    shutil.copytree(results["cell1"], tmp_path / "many")
+    _varied_objects(tmp_path / "many", 240, "many-objects")
+    Project.objects.get_or_create(name="other")
+    users = {"owner": loaded["owner"], "collaborator": _user("collaborator", "infection", "collaborator"),
+             "stranger": _user("stranger", "other", "member"), "anonymous": None}
+    ours, generic = ObjectViewSet.as_view({"get": "list"}), _generic_object_list()
+    with pytest.raises(Rollback), transaction.atomic():
+        run_id = add_results(tmp_path / "many", "infection", user=loaded["owner"])[0]["run_id"]
+        sample_id = _api(loaded["owner"]).get(f"/api/runs/{run_id}/").json()["sample"]
+        queries = ["", "page_size=7", "page_size=1000", "class_name=dmv&volume_um3__gte=0.001&page_size=100",
+                   f"run={run_id}&page_size=1000", f"sample={sample_id}", f"run={run_id}.7", "run=abc",
+                   "project=infection", "project=clinic", "project=other", "class_name=", "volume_um3__gte=",
+                   "touches_border=true", "touches_border=False", "touches_border=1", "touches_border=maybe",
+                   "label=1.5", "label=3&class_id=6", "label__gte=2", "volume_um3__gte=abc", "volume_um3__gte=1e60",
+                   "volume_um3__gte=NaN", "sphericity__lt=abc&label=x&class_name=dmv&volume_um3__gte=abc",
+                   "volume_um3__lt=1&volume_um3__lt=abc", "volume_um3__lt=abc&volume_um3__lt=1",
+                   "distance_to_nucleus_nm__lt=2000&sphericity__gt=0.5&nearest_neighbour_nm__gte=0",
+                   "fields=id,volume_um3,ome_zarr,sample", "fields=thumbnail, run", "fields=id,nonsense", "fields=,",
+                   "fields=class_name&class_name=nonsense", "ordering=-id&page_size=5", "ordering=volume_um3",
+                   "cursor=garbage", "cursor=garbage&fields=nonsense", "volume_um3__gte=abc&cursor=garbage",
+                   "page_size=0", "page_size=abc", "page_size=20000"]
+        for name, user in users.items():
+            for query in queries:
+                expected = _answer(generic, f"/api/objects/?{query}", user)
+                assert _answer(ours, f"/api/objects/?{query}", user) == expected, (name, query, expected)
+        status, body = _answer(ours, "/api/objects/?volume_um3__gte=abc&label=x", loaded["owner"])
+        assert status == 400 and json.loads(body) == {"label": ["Enter a number."],
+                                                      "volume_um3__gte": ["Enter a number."]}
+        status, body = _answer(ours, f"/api/objects/?run={run_id}&page_size=1000", loaded["owner"])
+        assert len(json.loads(body)["results"]) == 240
+        assert _answer(ours, "/api/objects/", users["stranger"]) == (200, b'{"next":null,"previous":null,"results":[]}')
+        # every page of a query, forward then back, through the cursor links
+        for query in ("class_name=dmv&page_size=7", "volume_um3__gte=0.01&page_size=50",
+                      "ordering=-id&page_size=30&fields=id,label"):
+            url, pages = f"/api/objects/?{query}", 0
+            while url:
+                status, body = _answer(generic, url, loaded["owner"])
+                assert status == 200 and _answer(ours, url, loaded["owner"]) == (status, body), url
+                page, pages = json.loads(body), pages + 1
+                url = page["next"] or None
+            assert pages >= 3, query
+            while page["previous"]:
+                status, body = _answer(generic, page["previous"], loaded["owner"])
+                assert _answer(ours, page["previous"], loaded["owner"]) == (status, body)
+                page = json.loads(body)
+        raise Rollback
+
+
+def test_object_rows_are_the_serializers(loaded):
+    """ObjectRows writes every object, with every field (None values too), as ObjectSerializer does."""
+    from sxtseg.catalog.api.serializers import (OBJECT_FIELDS, OBJECT_ROW_COLUMNS, ObjectRows, ObjectSerializer)
+    from sxtseg.catalog.models import CatalogObject
+
+    objects = CatalogObject.objects.select_related("run").order_by("id")
+    expected = json.loads(json.dumps(ObjectSerializer(objects, many=True).data))
+    got = ObjectRows(OBJECT_FIELDS).serialise(objects.values(*OBJECT_ROW_COLUMNS))
+    assert len(got) == len(expected) >= 5 and any(None in row.values() for row in got)
+    assert [list(row.items()) for row in got] == [list(row.items()) for row in expected]
+    assert [[type(v) for v in row.values()] for row in got] == [[type(v) for v in row.values()] for row in expected]
+    assert ObjectRows(["thumbnail", "volume_um3"]).serialise(objects.values(*OBJECT_ROW_COLUMNS)[:1]) == [
+        {"thumbnail": expected[0]["thumbnail"], "volume_um3": expected[0]["volume_um3"]}]
+
+
+def test_object_list_schema_keeps_every_filter(loaded):
+    """The OpenAPI schema documents every ObjectFilter parameter, the paging and the columns, as before."""
+    from sxtseg.catalog.api.filters import ObjectFilter
+
+    schema = json.loads(_api(loaded["owner"]).get("/api/schema/", {"format": "json"}).content)
+    parameters = {p["name"] for p in schema["paths"]["/api/objects/"]["get"]["parameters"]}
+    assert len(ObjectFilter.base_filters) == 127
+    assert parameters == set(ObjectFilter.base_filters) | {"cursor", "page_size", "ordering", "export", "fields"}
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite only: PostgreSQL needs neither")
+def test_sqlite_object_pages_have_their_index_and_statistics(loaded):
+    """On SQLite, objects have the (class_name, id) index, and ingest leaves statistics for the query planner."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sql FROM sqlite_master WHERE name = 'catalog_object_class_name_id'")
+        assert "(class_name, id)" in cursor.fetchone()[0]
+        cursor.execute("SELECT stat FROM sqlite_stat1 WHERE idx = 'catalog_object_class_name_id'")
+        rows = int(cursor.fetchone()[0].split()[0])
+        cursor.execute("PRAGMA analysis_limit")
+        assert cursor.fetchone()[0] == 0  # the connection's setting is given back
+    from sxtseg.catalog.models import CatalogObject
+
+    assert rows == CatalogObject.objects.count()
+
+
 def test_object_thumbnail_links_back_to_the_image(loaded):
     api = _api(loaded["owner"])
     obj = api.get("/api/objects/", {"class_name": "dmv", "page_size": 1}).json()["results"][0]
@@ -624,10 +776,11 @@ def test_concurrent_ingest_on_postgresql(loaded, results, tmp_path):
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL only (run by test_catalog_suite_on_postgresql)")
 def test_gunicorn_deployment_on_postgresql(loaded, results):
-    """The shared deployment of docs/catalog.md: gunicorn, 3 workers, PostgreSQL, no debug mode.
+    """The shared deployment of docs/catalog.md: gunicorn with the catalog's config, 3 workers, PostgreSQL, no debug.
 
     16 concurrent clients get the same answers; a write through one worker is read through the
-    others; the admin's static files are served; SIGTERM stops it cleanly.
+    others; the admin's static files are served; SIGTERM stops it cleanly; each worker froze its
+    start-up objects (gc.freeze in the config's post_worker_init).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -639,9 +792,9 @@ def test_gunicorn_deployment_on_postgresql(loaded, results):
     env = {**os.environ, "SXTSEG_CATALOG_URL": POSTGRES_URL, "SXTSEG_CATALOG_SECRET_KEY": "test-" + "k" * 50,
            "SXTSEG_CATALOG_ALLOWED_HOSTS": "127.0.0.1", "SXTSEG_CATALOG_DEBUG": "0"}
     env.pop("SXTSEG_CATALOG_DB", None)
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "3", "--bind", f"127.0.0.1:{port}",
-                               "sxtseg.catalog.wsgi:application"], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:sxtseg.catalog.gunicorn_config",
+                               "--workers", "3", "--bind", f"127.0.0.1:{port}", "sxtseg.catalog.wsgi:application"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Token {token}"}
 
     def get(path, auth=True):
@@ -689,6 +842,8 @@ def test_gunicorn_deployment_on_postgresql(loaded, results):
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
+    log = server.stdout.read().decode(errors="replace")
+    assert log.count("objects frozen (gc.freeze)") == 3, log[-3000:]  # the config's post_worker_init, each worker
 
 
 @pytest.mark.skipif(bool(POSTGRES_URL), reason="this is the SQLite run; it starts the PostgreSQL one")

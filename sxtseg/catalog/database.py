@@ -6,7 +6,7 @@ import os
 
 from ..errors import SxtsegError
 
-__all__ = ["configure", "CatalogError"]
+__all__ = ["configure", "CatalogError", "refresh_sqlite_statistics"]
 
 _configured: tuple | None = None
 
@@ -73,3 +73,32 @@ def configure(db=None, url=None, *, migrate: bool = True) -> None:
             raise CatalogError(f"catalog database {where}: cannot be reached "
                                f"({str(exc).strip().replace(_password(wanted[0]), '***')})") from exc
     _configured = wanted
+
+
+def refresh_sqlite_statistics(connection) -> None:
+    """ANALYZE a SQLite catalog, so that its query planner knows its tables; nothing on other databases.
+
+    The statistics are estimated from about 1,000 rows per index (``PRAGMA
+    analysis_limit``): about a millisecond however large the tables are (a
+    full ANALYZE on SQLite before 3.32, which lacks that setting).  The object
+    pages need them (see migration ``0003_object_class_id_index``).
+
+    Parameters
+    ----------
+    connection : django.db.backends.base.base.BaseDatabaseWrapper
+        The catalog's database connection.
+    """
+    if connection.vendor != "sqlite":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA analysis_limit")
+        row = cursor.fetchone()
+        if row is None:  # SQLite before 3.32 (Django 5.2 takes 3.31): no limit
+            cursor.execute("ANALYZE")
+            return
+        previous = int(row[0])
+        cursor.execute("PRAGMA analysis_limit=1000")
+        try:
+            cursor.execute("ANALYZE")
+        finally:
+            cursor.execute(f"PRAGMA analysis_limit={previous}")

@@ -2,9 +2,37 @@
 
 from __future__ import annotations
 
+import functools
+
 from rest_framework import serializers
 
 from ..models import OBJECT_COLUMNS, CatalogObject, Measure, Project, Run, Sample
+
+
+def selected_fields(params, known) -> list[str]:
+    """The fields ``?fields=a,b`` asks for, in the order of ``known``; all of them without ``?fields=``.
+
+    Parameters
+    ----------
+    params : QueryDict or dict
+        The request's query parameters.
+    known : list of str
+        The serializer's fields, in its order.
+
+    Raises
+    ------
+    rest_framework.exceptions.ValidationError
+        A 400 naming the unknown fields and listing the known ones.
+    """
+    wanted = params.get("fields")
+    if not wanted:
+        return list(known)
+    names = {n.strip() for n in wanted.split(",") if n.strip()}
+    unknown = sorted(names - set(known))
+    if unknown:
+        raise serializers.ValidationError({"fields": f"unknown column(s) {', '.join(unknown)}; "
+                                                     f"known: {', '.join(known)}"})
+    return [name for name in known if name in names]
 
 
 class SelectableFieldsMixin:
@@ -13,14 +41,9 @@ class SelectableFieldsMixin:
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         request = self.context.get("request")
-        wanted = request.query_params.get("fields") if request is not None else None
-        if wanted:
-            names = [n.strip() for n in wanted.split(",") if n.strip()]
-            unknown = sorted(set(names) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({"fields": f"unknown column(s) {', '.join(unknown)}; "
-                                                             f"known: {', '.join(self.fields)}"})
-            for name in set(self.fields) - set(names):
+        if request is not None:
+            keep = set(selected_fields(request.query_params, list(self.fields)))
+            for name in set(self.fields) - keep:
                 self.fields.pop(name)
 
 
@@ -83,7 +106,83 @@ class ObjectSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_ome_zarr(self, obj) -> str | None:
-        return (obj.run.artefacts or {}).get("ome_zarr")
+        return ome_zarr_of(obj.run.artefacts)
 
     def get_thumbnail(self, obj) -> str:
-        return f"/api/objects/{obj.pk}/thumbnail/"
+        return thumbnail_of(obj.pk)
+
+
+def ome_zarr_of(artefacts: dict | None) -> str | None:
+    """The ``ome_zarr`` of an object row: the URI of its run's image, from the run's ``artefacts``."""
+    return (artefacts or {}).get("ome_zarr")
+
+
+def thumbnail_of(pk: int) -> str:
+    """The ``thumbnail`` of an object row: the path of its PNG."""
+    return f"/api/objects/{pk}/thumbnail/"
+
+
+#: The fields of an object row, in ObjectSerializer's order.
+OBJECT_FIELDS = tuple(ObjectSerializer.Meta.fields)
+#: The columns of the object table that :class:`ObjectRows` reads (``run__sample_id`` through the run's join).
+OBJECT_ROW_COLUMNS = ("id", "run_id", "run__sample_id", "class_name", *OBJECT_COLUMNS)
+#: The column of a field that is not named as its field.
+_ROW_COLUMN = {"run": "run_id", "sample": "run__sample_id"}
+
+
+@functools.cache
+def _object_field_formats() -> dict:
+    """``to_representation`` of each field of :class:`ObjectSerializer` that holds a column value, made once.
+
+    ``run`` is left out: the serializer writes the run's primary key as it is.
+    """
+    fields = ObjectSerializer().fields
+    return {name: fields[name].to_representation for name in OBJECT_FIELDS
+            if name not in ("run", "ome_zarr", "thumbnail")}
+
+
+class ObjectRows:
+    """Object rows as :class:`ObjectSerializer` writes them, from ``.values(*OBJECT_ROW_COLUMNS)`` rows.
+
+    The same keys in the same order, each value formatted by the serializer's
+    own field (``None`` stays ``None``), without model instances or the
+    run's JSON columns for every row: each run's ``artefacts`` are read once
+    per page, and only when ``ome_zarr`` is asked for.
+
+    Parameters
+    ----------
+    fields : list of str
+        The fields to write, in :data:`OBJECT_FIELDS` order (see :func:`selected_fields`).
+    """
+
+    def __init__(self, fields):
+        formats = _object_field_formats()
+        self.fields = list(fields)
+        # per field: its key, its column in the values() row, and its format (None: written as it is)
+        self._plan = [(name, _ROW_COLUMN.get(name, name), formats.get(name)) for name in self.fields]
+
+    def serialise(self, rows) -> list[dict]:
+        """One dict per row of ``rows`` (dicts with the :data:`OBJECT_ROW_COLUMNS`)."""
+        rows = list(rows)
+        ome_zarr = self._ome_zarr_by_run(rows) if "ome_zarr" in self.fields else {}
+        return [self._row(values, ome_zarr) for values in rows]
+
+    def _row(self, values: dict, ome_zarr: dict) -> dict:
+        out = {}
+        for name, column, format_ in self._plan:
+            if name == "ome_zarr":
+                out[name] = ome_zarr.get(values["run_id"])
+            elif name == "thumbnail":
+                out[name] = thumbnail_of(values["id"])
+            else:
+                value = values[column]
+                out[name] = value if value is None or format_ is None else format_(value)
+        return out
+
+    @staticmethod
+    def _ome_zarr_by_run(rows) -> dict:
+        """``ome_zarr`` of each run of ``rows``, one query for the page."""
+        run_ids = {values["run_id"] for values in rows}
+        return {pk: ome_zarr_of(artefacts) for pk, artefacts in
+                Run.objects.filter(pk__in=run_ids).values_list("id", "artefacts")}
+
