@@ -34,6 +34,14 @@ the instance labels (up to renumbering) and DMV counts are identical::
 
     python benchmarks/bench_pipeline.py --instances-stage --baseline /tmp/base_issue /tmp/base_head
 
+``--demo PYTHON ...`` runs ``sxtseg demo`` end to end with each interpreter (each from a virtual
+environment with its own checkout installed: an editable install of this tree maps ``sxtseg.kernels``
+to this tree whatever ``PYTHONPATH`` says), alternating, and records the time without the phantom's
+generation, the stage times and the scores::
+
+    python -m venv /tmp/base/.venv && /tmp/base/.venv/bin/pip install torch==2.13.0 -e /tmp/base
+    python benchmarks/bench_pipeline.py --demo /tmp/base/.venv/bin/python .venv/bin/python --rounds 3
+
 ``--halo-study`` segments a 128x384x384 phantom whole (one block) and in
 64x128x128 blocks with halos of 0, 8, 16 and 32 voxels, and reports the
 fraction of voxels whose class agrees with the whole-volume result: the
@@ -199,6 +207,53 @@ def instances_stage(work: Path, model: str, baselines: list[str], rounds: int, r
     return out
 
 
+def demo_end_to_end(pythons: list[str], rounds: int, work: Path) -> dict:
+    """``sxtseg demo`` run by each interpreter (one virtual environment per sxtseg checkout), alternating.
+
+    Each run is a fresh ``python -m sxtseg.cli demo`` process, timed from its
+    start to its exit; "without phantom" subtracts the seconds the demo spent
+    generating its phantom (``demo.json``: ``timings_s.phantom``), the part
+    the issue's target leaves out.  Also recorded: the stage times and the
+    demo's scores, so that the trees can be seen to do the same work.
+    """
+    import time
+
+    import numpy as np
+
+    runs: dict[str, list] = {python: [] for python in pythons}
+    for _ in range(rounds):  # alternate the trees, so that a busy moment hits them alike
+        for python in pythons:
+            out = work / f"demo-{len(runs[python])}-{abs(hash(python))}"
+            started = time.perf_counter()
+            # cwd outside every checkout: `python -m` puts the working directory first on sys.path
+            done = subprocess.run([python, "-m", "sxtseg.cli", "demo", "-o", str(out), "-q"],
+                                  capture_output=True, text=True, cwd=work)
+            wall = time.perf_counter() - started
+            if done.returncode != 0:
+                raise RuntimeError(f"sxtseg demo with {python} failed:\n{done.stderr[-3000:]}")
+            where = subprocess.run([python, "-c", "import sxtseg, sxtseg.kernels as k; print(sxtseg.__file__, k.__file__)"],
+                                   capture_output=True, text=True, cwd=work).stdout.split()
+            demo = json.loads((out / "demo.json").read_text())
+            timings = demo["timings_s"]
+            runs[python].append({"wall_s": wall, "without_phantom_s": wall - timings["phantom"], "imports": where,
+                                 "stages_s": timings, "dmv_count": demo["dmv_count"], "dice": demo["dice"]})
+            print(python, {k: round(v, 2) for k, v in runs[python][-1].items() if k in ("wall_s", "without_phantom_s")},
+                  runs[python][-1]["stages_s"], file=sys.stderr)
+    out = {"rounds": rounds, "interpreters": {}}
+    for python, results in runs.items():
+        out["interpreters"][python] = {
+            "wall_s": float(np.median([r["wall_s"] for r in results])),
+            "without_phantom_s": float(np.median([r["without_phantom_s"] for r in results])),
+            "stages_median_s": {k: float(np.median([r["stages_s"][k] for r in results])) for k in results[0]["stages_s"]},
+            "runs_without_phantom_s": [round(r["without_phantom_s"], 2) for r in results],
+            "dmv_count": results[0]["dmv_count"], "dice": results[0]["dice"], "imports": results[0]["imports"]}
+    first = out["interpreters"][pythons[0]]
+    for python in pythons[1:]:
+        other = out["interpreters"][python]
+        out[f"ratio_{python}_over_{pythons[0]}"] = other["without_phantom_s"] / first["without_phantom_s"]
+    return out
+
+
 def halo_study(model: str, halos=((0, 0, 0), (8, 8, 8), (16, 16, 16), (16, 32, 32), (32, 32, 32))) -> dict:
     import time
 
@@ -224,13 +279,25 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="64^3 and a tiny untrained model, for CI")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="cube sides in voxels")
+    parser.add_argument("--shapes", nargs="+", metavar="Z,Y,X",
+                        help="volume shapes instead of cubes, e.g. 128,512,512 256,512,512 (one block and two)")
     parser.add_argument("--model", default="default", help="model name or checkpoint")
     parser.add_argument("--halo-study", action="store_true", help="only the halo agreement study")
     parser.add_argument("--instances-stage", action="store_true", help="only the instances stage on the demo cell")
     parser.add_argument("--baseline", nargs="*", default=[], help="other sxtseg checkouts for --instances-stage")
     parser.add_argument("--rounds", type=int, default=3, help="child processes per tree (--instances-stage)")
     parser.add_argument("--workdir", type=Path, help="keeps the demo cell's classes between runs")
+    parser.add_argument("--demo", nargs="+", metavar="PYTHON",
+                        help="only `sxtseg demo` end to end, run by each of these interpreters (the first is "
+                             "the baseline; one virtual environment per sxtseg checkout), --rounds times each")
     args = parser.parse_args(argv)
+    if args.demo:
+        work = Path(tempfile.mkdtemp(prefix="sxtseg-bench-demo-"))
+        record = demo_end_to_end(args.demo, args.rounds, work)
+        record["machine"] = {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                             "python": platform.python_version()}
+        print(json.dumps(record, indent=1))
+        return
     if args.halo_study:
         print(json.dumps(halo_study(args.model)))
         return
@@ -270,23 +337,28 @@ def main(argv=None):
         record["machine"]["cuda"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     except ImportError:
         pass
-    for side in sizes:
-        image, _, _, _ = make_infected_cell((side, side, side), seed=2024)
+    shapes = [(side, side, side) for side in sizes]
+    if args.shapes and not args.quick:
+        shapes = [tuple(int(n) for n in text.split(",")) for text in args.shapes]
+    for shape in shapes:
+        side = shape[0] if len(set(shape)) == 1 else "x".join(map(str, shape))
+        voxels = shape[0] * shape[1] * shape[2]
+        image, _, _, _ = make_infected_cell(shape, seed=2024)
         path = work / f"cell{side}.ome.zarr"
         save_volume(image, path)
         del image
-        entry = {"side": side, "voxels": side**3}
+        entry = {"side": side, "shape": list(shape), "voxels": voxels}
         cases = ("sxtseg_pipeline", "sxtseg_segment", "monai_whole")
         # --quick (a test): the three cases in one child, two interpreter start-ups fewer
         for group in [cases] if args.quick else [[case] for case in cases]:
             for case, result in run_cases(list(group), path, work, model).items():
                 entry[case] = result
-                print(f"{side}^3 {case}: {result}", file=sys.stderr)
+                print(f"{side} {case}: {result}", file=sys.stderr)
         seg, plain = entry["sxtseg_segment"], entry["monai_whole"]
         if "error" not in seg and "error" not in plain:
             entry["throughput_ratio_sxtseg_over_monai"] = plain["seconds"] / seg["seconds"]
             entry["peak_rss_ratio_sxtseg_over_monai"] = seg["peak_rss_bytes"] / max(plain["peak_rss_bytes"], 1)
-            entry["voxels_per_second"] = {"sxtseg": side**3 / seg["seconds"], "monai": side**3 / plain["seconds"]}
+            entry["voxels_per_second"] = {"sxtseg": voxels / seg["seconds"], "monai": voxels / plain["seconds"]}
         record["sizes"].append(entry)
     print(json.dumps(record))
 
