@@ -157,12 +157,20 @@ STAGE_CHILD = textwrap.dedent("""
         "warm_median_s": {k: float(np.median(v[1:])) for k, v in steps.items()},
         "objects": int(meta["count"]), "dmv_split_count": int(meta["dmv_split"]["count"]),
         "dmv_objects": int(meta["dmv_split"]["count"]) - int(meta["dmv_specks_dropped"]),
-        "labels_sha256": hashlib.sha256(canonical.tobytes()).hexdigest()[:16]}))
+        "labels_sha256": hashlib.sha256(canonical.tobytes()).hexdigest()[:16],
+        "imports": [sys.modules["sxtseg"].__file__, sys.modules["sxtseg.kernels"].__file__]}))
 """)
 
 
-def instances_stage(work: Path, model: str, baselines: list[str], rounds: int, repeats: int) -> dict:
-    """The instances stage on the demo cell's predicted classes, this tree against ``baselines``."""
+def instances_stage(work: Path, model: str, baselines: list[str], rounds: int, repeats: int,
+                    pythons: list[str] = ()) -> dict:
+    """The instances stage on the demo cell's predicted classes, this tree against ``baselines``.
+
+    ``baselines`` are checkouts run by this interpreter with ``PYTHONPATH`` set to them: with an
+    editable install of this tree, ``sxtseg.kernels`` still comes from this tree there.  ``pythons``
+    are interpreters of virtual environments that each have their own checkout installed: those
+    run every module of their checkout (the name in the record is the path of the interpreter).
+    """
     import numpy as np
 
     from sxtseg import segment
@@ -175,13 +183,17 @@ def instances_stage(work: Path, model: str, baselines: list[str], rounds: int, r
         image, _, _, _ = make_infected_cell((128, 384, 384), seed=DEMO_SEED)
         _, record = calibrate(image, "auto")
         np.save(classes_path, segment(image, model, calibration=record, progress=False).to_numpy())
-    trees = {"this": str(Path(__file__).resolve().parents[1]), **{Path(b).name: b for b in baselines}}
+    trees = {"this": str(Path(__file__).resolve().parents[1]), **{Path(b).name: b for b in baselines},
+             **{python: python for python in pythons}}
     runs: dict[str, list] = {name: [] for name in trees}
     for _ in range(rounds):  # alternate the trees, so that a busy moment hits them alike
         for name, tree in trees.items():
-            env = {**os.environ, "PYTHONPATH": tree}
-            done = subprocess.run([sys.executable, "-c", STAGE_CHILD, str(classes_path), str(repeats)],
-                                  capture_output=True, text=True, env=env, cwd=tree)
+            if name in pythons:  # its own environment; cwd outside every checkout (sys.path[0] for -c)
+                command, env, cwd = [name], dict(os.environ), str(work)
+            else:
+                command, env, cwd = [sys.executable], {**os.environ, "PYTHONPATH": tree}, tree
+            done = subprocess.run([*command, "-c", STAGE_CHILD, str(classes_path), str(repeats)],
+                                  capture_output=True, text=True, env=env, cwd=cwd)
             if done.returncode != 0:
                 raise RuntimeError(f"instances stage in {tree} failed:\n{done.stderr[-3000:]}")
             runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -194,11 +206,12 @@ def instances_stage(work: Path, model: str, baselines: list[str], rounds: int, r
             "first_run_s": {k: float(np.median([r["first_run_s"][k] for r in results])) for k in results[0]["first_run_s"]},
             "warm_median_s": {k: float(np.median([r["warm_median_s"][k] for r in results]))
                               for k in results[0]["warm_median_s"]},
-            **{k: results[0][k] for k in ("objects", "dmv_split_count", "dmv_objects", "labels_sha256")}}
+            **{k: results[0].get(k) for k in ("objects", "dmv_split_count", "dmv_objects", "labels_sha256",
+                                                "imports")}}
     this = out["trees"]["this"]
-    for name in baselines:
-        other = out["trees"][Path(name).name]
-        out[f"this_over_{Path(name).name}"] = {
+    for name in [Path(b).name for b in baselines] + list(pythons):
+        other = out["trees"][name]
+        out[f"this_over_{name}"] = {
             "first_run_stage_time": this["first_run_s"]["stage"] / other["first_run_s"]["stage"],
             "warm_stage_time": this["warm_median_s"]["stage"] / other["warm_median_s"]["stage"],
             "identical_labels": this["labels_sha256"] == other["labels_sha256"],
@@ -285,6 +298,9 @@ def main(argv=None):
     parser.add_argument("--halo-study", action="store_true", help="only the halo agreement study")
     parser.add_argument("--instances-stage", action="store_true", help="only the instances stage on the demo cell")
     parser.add_argument("--baseline", nargs="*", default=[], help="other sxtseg checkouts for --instances-stage")
+    parser.add_argument("--baseline-python", nargs="*", default=[], metavar="PYTHON",
+                        help="interpreters of virtual environments with another checkout installed "
+                             "(--instances-stage; unlike --baseline, their kernels are theirs too)")
     parser.add_argument("--rounds", type=int, default=3, help="child processes per tree (--instances-stage)")
     parser.add_argument("--workdir", type=Path, help="keeps the demo cell's classes between runs")
     parser.add_argument("--demo", nargs="+", metavar="PYTHON",
@@ -304,7 +320,8 @@ def main(argv=None):
     if args.instances_stage:
         work = args.workdir or Path(tempfile.mkdtemp(prefix="sxtseg-bench-instances-"))
         work.mkdir(parents=True, exist_ok=True)
-        record = instances_stage(work, args.model, args.baseline, args.rounds, repeats=3)
+        record = instances_stage(work, args.model, args.baseline, args.rounds, repeats=3,
+                                 pythons=args.baseline_python)
         record["machine"] = {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                              "python": platform.python_version()}
         print(json.dumps(record, indent=1))
