@@ -48,6 +48,7 @@ on PostgreSQL.  The record has ``target_met`` for each.
 
     python benchmarks/bench_catalog.py > docs/benchmarks/bench_catalog.json   # full size, a few minutes
     python benchmarks/bench_catalog.py --quick     # 3 runs x 2,000 objects, few requests (CI), seconds
+    python benchmarks/bench_catalog.py --only-ingest --databases sqlite   # the SQLite ingest alone
 
 Prints one JSON record on stdout (progress on stderr).  PostgreSQL parts are
 skipped, with the reason recorded, when neither ``PGHOST`` nor
@@ -514,6 +515,9 @@ def phase(vendor: str, spec: dict) -> dict:
                 size = sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
         ingest["database_bytes"] = int(size)
         connection.close()
+        if spec.get("only_ingest"):
+            return {"vendor": vendor, "server": server, "ingest": ingest,
+                    "latency": {"skipped": "--only-ingest"}}
 
         cli = [sys.executable, "-m", "sxtseg.cli", "catalog", "createuser", USER, "--project", PROJECT]
         made = subprocess.run(cli, env=env, capture_output=True, text=True, check=True)
@@ -623,7 +627,7 @@ def summarise(record: dict) -> dict:
         if "skipped" in result:
             continue
         table["ingest_rows_per_s"][vendor] = result["ingest"]["rows_per_s"]
-        rows = result["latency"]["results"]
+        rows = result["latency"].get("results", [])
         for query in ("filtered_objects", "aggregate", "object_aggregate_sql_only"):
             for clients in record["parameters"]["clients"]:
                 found = {r["mode"]: r for r in rows if r["query"] == query and r["clients"] == clients}
@@ -671,6 +675,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--pg-option", action="append", default=None,
                         help="postgresql.conf setting of the throwaway cluster (default: fsync=on, as a real "
                              "server; pg_virtualenv alone turns fsync off)")
+    parser.add_argument("--only-ingest", action="store_true",
+                        help="measure the ingest only (no server, no queries)")
+    parser.add_argument("--databases", default="sqlite,postgresql",
+                        help="comma-separated databases to measure, of sqlite and postgresql (default both)")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--phase", nargs=2, metavar=("VENDOR", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -680,6 +688,9 @@ def main(argv=None) -> dict:
         Path(spec).with_suffix(".result.json").write_text(json.dumps(result))  # pg_virtualenv talks on stdout
         return result
 
+    databases = {d.strip() for d in args.databases.split(",") if d.strip()}
+    if not databases or databases - {"sqlite", "postgresql"}:
+        parser.error(f"--databases {args.databases!r}: a comma-separated list of sqlite and postgresql")
     runs = args.runs or (3 if args.quick else 100)
     n = args.objects or (2_000 if args.quick else 10_000)
     requests = args.requests or (16 if args.quick else 400)
@@ -692,7 +703,8 @@ def main(argv=None) -> dict:
     record = {"benchmark": "bench_catalog", "quick": args.quick, "machine": machine(), "versions": versions(),
               "parameters": {"runs": runs, "objects_per_run": n, "object_rows": runs * n, "clients": [1, 16],
                              **counts, "gunicorn_workers": args.workers, "objects_query": OBJECTS_QUERY,
-                             "aggregate_query": AGGREGATE_QUERY, "seed": args.seed},
+                             "aggregate_query": AGGREGATE_QUERY, "seed": args.seed,
+                             "only_ingest": args.only_ingest, "databases": sorted(databases)},
               "databases": {}}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # terminated: still clean up below
     work = Path(tempfile.mkdtemp(prefix="sxtseg-bench-catalog-"))
@@ -711,10 +723,15 @@ def main(argv=None) -> dict:
                                                    if f.is_file())
         print(f"{runs} folders of {n} objects in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
         spec = {"work": str(work), "folders": folders, "rows": runs * n, "workers": args.workers,
-                "clients": [1, 16], **counts}
-        record["databases"]["sqlite"] = run_phase("sqlite", spec, work, pg_options)
+                "clients": [1, 16], "only_ingest": args.only_ingest, **counts}
+        if "sqlite" in databases:
+            record["databases"]["sqlite"] = run_phase("sqlite", spec, work, pg_options)
+        else:
+            record["databases"]["sqlite"] = {"skipped": "not in --databases"}
         use_pg = args.postgresql if args.postgresql is not None else not args.quick
-        if not use_pg:
+        if "postgresql" not in databases:
+            record["databases"]["postgresql"] = {"skipped": "not in --databases"}
+        elif not use_pg:
             record["databases"]["postgresql"] = {"skipped": "not asked for (--quick without --postgresql)"
                                                  if args.quick else "--no-postgresql"}
         elif not os.environ.get("PGHOST") and shutil.which("pg_virtualenv") is None:

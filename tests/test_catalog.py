@@ -147,6 +147,85 @@ def test_ingest_matches_the_folder(loaded, results):
     assert len(loaded["runs"]["cxr"]) == 2
 
 
+def _expected_object_rows(folder: Path) -> list[tuple]:
+    """What the catalog must hold for ``folder``'s objects.csv: one tuple per row, in the file's order."""
+    from sxtseg.catalog.models import OBJECT_COLUMNS
+    from sxtseg.classes import CLASS_NAMES
+
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary.get("unit", "nm") == "nm"
+    out = []
+    for record in pd.read_csv(folder / "objects.csv").to_dict("records"):
+        row = [CLASS_NAMES[int(record["class_id"])]]
+        for column in OBJECT_COLUMNS:
+            if column.startswith("bbox_"):
+                value = float(record[column[:-3]]) * float(summary["voxel_size"]["zyx".index(column[5])])
+            else:
+                value = record.get(column)
+            row.append(None if isinstance(value, float) and np.isnan(value) else value)
+        out.append(tuple(row))
+    return out
+
+
+def test_stored_object_rows_are_the_folders_value_for_value(loaded, results, tmp_path):
+    """Every object row of a 25,000-object folder (three insert batches) is its objects.csv row, in its order.
+
+    Same values and Python types column by column, missing values as NULL, ids consecutive in the
+    file's order: what the bulk insert must store, whatever way it packs the rows.
+    """
+    from django.db import connection
+
+    from sxtseg.catalog.database import refresh_sqlite_statistics
+    from sxtseg.catalog.ingest import add_results
+    from sxtseg.catalog.models import OBJECT_COLUMNS, CatalogObject, Project
+
+    folder = tmp_path / "varied"
+    shutil.copytree(results["cell1"], folder)
+    _varied_objects(folder, 25_000, "varied-cell", seed=5)
+    run_id = add_results(folder, "ingest-rows", user=loaded["owner"])[0]["run_id"]
+    columns = ["id", "class_name", *OBJECT_COLUMNS]
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {', '.join(columns)} FROM catalog_catalogobject WHERE run_id = %s ORDER BY id",
+                           [run_id])
+            stored = cursor.fetchall()
+        border = CatalogObject.objects.filter(run_id=run_id, touches_border=True).count()
+    finally:  # the other tests count the rows of the two cells
+        Project.objects.filter(name="ingest-rows").delete()
+        refresh_sqlite_statistics(connection)
+    expected = _expected_object_rows(folder)
+    assert len(stored) == len(expected) == 25_000
+    ids = [row[0] for row in stored]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))
+    kinds = {c: CatalogObject._meta.get_field(c).get_internal_type() for c in columns[1:]}
+    for got, want in zip(stored, expected):
+        for column, value, wanted in zip(columns[1:], got[1:], want):
+            if kinds[column] == "BooleanField":  # SQLite gives 0/1
+                assert bool(value) is bool(wanted), column
+            elif wanted is None:
+                assert value is None, column
+            else:
+                assert type(value) is type(wanted) and value == wanted, (column, value, wanted)
+    assert border == sum(row[-1] for row in expected)
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite only")
+def test_sqlite_connection_has_the_catalog_settings(loaded):
+    """Every SQLite catalog connection runs with the settings that docs/catalog.md lists (WAL, cache...)."""
+    from django.db import connection
+
+    from sxtseg.catalog.settings import SQLITE_PRAGMAS
+
+    assert SQLITE_PRAGMAS == {"journal_mode": "WAL", "synchronous": "NORMAL", "cache_size": -65536,
+                              "wal_autocheckpoint": 20000}
+    expected = {"journal_mode": "wal", "synchronous": 1, "cache_size": -65536, "wal_autocheckpoint": 20000}
+    connection.close()  # a new connection: the settings come with every one
+    with connection.cursor() as cursor:
+        for name, value in expected.items():
+            cursor.execute(f"PRAGMA {name}")
+            assert cursor.fetchone()[0] == value, name
+
+
 def test_adding_twice_changes_nothing(loaded, results):
     from sxtseg.catalog.ingest import add_results
     from sxtseg.catalog.models import CatalogObject, Measure, Run

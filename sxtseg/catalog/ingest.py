@@ -5,14 +5,17 @@ database; :func:`add_results` stores it in one transaction.  A folder is
 identified by the sha256 of its result files, so adding it twice changes
 nothing; a failed or killed ingest leaves nothing behind.  Object rows go in
 bulk: PostgreSQL ``COPY`` (binary when the columns have their table types),
-batched ``executemany`` on SQLite, never one ``INSERT`` per object through the ORM.
-On SQLite an ingest ends by refreshing the query planner's statistics (about 1 ms).
+batched ``executemany`` of plain tuples on the sqlite3 module's cursor, never one
+``INSERT`` per object through the ORM.  The rows are streamed from per-column
+lists of Python values, never held as one list of tuples.  On SQLite an ingest
+ends by refreshing the query planner's statistics (about 1 ms).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import json
 import math
 import re
@@ -319,37 +322,71 @@ def _binary_types(frame: pd.DataFrame, columns: list[str]) -> list[str] | None:
     return types
 
 
+def _object_rows(run_id: int, frame: pd.DataFrame, columns: list[str]):
+    """The rows of ``columns`` (``run_id`` first), as an iterator of tuples of Python values.
+
+    Each column is turned into a list once; the tuples are made as they are
+    consumed, so the database driver frees each row as soon as it is written
+    (a list of 10,000 tuples costs more in allocation and garbage collection
+    than the tuples themselves).
+    """
+    values = [_column_values(frame[c]) for c in columns[1:]]
+    return zip(itertools.repeat(run_id, len(frame)), *values)
+
+
 def _insert_objects(run_id: int, frame: pd.DataFrame, progress: bool = False) -> None:
-    """Object rows in bulk: COPY on PostgreSQL, batched executemany elsewhere (a progress bar per batch)."""
+    """Object rows in bulk: COPY on PostgreSQL, batched executemany on SQLite (a progress bar per batch)."""
     from django.db import connection
     from tqdm import tqdm
 
     from .models import OBJECT_COLUMNS, CatalogObject
 
     columns = ["run_id", "class_name", *OBJECT_COLUMNS]
-    values = [_column_values(frame[c]) for c in columns[1:]]
-    rows = list(zip([run_id] * len(frame), *values))
+    rows = _object_rows(run_id, frame, columns)
     table = CatalogObject._meta.db_table
-    bar = tqdm(total=len(rows), desc="object rows", unit="row", disable=not progress, mininterval=0.2)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # binary COPY when every column has the type of its table column (the usual case): the server
-            # then parses no text (a third of its time on float columns), psycopg packs the numbers in C
-            types = _binary_types(frame, columns)
-            options = " (FORMAT BINARY)" if types else ""
-            with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN{options}") as copy:
-                if types:
-                    copy.set_types(types)
-                for start in range(0, len(rows), _BATCH):
-                    for row in rows[start:start + _BATCH]:
-                        copy.write_row(row)
-                    bar.update(len(rows[start:start + _BATCH]))
-        else:
-            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
-            for start in range(0, len(rows), _BATCH):
-                cursor.executemany(sql, rows[start:start + _BATCH])
-                bar.update(len(rows[start:start + _BATCH]))
+    bar = tqdm(total=len(frame), desc="object rows", unit="row", disable=not progress, mininterval=0.2)
+    if connection.vendor == "postgresql":
+        _copy_rows(connection, table, columns, rows, frame, bar)
+    else:
+        _executemany_rows(connection, table, columns, rows, len(frame), bar)
     bar.close()
+
+
+def _copy_rows(connection, table: str, columns: list[str], rows, frame: pd.DataFrame, bar) -> None:
+    """PostgreSQL: ``COPY`` the rows, binary when every column has the type of its table column."""
+    # binary: the server then parses no text (a third of its time on float columns), psycopg packs the
+    # numbers in C
+    types = _binary_types(frame, columns)
+    options = " (FORMAT BINARY)" if types else ""
+    with connection.cursor() as cursor:
+        with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN{options}") as copy:
+            if types:
+                copy.set_types(types)
+            for start in range(0, len(frame), _BATCH):
+                for row in itertools.islice(rows, _BATCH):
+                    copy.write_row(row)
+                bar.update(min(_BATCH, len(frame) - start))
+
+
+def _executemany_rows(connection, table: str, columns: list[str], rows, count: int, bar) -> None:
+    """SQLite: one prepared ``INSERT`` run over the rows, ``_BATCH`` rows per ``executemany``.
+
+    The rows go to the sqlite3 module's own cursor: Django's cursor wrapper
+    copies an iterator of parameters (``itertools.tee``) to peek at its first
+    row, which would keep every row alive until the last is written.  Errors
+    still come out as Django's (``IntegrityError``...), and the rows are
+    written in the caller's transaction (the same connection).
+    """
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})"
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = connection.connection.cursor()
+        try:
+            for start in range(0, count, _BATCH):
+                cursor.executemany(sql, itertools.islice(rows, _BATCH))
+                bar.update(min(_BATCH, count - start))
+        finally:
+            cursor.close()
 
 
 def add_results(folder, project: str, *, conditions=None, fields=None, tags=None, user=None,

@@ -33,6 +33,18 @@ def data_dir() -> Path:
     return path
 
 
+#: Settings of every SQLite catalog connection (docs/catalog.md, "SQLite settings"):
+#:
+#: - ``journal_mode=WAL``: readers do not block the writer (the server reads while `catalog add` ingests);
+#: - ``synchronous=NORMAL``: in WAL mode a crash or power cut cannot corrupt the file, but the last
+#:   commits before a power cut or OS crash may be lost (not on a crash of the process);
+#: - ``cache_size=-65536``: a page cache of up to 64 MiB (default 2 MiB), so the (class_name, volume_um3)
+#:   index, where every ingested object lands at a random place, stays in memory while an ingest writes;
+#: - ``wal_autocheckpoint=20000``: the WAL is copied back into the database every 20,000 pages (about
+#:   80 MB) instead of 1,000, so an index page rewritten by several ingests in a row is copied once.
+SQLITE_PRAGMAS = {"journal_mode": "WAL", "synchronous": "NORMAL", "cache_size": -65536, "wal_autocheckpoint": 20000}
+
+
 def database_settings(url: str | None, path: str | None) -> dict:
     """Django's ``DATABASES["default"]`` for a PostgreSQL URL, else a SQLite file."""
     if url:
@@ -45,9 +57,9 @@ def database_settings(url: str | None, path: str | None) -> dict:
                 "OPTIONS": {"connect_timeout": 10}}
     db = Path(path).expanduser() if path else data_dir() / "catalog.sqlite3"
     db.parent.mkdir(parents=True, exist_ok=True)
-    # WAL: readers do not block the writer (the server reads while `catalog add` ingests)
+    init = "; ".join(f"PRAGMA {name}={value}" for name, value in SQLITE_PRAGMAS.items())
     return {"ENGINE": "django.db.backends.sqlite3", "NAME": str(db),
-            "OPTIONS": {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}}
+            "OPTIONS": {"timeout": 30, "init_command": init}}
 
 
 def secret_key(folder: Path) -> str:
