@@ -95,8 +95,7 @@ def object_changes(table: pd.DataFrame, *, lac: bool,
 
 def _recode(classes: np.ndarray, instances: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """``classes`` with every voxel of a changed instance set to its new code (``codes[label]``, 0 = unchanged)."""
-    inside = instances < len(codes)  # every measured label is; any other keeps its class
-    new = codes[np.where(inside, instances, 0)]
+    new = codes[instances]  # codes has a place for every measured label, so for every voxel's
     return np.where(new > 0, new, classes).astype(classes.dtype, copy=False)
 
 
@@ -125,7 +124,7 @@ def apply_changes(classes: Volume, instances: Volume, table: pd.DataFrame,
 
     if not changes:
         return classes, table
-    codes = np.zeros(max(max(changes), int(table["label"].max())) + 1, np.uint8)
+    codes = np.zeros(int(table["label"].max()) + 1, np.uint8)  # the changed labels are among the table's
     for label, code in changes.items():
         codes[label] = code
     if classes.in_memory and instances.in_memory:
