@@ -140,6 +140,28 @@ def test_sparse_rows_skip_background_by_words(dtype, offset):
         _check(unaligned, connectivity, 1)
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16, np.uint32])
+@pytest.mark.parametrize("offset", [0, 2])
+def test_runs_end_found_by_words(dtype, offset):
+    # runs of 1 to 40 voxels of values that include negative ones and values whose bytes repeat (257, -1),
+    # packed back to back, so runs end at every position in a word, cross word boundaries and rows' ends;
+    # offset 2 makes the array unaligned (voxel by voxel), the reference for the word path
+    rng = np.random.default_rng(7)
+    info = np.iinfo(dtype)
+    values = np.array([v for v in (1, 2, 3, 255, 257, -1, -2, 300, 65535) if info.min <= v <= info.max], dtype)
+    lengths = rng.integers(1, 41, size=4000)
+    runs = np.repeat(rng.choice(values, size=lengths.size), lengths)
+    runs[np.repeat(rng.random(lengths.size) < 0.15, lengths)] = 0  # background runs between some
+    image = runs[: 5 * 7 * 131].reshape(5, 7, 131)
+    buffer = np.zeros(image.nbytes + offset, np.uint8)
+    placed = np.frombuffer(buffer.data, dtype, count=image.size, offset=offset).reshape(image.shape)
+    placed[...] = image
+    for connectivity in (6, 26):
+        ours, n = _check(placed, connectivity, 1)
+        words = label(image, connectivity, threads=1)  # aligned copy: the word path
+        np.testing.assert_array_equal(words[0], ours)
+
+
 def test_signed_bytes_are_values_not_a_mask():
     # int8 -1 and 1 are different classes even though no value exceeds 1: never joined as a 0/1 mask
     image = np.zeros((2, 3, 4), np.int8)
