@@ -327,12 +327,13 @@ def _write_labels(out, z0, z1, runs, row_ptr, offset, table):  # pragma: no cove
     """Write final labels of the runs of planes z0..z1-1 into ``out``, which holds zeros (background)."""
     _, ny, nx = out.shape
     flat = out.reshape(-1)
+    starts = runs[0]
+    ends = runs[1]
+    labels = runs[2]
     for row in range((z1 - z0) * ny):
         here = (z0 * ny + row) * nx
         for j in range(row_ptr[row], row_ptr[row + 1]):
-            final = table[offset + np.int64(runs[2, j])]
-            for i in range(here + runs[0, j], here + runs[1, j]):  # a plain loop: cheaper than a slice per run
-                flat[i] = final
+            flat[here + starts[j]: here + ends[j]] = table[offset + np.int64(labels[j])]
 
 
 #: Label volumes are uint32 below this many labels, uint64 from it on (0 is background).
