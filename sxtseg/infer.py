@@ -540,8 +540,10 @@ def segment(
     halo = np.array(halo, int)
     zoom = check_voxel_size(volume, meta, allow_large_resampling=allow_large_resampling)
     from .calibration import calibrate
+    from .heap import return_large_buffers_to_os
     from .io._write import write_text_atomically
 
+    return_large_buffers_to_os()  # a block's 4-32 MiB window buffers go back to the system: peak stays one block's
     source = volume
     volume, record = calibrate(volume, calibration)
     if zoom is not None:
