@@ -6,11 +6,14 @@ that postgresql-common's ``pg_virtualenv -t`` starts on a loopback port, with
 server of the libpq variables ``PGHOST``... when they are set), in a child
 process of its own:
 
-* **ingest**: ``sxtseg.catalog.ingest.add_results`` of 100 results folders of
-  10,000 objects each (10^6 object rows), one after the other in one process,
-  as ``sxtseg catalog add`` does.  Reported: object rows per second = all rows
-  / wall time of the 100 calls (reading and checking each folder included;
-  writing the folders is not timed).  The folders are variants of one real
+* **ingest**: ``sxtseg.catalog.ingest.add_many`` of 100 results folders of
+  10,000 objects each (10^6 object rows) in one process, as ``sxtseg catalog
+  add`` does: each folder in its own transaction; on PostgreSQL over ``--jobs``
+  connections at once (default that of ``sxtseg catalog add``, 4), the next
+  folder read and checked in a background thread meanwhile; on SQLite one
+  folder after the other.  Reported: object rows per second = all rows / wall time of the
+  whole ingest (reading and checking each folder included; writing the folders
+  is not timed), the jobs, and the CPU time of the ingesting process.  The folders are variants of one real
   ``sxtseg run`` folder (a phantom cell): the same files (``summary.json``,
   ``objects.csv`` with every column ``sxtseg run`` writes, ``run.json``,
   ``quicklook.png``, the OME-Zarr linked), with 10,000 generated objects of
@@ -49,6 +52,7 @@ on PostgreSQL.  The record has ``target_met`` for each.
     python benchmarks/bench_catalog.py > docs/benchmarks/bench_catalog.json   # full size, a few minutes
     python benchmarks/bench_catalog.py --quick     # 3 runs x 2,000 objects, few requests (CI), seconds
     python benchmarks/bench_catalog.py --only-ingest --databases sqlite   # the SQLite ingest alone
+    python benchmarks/bench_catalog.py --only-ingest --databases postgresql --jobs 1   # one connection
 
 Prints one JSON record on stdout (progress on stderr).  PostgreSQL parts are
 skipped, with the reason recorded, when neither ``PGHOST`` nor
@@ -478,17 +482,22 @@ def phase(vendor: str, spec: dict) -> dict:
         configure()
         from django.db import DatabaseError, connection
 
-        from sxtseg.catalog.ingest import add_results, read_results
+        from sxtseg.catalog.ingest import add_many, default_jobs, read_results
         from sxtseg.catalog.models import CatalogObject
 
         folders = spec["folders"]
-        print(f"{vendor}: ingesting {len(folders)} folders", file=sys.stderr, flush=True)
+        jobs = spec.get("jobs") or default_jobs()
+        print(f"{vendor}: ingesting {len(folders)} folders (jobs {jobs})", file=sys.stderr, flush=True)
         load = os.getloadavg()[0]
+        cpu0 = os.times()
         started = time.perf_counter()
-        for i, folder in enumerate(folders):
-            done = add_results(folder, PROJECT, conditions=conditions(i))
+        # as `sxtseg catalog add` does: each folder read while the one before it is written, in its own
+        # transaction; on PostgreSQL over `jobs` connections
+        for folder, done in add_many(folders, PROJECT, conditions=conditions, jobs=jobs):
             assert done[0]["created"], folder
         ingest_s = time.perf_counter() - started
+        cpu1 = os.times()
+        client_cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)  # this process, all its threads
         rows = CatalogObject.objects.count()
         assert rows == spec["rows"], (rows, spec["rows"])
         started = time.perf_counter()  # the part of it that is reading and checking the folders
@@ -496,7 +505,8 @@ def phase(vendor: str, spec: dict) -> dict:
             read_results(folder)
         read_s = time.perf_counter() - started
         ingest = {"runs": len(folders), "object_rows": rows, "seconds": ingest_s, "rows_per_s": rows / ingest_s,
-                  "read_results_seconds": read_s, "load_average_1min_before": load}
+                  "jobs": jobs, "client_cpu_seconds": client_cpu_s, "read_results_seconds": read_s,
+                  "load_average_1min_before": load}
         print(f"{vendor}: {ingest}", file=sys.stderr, flush=True)
         # settle the database before the queries, so that no background work of the bulk load runs while they
         # are timed: on PostgreSQL what autovacuum does within a minute or two of it (vacuum and statistics), then a
@@ -679,6 +689,8 @@ def main(argv=None) -> dict:
                         help="measure the ingest only (no server, no queries)")
     parser.add_argument("--databases", default="sqlite,postgresql",
                         help="comma-separated databases to measure, of sqlite and postgresql (default both)")
+    parser.add_argument("--jobs", type=int, help="ingest: connections written over at once, as `sxtseg catalog add "
+                                                 "--jobs` (default: its default, 4 on PostgreSQL; SQLite: 1)")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--phase", nargs=2, metavar=("VENDOR", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -704,7 +716,7 @@ def main(argv=None) -> dict:
               "parameters": {"runs": runs, "objects_per_run": n, "object_rows": runs * n, "clients": [1, 16],
                              **counts, "gunicorn_workers": args.workers, "objects_query": OBJECTS_QUERY,
                              "aggregate_query": AGGREGATE_QUERY, "seed": args.seed,
-                             "only_ingest": args.only_ingest, "databases": sorted(databases)},
+                             "only_ingest": args.only_ingest, "databases": sorted(databases), "jobs": args.jobs},
               "databases": {}}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # terminated: still clean up below
     work = Path(tempfile.mkdtemp(prefix="sxtseg-bench-catalog-"))
@@ -722,7 +734,7 @@ def main(argv=None) -> dict:
         record["parameters"]["folder_bytes"] = sum(f.stat().st_size for f in (work / "folders").rglob("*")
                                                    if f.is_file())
         print(f"{runs} folders of {n} objects in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
-        spec = {"work": str(work), "folders": folders, "rows": runs * n, "workers": args.workers,
+        spec = {"work": str(work), "folders": folders, "rows": runs * n, "workers": args.workers, "jobs": args.jobs,
                 "clients": [1, 16], "only_ingest": args.only_ingest, **counts}
         if "sqlite" in databases:
             record["databases"]["sqlite"] = run_phase("sqlite", spec, work, pg_options)

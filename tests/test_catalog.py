@@ -800,6 +800,144 @@ def _object_rows(folder: Path, rows: int) -> None:
     (folder / "summary.json").write_text(json.dumps(summary))
 
 
+def _catalog_state(project: str) -> dict:
+    """Everything stored for ``project``, by sample name, without ids and timestamps: sample fields, runs,
+    measures and object rows (in id order)."""
+    from django.db import connection
+
+    from sxtseg.catalog.models import OBJECT_COLUMNS, Measure, Run, Sample
+
+    state = {}
+    for sample in Sample.objects.filter(project__name=project).order_by("name"):
+        runs = []
+        for run in Run.objects.filter(sample=sample).order_by("content_sha256"):
+            fields = {f.attname: getattr(run, f.attname) for f in Run._meta.fields
+                      if f.attname not in ("id", "sample_id", "created_at")}
+            measures = sorted(Measure.objects.filter(run=run).values_list("name", "value", "unit"))
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT class_name, {', '.join(OBJECT_COLUMNS)} FROM catalog_catalogobject "
+                               "WHERE run_id = %s ORDER BY id", [run.pk])
+                rows = cursor.fetchall()
+            runs.append((fields, measures, rows))
+        sample_fields = {f.attname: getattr(sample, f.attname) for f in Sample._meta.fields
+                         if f.attname not in ("id", "project_id", "created_at")}
+        state[sample.name] = (sample_fields, runs)
+    return state
+
+
+def _many_folders(results, tmp_path: Path, count: int, prefix: str) -> list[Path]:
+    folders = []
+    for k in range(count):
+        folder = tmp_path / f"{prefix}{k}"
+        shutil.copytree(results["cell1"], folder)
+        _varied_objects(folder, 1500 + 700 * k, f"{prefix}-{k}", seed=20 + k)
+        folders.append(folder)
+    return folders
+
+
+def test_add_many_stores_what_add_results_stores(loaded, results, tmp_path):
+    """``add_many`` (the next folder read while one is written; on PostgreSQL over 3 connections) stores,
+    value for value, what adding the folders one by one with ``add_results`` stores; in the folders'
+    order; adding them again changes nothing."""
+    from django.db import connection
+
+    from sxtseg.catalog.database import refresh_sqlite_statistics
+    from sxtseg.catalog.ingest import add_many, add_results
+    from sxtseg.catalog.models import CatalogObject, Project, Run
+
+    folders = _many_folders(results, tmp_path, 6, "many")
+    hours = [6, 12, 24, 48, 6, 12]
+    try:
+        for k, folder in enumerate(folders):
+            add_results(folder, "many", user=loaded["owner"], tags=["t"], fields={"grid": "G1"},
+                        conditions={"cell_line": "VeroE6", "hours_post_infection": hours[k]})
+        one_by_one = _catalog_state("many")
+        Project.objects.filter(name="many").delete()
+        assert _catalog_state("many") == {}
+        done = list(add_many(folders, "many", user=loaded["owner"], tags=["t"], fields=["grid=G1"], jobs=3,
+                             conditions=lambda k: {"cell_line": "VeroE6", "hours_post_infection": hours[k]}))
+        assert [folder for folder, _ in done] == folders
+        assert all(len(runs) == 1 and runs[0]["created"] for _, runs in done)
+        assert [runs[0]["sample"] for _, runs in done] == [f"many-{k}" for k in range(6)]
+        assert _catalog_state("many") == one_by_one
+        before = (Run.objects.count(), CatalogObject.objects.count())
+        again = list(add_many(folders, "many", user=loaded["owner"], jobs=3))
+        assert [runs[0]["created"] for _, runs in again] == [False] * 6
+        assert [runs[0]["run_id"] for _, runs in again] == [runs[0]["run_id"] for _, runs in done]
+        assert (Run.objects.count(), CatalogObject.objects.count()) == before
+    finally:  # the other tests count the rows of the module's folders
+        Project.objects.filter(name="many").delete()
+        refresh_sqlite_statistics(connection)
+
+
+def test_add_many_stops_at_the_first_bad_folder(loaded, results, tmp_path):
+    """A folder that fails (checking it, or storing it) is reported with its file and row; the folders before
+    it are stored and reported, nothing of it is stored, the ones after it are not started."""
+    from django.db import connection
+
+    from sxtseg.catalog.database import refresh_sqlite_statistics
+    from sxtseg.catalog.ingest import add_many
+    from sxtseg.catalog.models import Project, Sample
+    from sxtseg.errors import SxtsegError
+
+    good, bad, after = _many_folders(results, tmp_path, 3, "failing")
+    table = pd.read_csv(bad / "objects.csv")
+    table["volume_um3"] = table["volume_um3"].astype(object)
+    table.loc[1, "volume_um3"] = "lots"
+    table.to_csv(bad / "objects.csv", index=False)
+    try:
+        for jobs in (1, 2):
+            Project.objects.filter(name="failing").delete()
+            stored = []
+            with pytest.raises(SxtsegError, match=rf"{bad.name}/objects\.csv: row 3 has no valid volume_um3"):
+                for folder, runs in add_many([good, bad, after], "failing", jobs=jobs):
+                    stored.append(folder)
+            assert stored == [good]
+            assert sorted(Sample.objects.filter(project__name="failing").values_list("name", flat=True)) == [
+                "failing-0"]
+        # failing while it is stored (here: a sample of another modality has its name): the same
+        clash = tmp_path / "clash"
+        shutil.copytree(after, clash)
+        _varied_objects(clash, 900, "clash", seed=3)
+        Project.objects.filter(name="failing").delete()
+        project = Project.objects.create(name="failing")
+        Sample.objects.create(project=project, name="clash", modality="ct")
+        stored = []
+        with pytest.raises(SxtsegError, match=r"sample 'clash' of project 'failing' is ct, these results are sxt"):
+            for folder, runs in add_many([good, clash, after], "failing", jobs=2):
+                stored.append(folder)
+        assert stored[0] == good and clash not in stored
+        names = set(Sample.objects.filter(project__name="failing", runs__isnull=False).values_list("name", flat=True))
+        # with 2 connections the folder after the failing one may have been written meanwhile: then it is reported
+        assert names == {"failing-0"} | ({"failing-2"} if after in stored else set())
+    finally:
+        Project.objects.filter(name="failing").delete()
+        refresh_sqlite_statistics(connection)
+
+
+def test_cli_add_jobs(loaded, results, tmp_path, capsys):
+    """`sxtseg catalog add --jobs 2` reports every folder in the given order; --jobs 0 is refused (exit 2)."""
+    from django.db import connection
+
+    from sxtseg.catalog.database import refresh_sqlite_statistics
+    from sxtseg.catalog.models import Project
+    from sxtseg.cli import main
+
+    database = ["--url", POSTGRES_URL] if POSTGRES_URL else ["--db", os.environ["SXTSEG_CATALOG_DB"]]
+    folders = _many_folders(results, tmp_path, 3, "cli-jobs")
+    try:
+        assert main(["catalog", "add", *map(str, folders), "--project", "cli-jobs", "--jobs", "2", "-q",
+                     *database]) == 0
+        lines = capsys.readouterr().out.strip().splitlines()
+        assert [line.split(":")[0] for line in lines] == [str(f) for f in folders]
+        assert all(line.endswith(" added") for line in lines)
+        assert main(["catalog", "add", str(folders[0]), "--project", "cli-jobs", "--jobs", "0", *database]) == 2
+        assert "--jobs 0: at least 1" in capsys.readouterr().err
+    finally:
+        Project.objects.filter(name="cli-jobs").delete()
+        refresh_sqlite_statistics(connection)
+
+
 def test_killed_ingest_leaves_nothing(loaded, results, tmp_path):
     """An ingest killed while it writes the object rows leaves no run, no sample, no rows."""
     from sxtseg.catalog.models import CatalogObject, Run, Sample

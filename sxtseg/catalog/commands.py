@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..errors import InvalidArgumentError
 
@@ -19,18 +20,22 @@ def _cmd_add(args: argparse.Namespace) -> int:
     _database(args)
     from django.contrib.auth import get_user_model
 
-    from .ingest import add_results
+    from .ingest import add_many
 
     user = None
     if args.user:
         user = get_user_model().objects.filter(username=args.user).first()
         if user is None:
             raise InvalidArgumentError(f"no catalog user {args.user!r} (sxtseg catalog createuser)")
-    for folder in args.results:
-        for run in add_results(folder, args.project, conditions=args.condition, fields=args.field, tags=args.tag,
-                               user=user, progress=not args.quiet):
+    if args.jobs is not None and args.jobs < 1:
+        raise InvalidArgumentError(f"--jobs {args.jobs}: at least 1")
+    given = {Path(folder): folder for folder in args.results}  # printed as the user wrote them
+    # on PostgreSQL over --jobs connections, the next folder read meanwhile; lines in the folders' order
+    for folder, runs in add_many(args.results, args.project, conditions=args.condition, fields=args.field,
+                                 tags=args.tag, user=user, jobs=args.jobs, progress=not args.quiet):
+        for run in runs:
             state = "added" if run["created"] else "already in the catalog"
-            print(f"{folder}: sample {run['sample']}, run {run['run_id']} {state}")
+            print(f"{given.get(folder, folder)}: sample {run['sample']}, run {run['run_id']} {state}", flush=True)
     return 0
 
 
@@ -149,6 +154,8 @@ def add_parser(sub) -> None:
     p.add_argument("--field", action="append", default=[], help="free key=value fact of the sample (repeatable)")
     p.add_argument("--tag", action="append", default=[], help="tag of the sample (repeatable)")
     p.add_argument("--user", help="catalog user recorded as adding the runs (must be able to write)")
+    p.add_argument("-j", "--jobs", type=int, help="PostgreSQL: folders written at once, over as many connections, "
+                                                  "each in its own transaction (default 4; SQLite: always 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     common(p)
     p.set_defaults(func=_cmd_add)

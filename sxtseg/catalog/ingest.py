@@ -28,7 +28,8 @@ import pandas as pd
 
 from ..errors import InputNotFoundError, InvalidArgumentError, InvalidDataError
 
-__all__ = ["Results", "read_results", "add_results", "CONDITION_FIELDS", "parse_conditions"]
+__all__ = ["Results", "read_results", "add_results", "add_many", "default_jobs", "CONDITION_FIELDS",
+           "parse_conditions"]
 
 #: ``--condition`` keys and their types (other facts go in ``--field key=value``).
 CONDITION_FIELDS = {"cell_line": str, "infection": str, "hours_post_infection": float, "replicate": int,
@@ -413,20 +414,228 @@ def add_results(folder, project: str, *, conditions=None, fields=None, tags=None
     ------
     InvalidDataError, InvalidArgumentError, PermissionError
         Nothing is stored then.
+
+    See Also
+    --------
+    add_many : many folders, the next one read while one is written, over several connections on PostgreSQL.
     """
+    results = read_results(folder)
+    conditions = parse_conditions(conditions)
+    free = _free_fields(fields)
+    return _store_results(results, project, conditions, free, tags, user, create_project, progress)
+
+
+def _free_fields(fields) -> dict:
+    return dict(fields) if isinstance(fields, dict) else dict(_split(f) for f in fields or [])
+
+
+def _store_results(results: list[Results], project: str, conditions: dict, free: dict, tags, user,
+                   create_project: bool, progress: bool) -> list[dict]:
+    """Store what :func:`read_results` gave for one folder, in one transaction (this thread's connection)."""
     from django.db import connection, transaction
 
     from .database import refresh_sqlite_statistics
 
-    results = read_results(folder)
-    conditions = parse_conditions(conditions)
-    free = dict(fields) if isinstance(fields, dict) else dict(_split(f) for f in fields or [])
     with transaction.atomic():  # the whole folder or nothing (a CXR ranking holds many runs)
         done = [_add_one(item, project, conditions, free, tags, user, create_project, progress)
                 for item in results]
     if any(d["created"] for d in done):
         refresh_sqlite_statistics(connection)  # SQLite's planner needs them for the object pages (ms)
     return done
+
+
+def default_jobs() -> int:
+    """Connections that :func:`add_many` writes over by default: 1 on SQLite (one writer), else 4.
+
+    Measured on PostgreSQL (``benchmarks/bench_catalog.py --only-ingest --jobs``, docs/catalog.md):
+    one connection is bound by its server backend (insert, index maintenance and the commit of
+    one folder take about 200 ms of server time); four keep a 2-core server busy.
+    """
+    from django.db import connection
+
+    return 1 if connection.vendor == "sqlite" else 4
+
+
+def add_many(folders, project: str, *, conditions=None, fields=None, tags=None, user=None,
+             create_project: bool = True, jobs: int | None = None, progress: bool = False):
+    """Register many results folders; yields ``(folder, runs)`` in the folders' order as they are stored.
+
+    Each folder is stored in its own transaction, as :func:`add_results` does: what is yielded is
+    what ``add_results`` would return for it, and the stored rows are the same.  On PostgreSQL
+    the folders are written over ``jobs`` connections at once (threads, one connection each),
+    and the next folder is read and checked (:func:`read_results`: CSV parsing, hashing) in a
+    background thread meanwhile.  SQLite has one writer, so there ``jobs`` is 1, and the folders
+    are read one after the other (reading ahead made it slower, see :class:`_Reader`).
+
+    Parameters
+    ----------
+    folders : iterable of paths
+    project, conditions, fields, tags, user, create_project
+        As for :func:`add_results`, the same for every folder; ``conditions`` may also be a
+        callable giving the conditions of the folder at each index (``conditions(i)``).
+    jobs : int, optional
+        Connections to write over (default :func:`default_jobs`: 1 on SQLite, 4 on PostgreSQL).
+        Inside a transaction (``transaction.atomic()``) the folders are written in it, one at a time.
+    progress : bool
+        A progress bar of the object rows while each folder is written (with one connection only).
+
+    Raises
+    ------
+    InvalidDataError, InvalidArgumentError, PermissionError, InputNotFoundError
+        Of the first folder (in the given order) that fails; its message names the file and the
+        row.  The folders before it are stored and have been yielded; nothing of it is stored; the
+        ones after it are not started.  With ``jobs`` > 1 up to ``jobs`` - 1 folders after it may
+        have been written already: they are stored and yielded before the error is raised.
+        Adding the same folders again adds only what is missing.
+    """
+    from django.db import connection
+
+    folders = [Path(f) for f in folders]
+    per_folder = callable(conditions)
+    fixed = None if per_folder else parse_conditions(conditions)
+    free = _free_fields(fields)
+    if jobs is None:
+        jobs = default_jobs()
+    if int(jobs) < 1:
+        raise InvalidArgumentError(f"jobs={jobs!r}: at least 1")
+    connection.ensure_connection()
+    if connection.vendor == "sqlite" or connection.in_atomic_block:  # one writer; or the caller's transaction
+        jobs = 1
+    jobs = min(int(jobs), max(1, len(folders)))
+
+    def store(results, index: int, bar: bool):
+        folder_conditions = parse_conditions(conditions(index)) if per_folder else fixed
+        return _store_results(results, project, folder_conditions, free, tags, user, create_project, bar)
+
+    with _Reader(folders, ahead=connection.vendor != "sqlite") as reader:
+        if jobs == 1:
+            yield from _pipelined(folders, reader, lambda results, index: store(results, index, progress))
+        else:
+            yield from _parallel(folders, reader, lambda results, index: store(results, index, False), jobs)
+
+
+class _Reader:
+    """Reads folders (:func:`read_results`) ahead of the writers, in a thread; or, with ``ahead`` false, when asked.
+
+    On PostgreSQL the server works while the client waits: reading the next folder meanwhile
+    wins (see docs/catalog.md).  On SQLite the engine runs in this process, and the sqlite3
+    module lets go of the GIL for each row it writes: a reading thread then takes turns with
+    it row by row.  Measured on a busy 2-core machine, reading ahead in a thread, or in a process
+    of its own, made SQLite ingest slower, so there the folders are read one after the other.
+    """
+
+    def __init__(self, folders: list[Path], ahead: bool):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.folders = folders
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="sxtseg-catalog-read") if ahead else None
+        self.futures: dict = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        return False
+
+    def take(self, index: int) -> list[Results]:
+        """Folder ``index``'s Results (its error raised here); reading ahead, the next one is started first."""
+        if self.pool is None:
+            return read_results(self.folders[index])
+        for k in (index, index + 1):
+            if k < len(self.folders) and k not in self.futures:
+                self.futures[k] = self.pool.submit(read_results, self.folders[k])
+        return self.futures.pop(index).result()
+
+
+def _pipelined(folders: list[Path], reader: _Reader, store):
+    """One connection (this thread's): folder k+1 read while folder k is written."""
+    for index, folder in enumerate(folders):
+        results = reader.take(index)  # folder k's own error, raised after folders < k are stored
+        yield folder, store(results, index)
+
+
+def _parallel(folders: list[Path], reader: _Reader, store, jobs: int):
+    """``jobs`` writer threads, each with its own Django connection (closed when it ends), and a feeder thread.
+
+    The feeder takes the folders from the reader in order and keeps at most ``jobs`` waiting.  A
+    failure (reading or storing folder k) stops everything after k that has not started; what is
+    being written finishes.  Every folder ends with an outcome (stored, failed, or not started),
+    so the caller's thread yields the stored ones in the folders' order, then raises the first
+    failure.
+    """
+    import queue
+    import threading
+
+    tasks: queue.Queue = queue.Queue(maxsize=jobs)
+    outcomes: dict[int, tuple[bool, Any]] = {}  # index -> (True, runs) / (False, error) / (False, None): not started
+    changed = threading.Condition()
+    limit = [len(folders)]  # folders at this index and after are not started
+
+    def finish(index: int, outcome: tuple[bool, Any]) -> None:
+        with changed:
+            if not outcome[0] and outcome[1] is not None:
+                limit[0] = min(limit[0], index + 1)
+            outcomes[index] = outcome
+            changed.notify_all()
+
+    def writer():
+        from django.db import connections
+
+        try:
+            while (task := tasks.get()) is not None:
+                index, results = task
+                if index >= limit[0]:
+                    finish(index, (False, None))
+                    continue
+                try:
+                    finish(index, (True, store(results, index)))
+                except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+                    finish(index, (False, exc))
+        finally:
+            connections.close_all()  # this thread's connection
+
+    def feeder():
+        index = 0
+        try:
+            while index < len(folders) and index < limit[0]:
+                try:
+                    results = reader.take(index)
+                except BaseException as exc:  # noqa: BLE001
+                    finish(index, (False, exc))
+                    index += 1
+                    break
+                tasks.put((index, results))
+                index += 1
+            for rest in range(index, len(folders)):
+                finish(rest, (False, None))
+        finally:
+            for _ in range(jobs):
+                tasks.put(None)
+
+    threads = [threading.Thread(target=writer, name=f"sxtseg-catalog-write-{i}", daemon=True) for i in range(jobs)]
+    threads.append(threading.Thread(target=feeder, name="sxtseg-catalog-feed", daemon=True))
+    for thread in threads:
+        thread.start()
+    error = None
+    try:
+        for index, folder in enumerate(folders):
+            with changed:
+                while index not in outcomes:
+                    changed.wait()
+                stored, value = outcomes.pop(index)
+            if stored:
+                yield folder, value
+            elif value is not None and error is None:
+                error = value
+    finally:
+        with changed:  # the caller stopped early (or all is done): start nothing more
+            limit[0] = -1
+        for thread in threads:
+            thread.join()
+    if error is not None:
+        raise error
 
 
 def _add_one(item: Results, project: str, conditions: dict, free: dict, tags, user, create_project: bool,
