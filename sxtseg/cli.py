@@ -179,7 +179,7 @@ def _instance_options(args: argparse.Namespace) -> dict:
     from .calibration import parse_calibration
 
     return {"calibration": parse_calibration(args.calibration),
-            "allow_large_resampling": args.allow_large_resampling,
+            "allow_large_resampling": args.allow_large_resampling, "precision": args.precision,
             "dmv_min_distance_nm": args.dmv_min_distance_nm, "dmv_min_diameter_nm": args.dmv_min_diameter_nm,
             "dmv_min_depth_nm": args.dmv_min_depth_nm, "min_volume_um3": args.min_volume_um3,
             "fiducial_min_lac": args.fiducial_min_lac}
@@ -278,6 +278,9 @@ def _add_instance_options(p: argparse.ArgumentParser) -> None:
                         "or SCALE,OFFSET (lac = SCALE * value + OFFSET)")
     p.add_argument("--allow-large-resampling", action="store_true",
                    help="segment even when the voxel size is more than 2x off the model's")
+    p.add_argument("--precision", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+                   help="arithmetic of the network: auto (default: float16 on CUDA, bfloat16 on CPUs with native "
+                        "bfloat16, else float32), float32, bfloat16, float16 (CUDA)")
     p.add_argument("--dmv-min-distance-nm", type=float, default=DMV_MIN_DISTANCE_NM,
                    help=f"smallest centre distance of touching DMVs split apart (default {DMV_MIN_DISTANCE_NM:g})")
     p.add_argument("--dmv-min-diameter-nm", type=float, default=DMV_MIN_DIAMETER_NM,

@@ -195,7 +195,7 @@ def _quicklook(path: Path, image: Volume, classes: Volume, table: pd.DataFrame, 
 
 
 def _one(source, out: Path, model, *, device, client, block_shape, halo, progress, calibration,
-         allow_large_resampling, instance_parameters, min_volume_um3, check_parameters) -> dict:
+         allow_large_resampling, precision, instance_parameters, min_volume_um3, check_parameters) -> dict:
     from . import __version__
     from .calibration import calibrate
     from .infer import segment
@@ -234,7 +234,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     started = stage("segment")
     raw_classes = segment(image, model, output=out / "segmentation.zarr", device=device, client=client,
                           block_shape=block_shape, halo=halo, progress=progress, calibration=record,
-                          allow_large_resampling=allow_large_resampling)
+                          allow_large_resampling=allow_large_resampling, precision=precision)
     done("segment_s", started)
 
     started = stage("instances")
@@ -365,6 +365,7 @@ def run(
     halo=None,
     calibration="auto",
     allow_large_resampling: bool = False,
+    precision: str = "auto",
     dmv_min_distance_nm: float = DMV_MIN_DISTANCE_NM,
     dmv_min_diameter_nm: float = DMV_MIN_DIAMETER_NM,
     dmv_min_depth_nm: float | None = DMV_MIN_DEPTH_NM,
@@ -401,6 +402,10 @@ def run(
     allow_large_resampling : bool
         Segment even when the voxel size is more than 2x off the model's
         training voxel sizes (refused by default).
+    precision : {"auto", "float32", "bfloat16", "float16"}
+        Arithmetic of the network (:func:`sxtseg.infer.resolve_precision`):
+        ``"auto"`` is float16 on CUDA, bfloat16 on CPUs with native bfloat16,
+        else float32.
     dmv_min_distance_nm : float
         Smallest distance (nm) between the centres of two touching DMVs
         that are split apart (:func:`sxtseg.split_touching`).
@@ -468,7 +473,7 @@ def run(
         shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
     from .calibration import CalibrationRecord
-    from .infer import _model_and_meta, _weights_hash
+    from .infer import PRECISIONS, _model_and_meta, _weights_hash, resolve_precision
     from .io._write import _jsonable, write_text_atomically
 
     halo = DEFAULT_HALO if halo is None else halo
@@ -477,6 +482,12 @@ def run(
         "calibration": calibration.to_dict() if isinstance(calibration, CalibrationRecord) else calibration,
         **instance_parameters, "min_volume_um3": min_volume_um3, **check_parameters})
     net, meta, resolved = _model_and_meta(model, device)  # loaded once (and cached for segment)
+    if client is None:  # the arithmetic decides the output: a finished sample is kept only if it matches
+        parameters["precision"] = resolve_precision(precision, resolved)
+    elif precision not in PRECISIONS:
+        raise InvalidArgumentError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    else:
+        parameters["precision"] = precision
     model_sha256 = _weights_hash(model, net, meta)
     reports = {}
     for name, source in zip(names, sources):
@@ -492,7 +503,7 @@ def run(
         reports[name] = _one(source, target, model, device=device, client=client, block_shape=block_shape,
                              halo=halo, progress=progress,
                              calibration=calibration, allow_large_resampling=allow_large_resampling,
-                             instance_parameters=instance_parameters, min_volume_um3=min_volume_um3,
+                             precision=precision, instance_parameters=instance_parameters, min_volume_um3=min_volume_um3,
                              check_parameters=check_parameters)
     if not single:
         tables = [pd.read_csv(partial / name / "objects.csv").assign(sample=name) for name in names]

@@ -158,3 +158,15 @@ def test_bench_windows_quick():
     assert 0.9 < larger["agreement_with_reference"] < 1.0  # the same network: nearly, not exactly, the same
     assert larger["time_ratio_over_reference"] > 0 and set(larger["dice_change"]) == set(reference["dice"])
     assert reference["dice"]["cytoplasm"] > 0.8
+
+
+@pytest.mark.slow
+def test_bench_precision_quick():
+    record = _run("bench_precision.py")
+    entry = record["phantoms"]["quick"]
+    assert record["auto_resolves_to"] in ("bfloat16", "float32")
+    assert entry["agreement_with_float32"]["float32"] == 1.0
+    # the shipped model on a held-out phantom: whatever the arithmetic, nearly every voxel in the same class
+    assert entry["agreement_with_float32"]["auto"] > 0.995 and entry["agreement_with_monai"]["float32"] > 0.995
+    assert set(entry["dice"]["auto"]) >= {"nucleus", "cytoplasm", "dmv"} and entry["dice"]["auto"]["nucleus"] > 0.8
+    assert entry["throughput_over_monai"]["auto"] > 0

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import torch
 import pytest
 
 import sxtseg.infer as infer
 import sxtseg.pipeline as pipeline
 from sxtseg import Volume, make_infected_cell, open_volume, segment
 from sxtseg.errors import OutputExistsError
+from sxtseg.infer import resolve_precision
 from sxtseg.pipeline import run
 
 from conftest import make_tiny_model
@@ -99,13 +101,19 @@ def test_resume_with_another_model_or_device_is_refused(models, cells, tmp_path,
     with pytest.raises(OutputExistsError, match="the model's weights differ"):
         segment(a, models[1], output=tmp_path / "o.zarr", **BLOCKS)
     manifest = json.loads((tmp_path / "o.zarr" / "segment.json").read_text())
-    assert manifest["device"] == {"type": "cpu", "precision": "float32"}
+    here = resolve_precision("auto", torch.device("cpu"))  # bfloat16 on a CPU with native bfloat16
+    assert manifest["device"] == {"type": "cpu", "precision": here}
     # the failure: the manifest recorded neither device nor AMP, so a CPU run resumed on a GPU mixed
     # float32 and float16 blocks; here the run is made to look as if started on a GPU
     manifest["device"] = {"type": "cuda", "precision": "float16"}
     (tmp_path / "o.zarr" / "segment.json").write_text(json.dumps(manifest))
-    with pytest.raises(OutputExistsError, match=r"device\.precision: 'float16' -> 'float32'; device\.type: 'cuda' -> 'cpu'"):
+    with pytest.raises(OutputExistsError, match=rf"device\.precision: 'float16' -> '{here}'; device\.type: 'cuda' -> 'cpu'"):
         segment(a, models[0], output=tmp_path / "o.zarr", **BLOCKS)
+    # the same on one machine: a run started in bfloat16 is not finished in float32
+    manifest["device"] = {"type": "cpu", "precision": "bfloat16"}
+    (tmp_path / "o.zarr" / "segment.json").write_text(json.dumps(manifest))
+    with pytest.raises(OutputExistsError, match=r"device\.precision: 'bfloat16' -> 'float32'"):
+        segment(a, models[0], output=tmp_path / "o.zarr", precision="float32", **BLOCKS)
 
 
 def test_a_module_trained_in_memory_is_not_taken_for_its_checkpoint(models, cells, tmp_path, monkeypatch):
