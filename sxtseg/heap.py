@@ -1,4 +1,4 @@
-"""Give large freed buffers back to the operating system, so that a block's peak memory is its own.
+"""Give large freed buffers back to the operating system: less peak memory per block, at a cost in speed.
 
 Segmenting a block allocates and frees thousands of buffers of 4-32 MiB
 (windows of network activations and outputs).  glibc's ``malloc`` serves
@@ -7,23 +7,25 @@ to the system on ``free``; smaller ones come from the heap, which keeps what
 was freed.  The threshold starts at 128 KiB but rises to the size of each
 larger mapped buffer that is freed (up to 32 MiB), so after the first few
 windows those buffers are served from the heap, which fragments and holds
-its high-water mark for the rest of the process.  Measured on
-``sxtseg.segment`` of a 128x512x512 phantom (one block, CPU): peak resident
-memory 1.68-1.70 GiB with glibc's default behaviour, 1.45-1.46 GiB with the
-threshold fixed at 4 MiB; of a 256x512x512 phantom (two blocks): 2.04-2.12
-GiB against 1.67 GiB (docs/benchmarks.md).
+its high-water mark for the rest of the process.
 
 :func:`return_large_buffers_to_os` fixes the threshold at
-:data:`MMAP_THRESHOLD_BYTES` for the process, with ``mallopt``.  It does
-nothing where the C library is not glibc, when the user has tuned malloc
-through its own environment variables (``MALLOC_MMAP_THRESHOLD_``,
-``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``, ``MALLOC_MMAP_MAX_`` or
-``GLIBC_TUNABLES``), or when ``SXTSEG_MALLOC_TUNING=off``.
+:data:`MMAP_THRESHOLD_BYTES` for the process, with ``mallopt``.  Measured on
+this project's 2-core VM (docs/benchmarks.md, "Peak memory"): ``segment``
+peak resident memory 1.64 -> 1.44 GiB for a 128x512x512 phantom (one block)
+and 2.05 -> 1.65 GiB for 256x512x512 (two blocks), but the demo cell's
+segmentation took 30-35% longer (every batch's buffers are mapped, and their
+pages faulted in, afresh).  So it is not on by default: call it yourself, or
+set ``SXTSEG_MALLOC_TUNING=on`` and :func:`sxtseg.segment` calls it, when
+memory is what limits you.  It does nothing where the C library is not
+glibc, or when you have tuned malloc through its own environment variables
+(``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_TOP_PAD_``,
+``MALLOC_MMAP_MAX_`` or ``GLIBC_TUNABLES``).
 
 Examples
 --------
->>> from sxtseg.heap import return_large_buffers_to_os
->>> return_large_buffers_to_os() in ("set", "already set", "not glibc", "left to the user", "off")
+>>> from sxtseg.heap import return_large_buffers_to_os, wanted
+>>> wanted() in (True, False)
 True
 """
 
@@ -32,7 +34,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-__all__ = ["MMAP_THRESHOLD_BYTES", "return_large_buffers_to_os"]
+__all__ = ["MMAP_THRESHOLD_BYTES", "return_large_buffers_to_os", "wanted"]
 
 #: Buffers of at least this many bytes get their own mapping (returned to the system when freed).
 MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
@@ -42,6 +44,11 @@ _USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TO
 _done = False
 
 
+def wanted() -> bool:
+    """Whether the user asked for it: ``SXTSEG_MALLOC_TUNING=on`` (or 1, yes, true)."""
+    return os.environ.get("SXTSEG_MALLOC_TUNING", "").lower() in ("on", "1", "yes", "true")
+
+
 def return_large_buffers_to_os() -> str:
     """Fix glibc's mmap threshold at :data:`MMAP_THRESHOLD_BYTES` for this process (once).
 
@@ -49,14 +56,12 @@ def return_large_buffers_to_os() -> str:
     -------
     str
         What happened: ``"set"``, ``"already set"`` (an earlier call set
-        it), ``"not glibc"``, ``"left to the user"`` (a glibc malloc
-        environment variable is set) or ``"off"`` (``SXTSEG_MALLOC_TUNING=off``).
+        it), ``"not glibc"`` or ``"left to the user"`` (a glibc malloc
+        environment variable is set).
     """
     global _done
     if _done:
         return "already set"
-    if os.environ.get("SXTSEG_MALLOC_TUNING", "").lower() in ("off", "0", "no", "false"):
-        return "off"
     if any(name in os.environ for name in _USER_SETTINGS):
         return "left to the user"
     try:
