@@ -64,7 +64,7 @@ CHILD = textwrap.dedent("""
     import json, sys, time, threading
     import numpy as np
 
-    cases, image_path, out_dir, model = sys.argv[1:5]
+    cases, image_path, out_dir, model, precision = sys.argv[1:6]
 
     def rss(field):
         with open("/proc/self/status") as fh:
@@ -82,11 +82,11 @@ CHILD = textwrap.dedent("""
         started = time.perf_counter()
         result = {}
         if case == "sxtseg_pipeline":
-            report = sxtseg.run(volume, out_dir + "/results", net, progress=False)
+            report = sxtseg.run(volume, out_dir + "/results", net, progress=False, precision=precision)
             result["timings_s"] = next(iter(report["samples"].values()))["timings_s"]
             result["objects"] = next(iter(report["samples"].values()))["objects"]
         elif case == "sxtseg_segment":
-            labels = sxtseg.segment(volume, net, output=out_dir + "/seg.zarr", progress=False)
+            labels = sxtseg.segment(volume, net, output=out_dir + "/seg.zarr", progress=False, precision=precision)
             result["dmv_voxels"] = int((labels.data == 6).sum().compute())
         elif case == "monai_whole":
             from monai.inferers import sliding_window_inference
@@ -108,11 +108,11 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def run_cases(cases: list[str], image: Path, work: Path, model: str) -> dict:
+def run_cases(cases: list[str], image: Path, work: Path, model: str, precision: str = "auto") -> dict:
     """Each case's result, all cases measured in one child process (the record runs one case per child)."""
     out = work / f"{'+'.join(cases)}-{image.stem}"
     out.mkdir()
-    done = subprocess.run([sys.executable, "-c", CHILD, ",".join(cases), str(image), str(out), model],
+    done = subprocess.run([sys.executable, "-c", CHILD, ",".join(cases), str(image), str(out), model, precision],
                           capture_output=True, text=True)
     if done.returncode != 0:
         if "MemoryError" in done.stderr or done.returncode in (-9, 137):
@@ -294,6 +294,8 @@ def halo_study(model: str, halos=((0, 0, 0), (8, 8, 8), (16, 16, 16), (16, 32, 3
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="64^3 and a tiny untrained model, for CI")
+    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"),
+                        help="segment()'s precision (default auto: bfloat16 on CPUs with native bfloat16)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="cube sides in voxels")
     parser.add_argument("--shapes", nargs="+", metavar="Z,Y,X",
                         help="volume shapes instead of cubes, e.g. 128,512,512 256,512,512 (one block and two)")
@@ -348,7 +350,7 @@ def main(argv=None):
             "input": {"patch_size": [32, 32, 32], "context_slices": 0}})
     record = {"machine": {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                           "python": platform.python_version()},
-              "versions": {"sxtseg": sxtseg.__version__}, "model": model, "sizes": []}
+              "versions": {"sxtseg": sxtseg.__version__}, "model": model, "precision": args.precision, "sizes": []}
     try:
         import monai
         import torch
@@ -371,7 +373,7 @@ def main(argv=None):
         cases = ("sxtseg_pipeline", "sxtseg_segment", "monai_whole")
         # --quick (a test): the three cases in one child, two interpreter start-ups fewer
         for group in [cases] if args.quick else [[case] for case in cases]:
-            for case, result in run_cases(list(group), path, work, model).items():
+            for case, result in run_cases(list(group), path, work, model, args.precision).items():
                 entry[case] = result
                 print(f"{side} {case}: {result}", file=sys.stderr)
         seg, plain = entry["sxtseg_segment"], entry["monai_whole"]

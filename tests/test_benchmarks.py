@@ -83,7 +83,7 @@ def test_bench_sparse_training_quick():
 
 @pytest.mark.slow
 def test_bench_pipeline_quick():
-    record = _run("bench_pipeline.py")
+    record = _run("bench_pipeline.py", "--precision", "float32")  # bfloat16 flips near-ties of the untrained model
     (entry,) = record["sizes"]
     assert entry["side"] == 64
     assert set(entry["sxtseg_pipeline"]["timings_s"]) == {"open", "calibrate", "segment", "instances", "measure", "write"}

@@ -35,9 +35,18 @@ RETENTION = textwrap.dedent("""
 """)
 
 
-def _retained_mib(mode: str, **env) -> float:
+def _clean_env(**extra) -> dict:
+    """This process's environment without malloc settings (another test's library may have set some, as dask's
+    nanny setting MALLOC_TRIM_THRESHOLD_ for its workers) and without SXTSEG_MALLOC_TUNING, plus ``extra``."""
+    from sxtseg.heap import _USER_SETTINGS
+
+    drop = {*_USER_SETTINGS, "SXTSEG_MALLOC_TUNING"}
+    return {**{k: v for k, v in os.environ.items() if k not in drop}, **extra}
+
+
+def _retained_mib(mode: str) -> float:
     done = subprocess.run([sys.executable, "-c", RETENTION, mode], capture_output=True, text=True, check=True,
-                          env={**os.environ, **env})
+                          env=_clean_env())
     return float(done.stdout.strip().splitlines()[-1])
 
 
@@ -61,9 +70,8 @@ def test_segment_sets_it_only_when_asked():
         sxtseg.segment(image, net, output=tempfile.mkdtemp() + "/seg.zarr", progress=False)
         print(return_large_buffers_to_os())
     """)
-    env = {k: v for k, v in os.environ.items() if k != "SXTSEG_MALLOC_TUNING"}
     for setting, expected in ((None, "set"), ("on", "already set")):  # by default segment() leaves malloc alone
-        run_env = env if setting is None else {**env, "SXTSEG_MALLOC_TUNING": setting}
+        run_env = _clean_env() if setting is None else _clean_env(SXTSEG_MALLOC_TUNING=setting)
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=run_env)
         assert done.stdout.strip().splitlines()[-1] == expected
 
@@ -72,5 +80,5 @@ def test_user_malloc_settings_are_respected():
     code = "from sxtseg.heap import return_large_buffers_to_os as f; print(f(), f())"
     for env, expected in (({}, "set already set"), ({"MALLOC_TRIM_THRESHOLD_": "1000000"}, "left to the user " * 2)):
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                              env={**os.environ, **env})
+                              env=_clean_env(**env))
         assert done.stdout.split() == expected.split()
