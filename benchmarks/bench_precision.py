@@ -40,14 +40,7 @@ import sys
 import time
 
 import numpy as np
-
-
-def _dice(found: np.ndarray, truth: np.ndarray, classes: dict) -> dict:
-    """Dice by class name (classes absent from both left out)."""
-    from sxtseg.infer import dice_per_class
-
-    dice = dice_per_class(found, truth, max(classes.values()) + 1, ignore_label=None)
-    return {name: round(float(dice[code]), 4) for name, code in classes.items() if not np.isnan(dice[code])}
+from bench_windows import _dice  # Dice by class name, as the window study reports it
 
 
 def main(argv=None) -> int:

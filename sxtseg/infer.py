@@ -98,6 +98,15 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
+def _precision_for(precision: str, device: torch.device, on_cluster: bool) -> str:
+    """``precision`` resolved for ``device`` here; on a cluster only checked (each worker resolves "auto" itself)."""
+    if not on_cluster:
+        return resolve_precision(precision, device)
+    if precision not in PRECISIONS:
+        raise InvalidArgumentError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    return precision
+
+
 class _Float32Logits(torch.nn.Module):
     """A network run under autocast whose logits come back as float32 (blended in float32)."""
 
@@ -591,10 +600,7 @@ def segment(
                              "(open_volume(..., voxel_size=...)) so the model sees the scale it was trained at")
     requested_device = device
     net, meta, device = _model_and_meta(model, device)
-    if client is None:
-        precision = resolve_precision(precision, device)
-    elif precision not in PRECISIONS:  # on a cluster each worker resolves "auto" for its own device
-        raise InvalidArgumentError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    precision = _precision_for(precision, device, on_cluster=client is not None)
     in_memory = output is None
     if in_memory:
         import tempfile

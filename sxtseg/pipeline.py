@@ -473,7 +473,7 @@ def run(
         shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
     from .calibration import CalibrationRecord
-    from .infer import PRECISIONS, _model_and_meta, _weights_hash, resolve_precision
+    from .infer import _model_and_meta, _precision_for, _weights_hash
     from .io._write import _jsonable, write_text_atomically
 
     halo = DEFAULT_HALO if halo is None else halo
@@ -482,12 +482,8 @@ def run(
         "calibration": calibration.to_dict() if isinstance(calibration, CalibrationRecord) else calibration,
         **instance_parameters, "min_volume_um3": min_volume_um3, **check_parameters})
     net, meta, resolved = _model_and_meta(model, device)  # loaded once (and cached for segment)
-    if client is None:  # the arithmetic decides the output: a finished sample is kept only if it matches
-        parameters["precision"] = resolve_precision(precision, resolved)
-    elif precision not in PRECISIONS:
-        raise InvalidArgumentError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    else:
-        parameters["precision"] = precision
+    # the arithmetic decides the output: a finished sample is kept only if it matches
+    parameters["precision"] = _precision_for(precision, resolved, on_cluster=client is not None)
     model_sha256 = _weights_hash(model, net, meta)
     reports = {}
     for name, source in zip(names, sources):

@@ -57,3 +57,13 @@ def test_segment_records_its_precision(held_out, tmp_path):
         assert labels.metadata["segmentation"]["device"]["precision"] == precision
     with pytest.raises(InvalidArgumentError, match="precision must be one of"):
         segment(volume, precision="half", progress=False)
+
+
+def test_on_a_cluster_auto_is_left_to_each_worker():
+    from sxtseg.infer import _precision_for
+
+    cpu = torch.device("cpu")
+    assert _precision_for("auto", cpu, on_cluster=True) == "auto"
+    assert _precision_for("auto", cpu, on_cluster=False) == resolve_precision("auto", cpu)
+    with pytest.raises(InvalidArgumentError, match="precision must be one of"):
+        _precision_for("half", cpu, on_cluster=True)
