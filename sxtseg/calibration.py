@@ -234,19 +234,33 @@ def _input_kind(volume: Volume, values: np.ndarray) -> str:
 
 
 def _padding(sample: np.ndarray) -> tuple[float | None, float]:
-    """The exact value filling over 5 % of the sample (a constant background), if any."""
-    values, counts = np.unique(sample[:: max(1, sample.size // 2_000_000)], return_counts=True)
-    best = int(np.argmax(counts))
-    fraction = counts[best] / counts.sum()
-    return (float(values[best]), float(fraction)) if fraction > _PADDING_FRACTION else (None, 0.0)
+    """The exact value filling over 5 % of the sample (a constant background), if any.
+
+    Counted on up to 2 million voxels of the sample.  Sorting them all (``np.unique``) took most of
+    the calibration's time, so the candidates come from a probe of 32,768 voxels drawn at random
+    (a fixed seed; random, so that no layout of the padding lines up with a stride): a value over
+    5 % of the voxels is over 2 % of the probe (25 standard deviations above that), and each
+    candidate is then counted exactly.
+    """
+    values = sample.ravel()[:: max(1, sample.size // 2_000_000)]
+    probe = values[np.random.default_rng(0).integers(0, values.size, 32_768)]
+    probe_values, probe_counts = np.unique(probe, return_counts=True)
+    candidates = probe_values[probe_counts > 0.02 * probe_counts.sum()]
+    best, best_count = None, 0
+    for candidate in candidates:  # ascending, so a tie keeps the lower value, as np.argmax over np.unique did
+        count = int(np.count_nonzero(values == candidate))
+        if count > best_count:
+            best, best_count = float(candidate), count
+    fraction = best_count / values.size
+    return (best, float(fraction)) if fraction > _PADDING_FRACTION else (None, 0.0)
 
 
-def _peaks(values: np.ndarray) -> list[dict]:
-    """Large peaks of the histogram, low to high: position, area fraction and half width."""
+def _peaks(values: np.ndarray, low: float, high: float) -> list[dict]:
+    """Large peaks of the histogram of ``values`` between ``low`` and ``high`` (their 0.2 and 99.8th
+    percentiles), low to high: position, area fraction and half width."""
     from scipy.ndimage import gaussian_filter1d
     from scipy.signal import find_peaks, peak_widths
 
-    low, high = np.percentile(values, [0.2, 99.8])
     if not high > low:
         return [{"value": float(low), "area": 1.0, "width": 0.0}]
     counts, edges = np.histogram(values, bins=400, range=(low, high))
@@ -296,7 +310,7 @@ def _auto(volume: Volume) -> CalibrationRecord:
     if kind == "attenuation":
         unit_scale = 1.0 / float(volume.voxel_size_in("um")[-1])
     padding, fraction = _padding(raw)
-    keep = np.ones(raw.shape, bool) if padding is None else raw != padding
+    keep = None if padding is None else raw != padding
     if padding is not None:
         record.padding_value, record.padding_fraction = padding, round(fraction, 4)
         record.flags.append("padding_excluded")
@@ -307,11 +321,11 @@ def _auto(volume: Volume) -> CalibrationRecord:
 
         near = ndimage.binary_dilation(~keep, structure=np.ones((1, 3, 3), bool))
         smooth = np.where(near, raw, smooth)
-    values = smooth[keep] * unit_scale
+    values = (smooth.ravel() if keep is None else smooth[keep]) * unit_scale
     if values.size < 1000:
         return _uncalibrated(record, raw, "fewer than 1000 voxels besides the padding")
-    peaks = [p for p in _peaks(values) if p["area"] >= _PEAK_AREA_MIN]
-    top = float(np.percentile(values, 99.5))
+    range_low, range_high, top = (float(v) for v in np.percentile(values, [0.2, 99.8, 99.5]))  # one partition
+    peaks = [p for p in _peaks(values, range_low, range_high) if p["area"] >= _PEAK_AREA_MIN]
     if len(peaks) >= 2:
         # ice: the lowest large peak; cytoplasm: the largest peak above it (partial-volume voxels of the
         # blurred cell boundary can leave small bumps between the two)

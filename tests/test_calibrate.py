@@ -144,3 +144,36 @@ def test_boundary_bumps_between_ice_and_cytoplasm_are_not_the_cytoplasm():
     lac, record = calibrate(Volume(image.to_numpy() * 0.7, voxel_size=image.voxel_size))
     assert record.method == "two-point" and record.scale == pytest.approx(1 / 0.7, rel=0.03), record
     assert np.median(lac.to_numpy()[classes.to_numpy() == 1]) == pytest.approx(0.22, rel=0.03)
+
+
+def _padding_by_sorting(sample):
+    """The definition: the most frequent exact value of (up to 2 million voxels of) the sample, over 5 %."""
+    values, counts = np.unique(sample[:: max(1, sample.size // 2_000_000)], return_counts=True)
+    best = int(np.argmax(counts))
+    fraction = counts[best] / counts.sum()
+    return (float(values[best]), float(fraction)) if fraction > 0.05 else (None, 0.0)
+
+
+@pytest.mark.parametrize("layout", ["none", "block_4pct", "block_6pct", "rows_7pct", "two_values", "ties", "ints"])
+def test_padding_found_from_a_probe_is_the_sorted_definition(layout):
+    from sxtseg.calibration import _padding
+
+    rng = np.random.default_rng(5)
+    sample = rng.normal(0.2, 0.02, (40, 96, 122))
+    if layout == "block_4pct":
+        sample[:, :, :5] = 0.0
+    elif layout == "block_6pct":
+        sample[:, -6:, :] = -1.5
+    elif layout == "rows_7pct":
+        sample.reshape(-1, 122)[::14] = 0.0  # every 14th image row: a layout with a period of its own
+    elif layout == "two_values":
+        sample[:, :, :8] = 0.0
+        sample[:, :, -9:] = 1.0  # the larger one wins
+    elif layout == "ties":
+        sample[:, :, :8] = 2.0
+        sample[:, :, -8:] = 1.0  # equal counts: the lower value, as np.unique then argmax gives
+    elif layout == "ints":
+        sample = rng.integers(0, 7, sample.shape).astype(np.float64)  # every value over 5 %
+    found = _padding(sample)
+    assert found == _padding_by_sorting(sample)
+    assert (found[0] is None) == (layout in ("none", "block_4pct"))
