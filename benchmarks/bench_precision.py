@@ -47,6 +47,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one 48x96x96 phantom, one repeat")
+    parser.add_argument("--phantoms", default="7101,7102,256^3,demo",
+                        help="comma-separated names of the phantoms to run (default: all four)")
     args = parser.parse_args(argv)
 
     import torch
@@ -66,6 +68,11 @@ def main(argv=None) -> int:
     patch = tuple(meta["input"]["patch_size"])
     phantoms = [("7101", (96, 256, 256), 7101), ("7102", (96, 256, 256), 7102), ("256^3", (256, 256, 256), 2024),
                 ("demo", (128, 384, 384), DEMO_SEED)]
+    wanted = args.phantoms.split(",")
+    unknown = set(wanted) - {name for name, _, _ in phantoms}
+    if unknown:
+        parser.error(f"unknown phantoms {sorted(unknown)}; choose from 7101, 7102, 256^3, demo")
+    phantoms = [p for p in phantoms if p[0] in wanted]
     if args.quick:
         phantoms, args.repeats = [("quick", (48, 96, 96), 7101)], 1
     record = {"benchmark": "bench_precision", "date": time.strftime("%Y-%m-%d"),

@@ -41,6 +41,7 @@ import json
 import logging
 import os
 import shutil
+import weakref
 from pathlib import Path
 
 import dask.array as da
@@ -108,15 +109,24 @@ def _precision_for(precision: str, device: torch.device, on_cluster: bool) -> st
 
 
 class _Float32Logits(torch.nn.Module):
-    """A network run under autocast whose logits come back as float32 (blended in float32)."""
+    """A network (under autocast unless ``dtype`` is None) whose logits come back as MONAI blends them fastest.
 
-    def __init__(self, net: torch.nn.Module, device_type: str, dtype: torch.dtype):
+    That is float32 (blended in float32) and channels-first contiguous: a channels-last copy's
+    output, blended as it is, costs 1.6x as long to weigh and add into the volume (75 ms of a
+    96x256x256 cell on 2 cores), as the strided add walks the channels innermost.
+    """
+
+    def __init__(self, net: torch.nn.Module, device_type: str, dtype: torch.dtype | None = None):
         super().__init__()
         self.net, self.device_type, self.dtype = net, device_type, dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(device_type=self.device_type, dtype=self.dtype):
-            return self.net(x).float()
+        if self.dtype is None:
+            logits = self.net(x)
+        else:
+            with torch.autocast(device_type=self.device_type, dtype=self.dtype):
+                logits = self.net(x)
+        return logits.to(torch.float32, memory_format=torch.contiguous_format)
 
 
 def context_stack(volume: np.ndarray, z: np.ndarray, context: int) -> np.ndarray:
@@ -197,6 +207,8 @@ def predict_array(
     precision = resolve_precision(precision, device)
     if precision != "float32":
         model = _Float32Logits(model, device.type, getattr(torch, precision))
+    elif device.type == "cpu":
+        model = _Float32Logits(model, device.type)  # channels-first logits for the blending (a no-op if they are)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         logits = sliding_window_inference(x, tuple(patch_size), batch_size, model, overlap=overlap,
@@ -379,13 +391,37 @@ def _zoom(voxel_nm: np.ndarray, meta: dict) -> np.ndarray | None:
     return ratio if np.any(np.abs(ratio - 1) > RESAMPLE_TOLERANCE) else None
 
 
+#: Inference copies of the networks used in this process: network -> (its weights' state, the copy).
+_INFERENCE_COPIES: "weakref.WeakKeyDictionary[torch.nn.Module, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _weights_state(net: torch.nn.Module) -> tuple:
+    """What changes when ``net``'s weights change: every tensor's identity, storage and in-place version.
+
+    Training steps, ``load_state_dict`` and ``requires_grad``-free in-place edits all bump a tensor's
+    ``_version``; replacing a layer changes the identities.
+    """
+    return tuple((id(t), t.data_ptr(), t._version) for t in (*net.parameters(), *net.buffers()))
+
+
 def _inference_net(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """The network to run: on a CPU its inference copy (made once; a copy is not copied again)."""
+    """The network to run: on a CPU its inference copy (a copy is not copied again).
+
+    The copy is kept while ``net`` lives and its weights are unchanged, so that calling
+    ``segment`` on many cells does not fold the network again for each (50 ms for the
+    shipped U-Net, 3 % of a 96x256x256 cell).
+    """
     if device.type != "cpu" or hasattr(net, "fused"):
         return net
     from .models.fuse import inference_copy
 
-    return inference_copy(net)
+    state = _weights_state(net)
+    cached = _INFERENCE_COPIES.get(net)
+    if cached is not None and cached[0] == state:
+        return cached[1]
+    fast = inference_copy(net)
+    _INFERENCE_COPIES[net] = (state, fast)
+    return fast
 
 
 def _blocks(shape, block_shape):

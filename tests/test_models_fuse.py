@@ -132,3 +132,26 @@ def test_segment_takes_a_small_volume_as_one_block(phantom_image, tmp_path):
     manifest = json.loads((tmp_path / "one.zarr" / "segment.json").read_text())
     assert manifest["parameters"]["block_shape"] == [64, 128, 128]
     assert len(list((tmp_path / "one.zarr" / "blocks").iterdir())) == 1
+
+
+def test_inference_copy_is_reused_until_the_weights_change():
+    from sxtseg.infer import _inference_net
+
+    torch.manual_seed(3)
+    net = _randomise_batch_norms(unet(3, 1, 3, channels=(4, 8), strides=(2,), normalization="batch"))
+    cpu = torch.device("cpu")
+    first = _inference_net(net, cpu)
+    assert _inference_net(net, cpu) is first  # folded once
+    x = torch.randn(1, 1, 16, 16, 16)
+    with torch.no_grad():
+        before = first(x)
+        next(net.parameters()).mul_(2.0)  # an in-place edit, as an optimiser step makes
+        second = _inference_net(net, cpu)
+        expected = net(x)
+        assert second is not first
+        assert not torch.allclose(second(x), before)
+        assert torch.allclose(second(x), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+        net.load_state_dict({k: v * 0.5 if v.is_floating_point() else v for k, v in net.state_dict().items()})
+        assert _inference_net(net, cpu) is not second
+    other = _randomise_batch_norms(unet(3, 1, 3, channels=(4, 8), strides=(2,), normalization="batch"))
+    assert _inference_net(other, cpu) is not _inference_net(net, cpu)
