@@ -398,8 +398,9 @@ _INFERENCE_COPIES: "weakref.WeakKeyDictionary[torch.nn.Module, tuple]" = weakref
 def _weights_state(net: torch.nn.Module) -> tuple:
     """What changes when ``net``'s weights change: every tensor's identity, storage and in-place version.
 
-    Training steps, ``load_state_dict`` and ``requires_grad``-free in-place edits all bump a tensor's
-    ``_version``; replacing a layer changes the identities.
+    Optimiser steps, ``load_state_dict`` and other in-place edits (under ``torch.no_grad`` too) bump
+    a tensor's ``_version``; assigning ``.data`` changes its storage; replacing a layer changes the
+    identities.
     """
     return tuple((id(t), t.data_ptr(), t._version) for t in (*net.parameters(), *net.buffers()))
 
