@@ -313,8 +313,8 @@ def main(argv=None):
                              "the baseline; one virtual environment per sxtseg checkout), --rounds times each")
     args = parser.parse_args(argv)
     if args.demo:
-        work = Path(tempfile.mkdtemp(prefix="sxtseg-bench-demo-"))
-        record = demo_end_to_end(args.demo, args.rounds, work)
+        with tempfile.TemporaryDirectory(prefix="sxtseg-bench-demo-") as work:  # the demos' outputs: removed after
+            record = demo_end_to_end(args.demo, args.rounds, Path(work))
         record["machine"] = {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                              "python": platform.python_version()}
         print(json.dumps(record, indent=1))
@@ -323,20 +323,27 @@ def main(argv=None):
         print(json.dumps(halo_study(args.model)))
         return
     if args.instances_stage:
-        work = args.workdir or Path(tempfile.mkdtemp(prefix="sxtseg-bench-instances-"))
-        work.mkdir(parents=True, exist_ok=True)
-        record = instances_stage(work, args.model, args.baseline, args.rounds, repeats=3,
-                                 pythons=args.baseline_python)
+        with tempfile.TemporaryDirectory(prefix="sxtseg-bench-instances-") as scratch:  # unless --workdir keeps it
+            work = args.workdir or Path(scratch)
+            work.mkdir(parents=True, exist_ok=True)
+            record = instances_stage(work, args.model, args.baseline, args.rounds, repeats=3,
+                                     pythons=args.baseline_python)
         record["machine"] = {"processor": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                              "python": platform.python_version()}
         print(json.dumps(record, indent=1))
         return
 
+    # the phantoms and every case's output (0.6 GiB at --shapes 128,512,512 256,512,512): removed after
+    with tempfile.TemporaryDirectory(prefix="sxtseg-bench-pipeline-") as work:
+        print(json.dumps(pipeline_sizes(args, Path(work))))
+
+
+def pipeline_sizes(args, work: Path) -> dict:
+    """The record of the main benchmark: every size (or shape) of ``args``, phantoms and outputs in ``work``."""
     import sxtseg
     from sxtseg import make_infected_cell
     from sxtseg.io import save_volume
 
-    work = Path(tempfile.mkdtemp(prefix="sxtseg-bench-pipeline-"))
     model = args.model
     sizes = args.sizes
     if args.quick:
@@ -382,7 +389,7 @@ def main(argv=None):
             entry["peak_rss_ratio_sxtseg_over_monai"] = seg["peak_rss_bytes"] / max(plain["peak_rss_bytes"], 1)
             entry["voxels_per_second"] = {"sxtseg": voxels / seg["seconds"], "monai": voxels / plain["seconds"]}
         record["sizes"].append(entry)
-    print(json.dumps(record))
+    return record
 
 
 if __name__ == "__main__":
