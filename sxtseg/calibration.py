@@ -236,13 +236,14 @@ def _input_kind(volume: Volume, values: np.ndarray) -> str:
 def _padding(sample: np.ndarray) -> tuple[float | None, float]:
     """The exact value filling over 5 % of the sample (a constant background), if any.
 
-    Counted on up to 2 million voxels of the sample.  Sorting them all (``np.unique``) took most of
-    the calibration's time, so the candidates come from a probe of 32,768 voxels drawn at random
-    (a fixed seed; random, so that no layout of the padding lines up with a stride): a value over
-    5 % of the voxels is over 2 % of the probe (25 standard deviations above that), and each
-    candidate is then counted exactly.
+    Counted on every k-th z slice of the sample, k = its voxel count // 2 million (at least 1;
+    so all of a sample of 4 million voxels or fewer).  Sorting those voxels (``np.unique``) took
+    most of the calibration's time, so the candidates come from a probe of 32,768 of them drawn
+    at random (a fixed seed; random, so that no layout of the padding lines up with a stride):
+    a value over 5 % of the voxels is over 2 % of the probe (25 standard deviations above
+    that), and each candidate is then counted exactly.  A zero padding is reported as +0.0.
     """
-    values = sample.ravel()[:: max(1, sample.size // 2_000_000)]
+    values = sample[:: max(1, sample.size // 2_000_000)].reshape(-1)
     probe = values[np.random.default_rng(0).integers(0, values.size, 32_768)]
     probe_values, probe_counts = np.unique(probe, return_counts=True)
     candidates = probe_values[probe_counts > 0.02 * probe_counts.sum()]
@@ -250,7 +251,7 @@ def _padding(sample: np.ndarray) -> tuple[float | None, float]:
     for candidate in candidates:  # ascending, so a tie keeps the lower value, as np.argmax over np.unique did
         count = int(np.count_nonzero(values == candidate))
         if count > best_count:
-            best, best_count = float(candidate), count
+            best, best_count = float(candidate) + 0.0, count  # + 0.0: -0.0 and 0.0 are one value, reported as 0.0
     fraction = best_count / values.size
     return (best, float(fraction)) if fraction > _PADDING_FRACTION else (None, 0.0)
 

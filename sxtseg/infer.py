@@ -391,37 +391,46 @@ def _zoom(voxel_nm: np.ndarray, meta: dict) -> np.ndarray | None:
     return ratio if np.any(np.abs(ratio - 1) > RESAMPLE_TOLERANCE) else None
 
 
-#: Inference copies of the networks used in this process: network -> (its weights' state, the copy).
-_INFERENCE_COPIES: "weakref.WeakKeyDictionary[torch.nn.Module, tuple]" = weakref.WeakKeyDictionary()
+#: The inference copy made last: (a weak reference to its network, :func:`_network_key` of it, the copy).
+_LAST_COPY: list = [None]
 
 
-def _weights_state(net: torch.nn.Module) -> tuple:
-    """What changes when ``net``'s weights change: every tensor's identity, storage and in-place version.
+def _network_key(net: torch.nn.Module) -> tuple:
+    """What an inference copy of ``net`` is made from: its weights and buffers, its modules and their hooks.
 
-    Optimiser steps, ``load_state_dict`` and other in-place edits (under ``torch.no_grad`` too) bump
-    a tensor's ``_version``; assigning ``.data`` changes its storage; replacing a layer changes the
-    identities.
+    The tensors are hashed by content (4 ms for the shipped U-Net, against 50 ms to fold a new
+    copy), so any change of a weight is seen, however it was made (an optimiser step, an edit
+    through ``.data`` or NumPy, ``load_state_dict``); the modules by name, type, ``extra_repr``
+    (kernel sizes, ``eps``, dropout rates...) and hook handles, so a swapped layer or a changed
+    setting is seen too.  Python attributes that a module's ``extra_repr`` does not show are not.
     """
-    return tuple((id(t), t.data_ptr(), t._version) for t in (*net.parameters(), *net.buffers()))
+    from .models.checkpoint import tensor_hash
+
+    tensors = dict(net.named_parameters())
+    tensors.update(("buffer:" + name, buffer) for name, buffer in net.named_buffers())  # persistent or not
+    modules = tuple((name, type(m), m.extra_repr(), tuple(m._forward_hooks), tuple(m._forward_pre_hooks))
+                    for name, m in net.named_modules())
+    return tensor_hash(tensors), modules
 
 
 def _inference_net(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """The network to run: on a CPU its inference copy (a copy is not copied again).
 
-    The copy is kept while ``net`` lives and its weights are unchanged, so that calling
-    ``segment`` on many cells does not fold the network again for each (50 ms for the
-    shipped U-Net, 3 % of a 96x256x256 cell).
+    The copy made last is reused while it is of the same network with the same
+    :func:`_network_key`, so that calling ``segment`` on many cells does not fold the
+    network again for each (50 ms for the shipped U-Net, 3 % of a 96x256x256 cell).  One
+    copy is kept, the last: memory for one more network, whatever the number of networks used.
     """
     if device.type != "cpu" or hasattr(net, "fused"):
         return net
     from .models.fuse import inference_copy
 
-    state = _weights_state(net)
-    cached = _INFERENCE_COPIES.get(net)
-    if cached is not None and cached[0] == state:
-        return cached[1]
+    key = _network_key(net)
+    last = _LAST_COPY[0]
+    if last is not None and last[0]() is net and last[1] == key:
+        return last[2]
     fast = inference_copy(net)
-    _INFERENCE_COPIES[net] = (state, fast)
+    _LAST_COPY[0] = (weakref.ref(net), key, fast)
     return fast
 
 

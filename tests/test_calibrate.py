@@ -148,18 +148,25 @@ def test_boundary_bumps_between_ice_and_cytoplasm_are_not_the_cytoplasm():
 
 def _padding_by_sorting(sample):
     """The definition: the most frequent exact value of (up to 2 million voxels of) the sample, over 5 %."""
-    values, counts = np.unique(sample[:: max(1, sample.size // 2_000_000)], return_counts=True)
+    values, counts = np.unique(sample[:: max(1, sample.size // 2_000_000)], return_counts=True)  # every k-th z slice
     best = int(np.argmax(counts))
     fraction = counts[best] / counts.sum()
-    return (float(values[best]), float(fraction)) if fraction > 0.05 else (None, 0.0)
+    return (float(values[best]) + 0.0, float(fraction)) if fraction > 0.05 else (None, 0.0)
 
 
-@pytest.mark.parametrize("layout", ["none", "block_4pct", "block_6pct", "rows_7pct", "two_values", "ties", "ints"])
+@pytest.mark.parametrize("layout", ["none", "block_4pct", "block_6pct", "rows_7pct", "two_values", "ties", "ints",
+                                    "large_last_slices", "signed_zeros"])
 def test_padding_found_from_a_probe_is_the_sorted_definition(layout):
     from sxtseg.calibration import _padding
 
     rng = np.random.default_rng(5)
     sample = rng.normal(0.2, 0.02, (40, 96, 122))
+    if layout == "large_last_slices":  # 4 million voxels or more: every other z slice is counted
+        sample = rng.normal(0.2, 0.02, (5, 1000, 1000))
+        sample[-1] = 0.0  # in a counted slice: 1/3 of the counted voxels, 1/5 of all
+    elif layout == "signed_zeros":
+        sample[:, :, :4] = -0.0
+        sample[:, :, -4:] = 0.0
     if layout == "block_4pct":
         sample[:, :, :5] = 0.0
     elif layout == "block_6pct":
@@ -177,3 +184,7 @@ def test_padding_found_from_a_probe_is_the_sorted_definition(layout):
     found = _padding(sample)
     assert found == _padding_by_sorting(sample)
     assert (found[0] is None) == (layout in ("none", "block_4pct"))
+    if layout == "large_last_slices":
+        assert found == (0.0, pytest.approx(1 / 3))
+    if layout == "signed_zeros":
+        assert found[0] == 0.0 and str(found[0]) == "0.0"

@@ -134,24 +134,60 @@ def test_segment_takes_a_small_volume_as_one_block(phantom_image, tmp_path):
     assert len(list((tmp_path / "one.zarr" / "blocks").iterdir())) == 1
 
 
-def test_inference_copy_is_reused_until_the_weights_change():
+def test_inference_copy_is_reused_until_the_network_changes():
     from sxtseg.infer import _inference_net
 
     torch.manual_seed(3)
     net = _randomise_batch_norms(unet(3, 1, 3, channels=(4, 8), strides=(2,), normalization="batch"))
     cpu = torch.device("cpu")
+    x = torch.randn(1, 1, 16, 16, 16)
+
+    def fresh_and_right(previous):
+        copy = _inference_net(net, cpu)
+        with torch.no_grad():
+            expected = net(x)
+            assert copy is not previous
+            assert torch.allclose(copy(x), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+        return copy
+
     first = _inference_net(net, cpu)
     assert _inference_net(net, cpu) is first  # folded once
-    x = torch.randn(1, 1, 16, 16, 16)
-    with torch.no_grad():
-        before = first(x)
-        next(net.parameters()).mul_(2.0)  # an in-place edit, as an optimiser step makes
-        second = _inference_net(net, cpu)
-        expected = net(x)
-        assert second is not first
-        assert not torch.allclose(second(x), before)
-        assert torch.allclose(second(x), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
-        net.load_state_dict({k: v * 0.5 if v.is_floating_point() else v for k, v in net.state_dict().items()})
-        assert _inference_net(net, cpu) is not second
-    other = _randomise_batch_norms(unet(3, 1, 3, channels=(4, 8), strides=(2,), normalization="batch"))
-    assert _inference_net(other, cpu) is not _inference_net(net, cpu)
+    conv = next(m for m in net.modules() if isinstance(m, nn.Conv3d))
+    norm = next(m for m in net.modules() if isinstance(m, nn.BatchNorm3d))
+    edits = [
+        lambda: conv.weight.data.mul_(2.0),  # through .data: its version counter is not the parameter's
+        lambda: setattr(conv.weight, "data", conv.weight.data * 1.5),
+        lambda: conv.weight.detach().numpy().__imul__(0.5),  # through NumPy
+        lambda: norm.running_var.data.fill_(4.0),
+        lambda: setattr(norm, "eps", 0.5),  # not a tensor
+        lambda: net.load_state_dict({k: v * 0.9 if v.is_floating_point() else v for k, v in net.state_dict().items()}),
+    ]
+    copy = first
+    for edit in edits:
+        with torch.no_grad():
+            edit()
+        copy = fresh_and_right(copy)
+    # a parameter-free layer swapped: the same tensors, another function
+    activation = next(name for name, m in net.named_modules() if isinstance(m, nn.PReLU))
+    parent_name, _, child = activation.rpartition(".")
+    net.get_submodule(parent_name)._modules[child] = nn.Tanh()
+    copy = fresh_and_right(copy)
+    assert _inference_net(net, cpu) is copy
+
+
+def test_inference_copies_do_not_keep_networks_alive():
+    import gc
+    import weakref
+
+    from sxtseg.infer import _inference_net
+
+    cpu = torch.device("cpu")
+    net = unet(3, 1, 3, channels=(4, 8), strides=(2,), normalization="batch").eval()
+    seen = []
+    net.register_forward_hook(lambda module, inputs, output: seen.append(net.training))  # a closure over the net
+    alive = weakref.ref(net)
+    _inference_net(net, cpu)
+    del net
+    _inference_net(unet(3, 1, 3, channels=(4, 8), strides=(2,), normalization="batch").eval(), cpu)  # one copy kept
+    gc.collect()
+    assert alive() is None
