@@ -398,7 +398,7 @@ _LAST_COPY: list = [None]
 def _network_key(net: torch.nn.Module) -> tuple:
     """What an inference copy of ``net`` is made from: its weights and buffers, its modules and their hooks.
 
-    The tensors are hashed by content (4 ms for the shipped U-Net, against 50 ms to fold a new
+    The tensors are hashed by content (4.6 ms for the shipped U-Net, against 30-50 ms to fold a new
     copy), so any change of a weight is seen, however it was made (an optimiser step, an edit
     through ``.data`` or NumPy, ``load_state_dict``); the modules by name, type, ``extra_repr``
     (kernel sizes, ``eps``, dropout rates...) and hook handles, so a swapped layer or a changed
@@ -418,7 +418,7 @@ def _inference_net(net: torch.nn.Module, device: torch.device) -> torch.nn.Modul
 
     The copy made last is reused while it is of the same network with the same
     :func:`_network_key`, so that calling ``segment`` on many cells does not fold the
-    network again for each (50 ms for the shipped U-Net, 3 % of a 96x256x256 cell).  One
+    network again for each (30-50 ms for the shipped U-Net, 2-3 % of a 96x256x256 cell).  One
     copy is kept, the last: memory for one more network, whatever the number of networks used.
     """
     if device.type != "cpu" or hasattr(net, "fused"):
