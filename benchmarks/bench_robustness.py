@@ -16,6 +16,7 @@ Run::
     python benchmarks/bench_robustness.py                       # the whole grid, shipped default model
     python benchmarks/bench_robustness.py --model old.pt --label before --calibration none
     python benchmarks/bench_robustness.py --quick               # three cells, small (CI smoke test)
+    python benchmarks/bench_robustness.py --denoise none --label no-denoise   # without noise matching
 
 It prints one JSON record (inputs, versions, per-cell rows) and a Markdown table on stderr.
 """
@@ -146,6 +147,7 @@ def score(condition: str, seed: int, raw_options: dict, transform, model, calibr
     row["calibration"] = {"method": cal["method"], "input_kind": cal["input_kind"], "scale": cal["scale"],
                           "offset": cal["offset"], "confidence": cal["confidence"], "flags": cal["flags"]}
     row["quality"] = [f["flag"] for f in report["quality"]]
+    row["denoise"] = {k: report["denoise"][k] for k in ("method", "sigma_voxels", "noise_1_per_um")}
     checks = report["instances"].get("object_checks", {})
     row["object_checks"] = {k: checks[k] for k in ("to_fiducial",) if k in checks}
     shutil.rmtree(out, ignore_errors=True)
@@ -176,6 +178,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=6000, help="first held-out seed (one per cell of the grid)")
     parser.add_argument("--only", nargs="*", help="conditions to run (substrings)")
     parser.add_argument("--quick", action="store_true", help="three conditions (CI smoke test)")
+    parser.add_argument("--denoise", default="auto", help="auto (default), none, or a Gaussian sigma in voxels")
+    parser.add_argument("--precision", default="auto", help="arithmetic of the network (default auto)")
     parser.add_argument("--no-object-checks", action="store_true",
                         help="run without sxtseg.object_checks (gold beads found by their LAC), as before it")
     args = parser.parse_args(argv)
@@ -191,7 +195,11 @@ def main(argv=None) -> int:
     from sxtseg.models import load_model
 
     meta = load_model(args.model).metadata
-    run_options = {"fiducial_min_lac": None} if args.no_object_checks else {}
+    from sxtseg.denoise import parse_denoise
+
+    run_options = {"denoise": parse_denoise(args.denoise), "precision": args.precision}
+    if args.no_object_checks:
+        run_options["fiducial_min_lac"] = None
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-robustness-") as tmp:
         for condition, (options, transform) in cells.items():
@@ -203,7 +211,8 @@ def main(argv=None) -> int:
     import torch
 
     record = {"benchmark": "bench_robustness", "label": args.label, "model": str(args.model),
-              "model_sha256": meta["sha256"], "calibration": args.calibration,
+              "model_sha256": meta["sha256"], "calibration": args.calibration, "denoise": args.denoise,
+              "precision": args.precision,
               "object_checks": not args.no_object_checks,
               "machine": {"platform": platform.platform(), "processor": platform.processor(),
                           "cpus": __import__("os").cpu_count()},

@@ -177,8 +177,9 @@ def _number_or_off(text: str) -> float | None:
 def _instance_options(args: argparse.Namespace) -> dict:
     """The instance parameters of ``sxtseg run`` / ``sxtseg demo`` as keyword arguments of :func:`sxtseg.run`."""
     from .calibration import parse_calibration
+    from .denoise import parse_denoise
 
-    return {"calibration": parse_calibration(args.calibration),
+    return {"calibration": parse_calibration(args.calibration), "denoise": parse_denoise(args.denoise),
             "allow_large_resampling": args.allow_large_resampling, "precision": args.precision,
             "dmv_min_distance_nm": args.dmv_min_distance_nm, "dmv_min_diameter_nm": args.dmv_min_diameter_nm,
             "dmv_min_depth_nm": args.dmv_min_depth_nm, "min_volume_um3": args.min_volume_um3,
@@ -276,6 +277,9 @@ def _add_instance_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", default="auto",
                    help="grey values to LAC: auto (default: find ice and cytoplasm), none (already LAC), "
                         "or SCALE,OFFSET (lac = SCALE * value + OFFSET)")
+    p.add_argument("--denoise", default="auto",
+                   help="smoothing before the network: auto (default: only for noise well above the model's "
+                        "training data), none, or a Gaussian sigma in voxels")
     p.add_argument("--allow-large-resampling", action="store_true",
                    help="segment even when the voxel size is more than 2x off the model's")
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16", "float16"), default="auto",

@@ -442,14 +442,18 @@ def _blocks(shape, block_shape):
 
 def _predict_block(region: np.ndarray, inner: tuple[slice, ...], net, meta: dict, device, *, low: float,
                    high: float, zoom: np.ndarray | None, overlap: float, batch_size: int,
-                   softmax: bool = True, precision: str = "float32") -> np.ndarray:
+                   softmax: bool = True, precision: str = "float32", smooth_sigma: float = 0.0) -> np.ndarray:
     """Probabilities (C, *inner shape) of the inner part of a haloed region (logits when not ``softmax``).
 
+    ``smooth_sigma`` (voxels): a Gaussian filter first (:mod:`sxtseg.denoise`; the halo covers its reach).
     Resampled blocks always get probabilities: their linear interpolation is what is argmaxed.
     """
     from scipy import ndimage
 
-    image = (region.astype(np.float32) - low) / (high - low)
+    image = region.astype(np.float32)
+    if smooth_sigma > 0:
+        image = ndimage.gaussian_filter(image, smooth_sigma, mode="nearest")
+    image = (image - low) / (high - low)
     if zoom is not None:
         image = ndimage.zoom(image, zoom, order=1, grid_mode=True, mode="nearest")
     patch = meta["input"]["patch_size"]
@@ -481,7 +485,7 @@ def _weights_hash(model, net, meta: dict) -> str:
 
 
 def _manifest(volume: Volume, sample: np.ndarray, model, net, meta: dict, device, block_shape, halo, overlap,
-              probabilities, low, high, zoom, calibration, precision: str) -> dict:
+              probabilities, low, high, zoom, calibration, precision: str, smooth_sigma: float = 0.0) -> dict:
     """Everything that decides segment()'s output: input content, weights, parameters, device and precision."""
     from .fingerprint import content_fingerprint
 
@@ -494,7 +498,8 @@ def _manifest(volume: Volume, sample: np.ndarray, model, net, meta: dict, device
                            "intensity_range": [float(low), float(high)],
                            "zoom": None if zoom is None else [float(z) for z in zoom],
                            "calibration": {"method": calibration.method, "scale": calibration.scale,
-                                           "offset": calibration.offset}},
+                                           "offset": calibration.offset},
+                           "smooth_sigma_voxels": float(smooth_sigma)},
             "device": {"type": device.type, "precision": precision}}
 
 
@@ -548,6 +553,7 @@ def segment(
     probabilities: bool = False,
     client=None,
     calibration="auto",
+    denoise="auto",
     allow_large_resampling: bool = False,
     precision: str = "auto",
     overwrite: bool = False,
@@ -596,6 +602,13 @@ def segment(
         normalisation: ``"auto"`` (default; see :func:`sxtseg.calibrate`),
         ``"none"`` (the volume is already in LAC), ``(scale, offset)``, or a
         record from :func:`sxtseg.calibrate`.
+    denoise : {"auto", "none"}, float or dict
+        Smoothing of the calibrated volume before the network
+        (:func:`sxtseg.denoise.match_noise`): ``"auto"`` (default) smooths
+        only a volume whose noise is over 1.25x the top of what the model was
+        trained on, down to the middle of that range; ``"none"``; a sigma in
+        voxels; or a record (dict) from an earlier run, applied as it is.
+        The record is in ``metadata["denoise"]``.
     allow_large_resampling : bool
         Run even when the voxel size needs resampling by more than 2x (or
         less than 0.5x) on some axis to reach the model's training voxel
@@ -620,8 +633,9 @@ def segment(
     -------
     Volume
         uint8 class codes (lazy, read from ``output``), with the input's
-        voxel size; ``metadata["segmentation"]`` records the settings and
-        ``metadata["calibration"]`` the calibration record.
+        voxel size; ``metadata["segmentation"]`` records the settings,
+        ``metadata["calibration"]`` the calibration record and
+        ``metadata["denoise"]`` the smoothing and the noise measured.
 
     Raises
     ------
@@ -673,8 +687,14 @@ def segment(
                     int(RESAMPLE_TOLERANCE * 100), meta.get("voxel_size_range_nm", meta["voxel_size_nm"]))
     low, high, sample = _normalization(volume, meta)  # one strided read serves both
     check_input_values(volume, sample, low, high)
+    from .denoise import match_noise
+
+    smoothing = dict(denoise) if isinstance(denoise, dict) else match_noise(volume, meta, denoise)
+    if smoothing["sigma_voxels"] > 0:
+        log.info("%s: smoothed before the network, Gaussian sigma %.3g voxels: %s", volume._name(),
+                 smoothing["sigma_voxels"], smoothing["note"])
     manifest = _manifest(source, sample, model, net, meta, device, block_shape, halo, overlap, probabilities, low, high,
-                         zoom, record, precision)
+                         zoom, record, precision, smoothing["sigma_voxels"])
     n_classes = len(meta["classes"])
 
     manifest_path = output / "segment.json"
@@ -697,7 +717,7 @@ def segment(
     every_block = list(_blocks(volume.shape, block_shape))
     todo = [(index, lo, hi) for index, lo, hi in every_block if not (output / "blocks" / _marker(index)).exists()]
     settings = {"low": low, "high": high, "zoom": zoom, "overlap": overlap, "batch_size": batch_size,
-                "precision": precision}
+                "precision": precision, "smooth_sigma": float(smoothing["sigma_voxels"])}
     scattered = None
     if client is not None and todo and source.in_memory:
         # sent to the cluster once; each block task slices its region there (a dask slice of an in-memory
@@ -734,7 +754,7 @@ def segment(
     result = Volume(classes, voxel_size=volume.voxel_size, unit=volume.unit, axes=volume.axes,
                     metadata={"segmentation": {**manifest, "output": str(output),
                                                "classes": meta["classes"]},
-                              "calibration": record.to_dict()})
+                              "calibration": record.to_dict(), "denoise": smoothing})
     if in_memory:
         result = result.compute()
         shutil.rmtree(output.parent, ignore_errors=True)

@@ -194,7 +194,7 @@ def _quicklook(path: Path, image: Volume, classes: Volume, table: pd.DataFrame, 
     plt.close(fig)
 
 
-def _one(source, out: Path, model, *, device, client, block_shape, halo, progress, calibration,
+def _one(source, out: Path, model, *, device, client, block_shape, halo, progress, calibration, denoise,
          allow_large_resampling, precision, instance_parameters, min_volume_um3, check_parameters) -> dict:
     from . import __version__
     from .calibration import calibrate
@@ -204,7 +204,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     from .io._write import write_text_atomically
     from .morphometrics import measure, summarize
     from .object_checks import apply_changes, object_changes
-    from .quality import calibration_flags, segmentation_flags
+    from .quality import calibration_flags, denoise_flags, segmentation_flags
 
     from tqdm.auto import tqdm
 
@@ -234,7 +234,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     started = stage("segment")
     raw_classes = segment(image, model, output=out / "segmentation.zarr", device=device, client=client,
                           block_shape=block_shape, halo=halo, progress=progress, calibration=record,
-                          allow_large_resampling=allow_large_resampling, precision=precision)
+                          denoise=denoise, allow_large_resampling=allow_large_resampling, precision=precision)
     done("segment_s", started)
 
     started = stage("instances")
@@ -254,7 +254,8 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     changes, checks = object_changes(table, lac=record.method != "none", **check_parameters)
     classes, table = apply_changes(classes, instances, table, changes)  # gold beads: fiducials
     summary = summarize(table, classes)
-    quality = calibration_flags(record) + segmentation_flags(classes)
+    smoothing = raw_classes.metadata["denoise"]
+    quality = calibration_flags(record) + denoise_flags(smoothing) + segmentation_flags(classes)
     done("measure_s", started)
 
     started = stage("write")
@@ -276,6 +277,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
                   "sha256": meta["model_sha256"]},
         "sxtseg_version": __version__,
         "calibration": record.to_dict(),
+        "denoise": smoothing,
         "quality": quality,
         "instances": {**instance_parameters,
                       "dmv_min_depth_nm": instances.metadata["instances"]["dmv_split"]["min_depth_nm"],
@@ -364,6 +366,7 @@ def run(
     block_shape=None,
     halo=None,
     calibration="auto",
+    denoise="auto",
     allow_large_resampling: bool = False,
     precision: str = "auto",
     dmv_min_distance_nm: float = DMV_MIN_DISTANCE_NM,
@@ -399,6 +402,12 @@ def run(
         Grey values to LAC: ``"auto"`` (default), ``"none"`` or
         ``(scale, offset)``; see :func:`sxtseg.calibrate`.  The record goes to
         ``summary.json`` (``calibration``) and its flags to ``quality``.
+    denoise : {"auto", "none"} or float
+        Smoothing before the network (:func:`sxtseg.denoise.match_noise`):
+        ``"auto"`` (default) only for noise well above the model's training
+        data; ``"none"``; or a Gaussian sigma in voxels.  The record goes to
+        ``summary.json`` (``denoise``), and a ``noise_smoothed`` flag to
+        ``quality`` when it smoothed.  Measurements use the unsmoothed LAC.
     allow_large_resampling : bool
         Segment even when the voxel size is more than 2x off the model's
         training voxel sizes (refused by default).
@@ -473,6 +482,7 @@ def run(
         shutil.rmtree(partial)
     partial.mkdir(parents=True, exist_ok=True)
     from .calibration import CalibrationRecord
+    from .denoise import parse_denoise
     from .infer import _model_and_meta, _precision_for, _weights_hash
     from .io._write import _jsonable, write_text_atomically
 
@@ -480,6 +490,7 @@ def run(
     parameters = _jsonable({
         "block_shape": block_shape, "halo": halo, "allow_large_resampling": bool(allow_large_resampling),
         "calibration": calibration.to_dict() if isinstance(calibration, CalibrationRecord) else calibration,
+        "denoise": parse_denoise(denoise) if not isinstance(denoise, dict) else denoise,
         **instance_parameters, "min_volume_um3": min_volume_um3, **check_parameters})
     net, meta, resolved = _model_and_meta(model, device)  # loaded once (and cached for segment)
     # the arithmetic decides the output: a finished sample is kept only if it matches
@@ -498,7 +509,7 @@ def run(
             write_text_atomically(target / "run.json", json.dumps(fingerprint, indent=1))
         reports[name] = _one(source, target, model, device=device, client=client, block_shape=block_shape,
                              halo=halo, progress=progress,
-                             calibration=calibration, allow_large_resampling=allow_large_resampling,
+                             calibration=calibration, denoise=denoise, allow_large_resampling=allow_large_resampling,
                              precision=precision, instance_parameters=instance_parameters, min_volume_um3=min_volume_um3,
                              check_parameters=check_parameters)
     if not single:

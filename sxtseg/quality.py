@@ -25,7 +25,7 @@ import numpy as np
 from .classes import CLASS_NAMES, SXTClass
 from .volume import Volume
 
-__all__ = ["DOMINANT_FRACTION", "calibration_flags", "segmentation_flags"]
+__all__ = ["DOMINANT_FRACTION", "calibration_flags", "denoise_flags", "segmentation_flags"]
 
 #: A class holding more than this fraction of the cell's voxels is implausible.
 DOMINANT_FRACTION = 0.90
@@ -90,3 +90,22 @@ def calibration_flags(record) -> list[dict]:
     notes = "; ".join(record.notes)
     return [_flag(f"calibration_{flag}", f"{record.summary()}: {notes}") for flag in record.flags
             if flag != "padding_excluded"]
+
+
+def denoise_flags(record: dict) -> list[dict]:
+    """A ``noise_smoothed`` flag when :func:`sxtseg.denoise.match_noise` smoothed the volume automatically.
+
+    The segmentation then saw a smoothed volume (its noise well above the
+    model's training data): worth a look, as fine structure may be lost.
+
+    Examples
+    --------
+    >>> denoise_flags({"method": "auto", "sigma_voxels": 0.6, "note": "noise 0.0208 1/um is 2.0x ..."})[0]["flag"]
+    'noise_smoothed'
+    >>> denoise_flags({"method": "none", "sigma_voxels": 0.0, "note": ""})
+    []
+    """
+    if record.get("method") != "auto" or not record.get("sigma_voxels"):
+        return []
+    return [_flag("noise_smoothed", f"smoothed before segmentation (Gaussian sigma {record['sigma_voxels']:g} "
+                                    f"voxels): {record['note']}")]
