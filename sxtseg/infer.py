@@ -129,6 +129,25 @@ class _Float32Logits(torch.nn.Module):
         return logits.to(torch.float32, memory_format=torch.contiguous_format)
 
 
+def _runnable(model: torch.nn.Module, device: torch.device, *, fuse: bool = True, amp: bool = True,
+              precision: str | None = None) -> torch.nn.Module:
+    """``model`` as the sliding window runs it on ``device``: evaluation mode, inference copy, precision.
+
+    See :func:`predict_array` for ``fuse``, ``amp`` and ``precision``.
+    """
+    model = model.to(device).eval()
+    if fuse:
+        model = _inference_net(model, device)
+    if precision is None:
+        precision = "float16" if amp and device.type == "cuda" else "float32"
+    precision = resolve_precision(precision, device)
+    if precision != "float32":
+        model = _Float32Logits(model, device.type, getattr(torch, precision))
+    elif device.type == "cpu":
+        model = _Float32Logits(model, device.type)  # channels-first logits for the blending (a no-op if they are)
+    return model
+
+
 def context_stack(volume: np.ndarray, z: np.ndarray, context: int) -> np.ndarray:
     """Slices ``z - context .. z + context`` of a (Z, Y, X) array as channels: (len(z), 2 context + 1, Y, X).
 
@@ -199,16 +218,7 @@ def predict_array(
     from monai.inferers import sliding_window_inference
 
     device = resolve_device(device)
-    model = model.to(device).eval()
-    if fuse:
-        model = _inference_net(model, device)
-    if precision is None:
-        precision = "float16" if amp and device.type == "cuda" else "float32"
-    precision = resolve_precision(precision, device)
-    if precision != "float32":
-        model = _Float32Logits(model, device.type, getattr(torch, precision))
-    elif device.type == "cpu":
-        model = _Float32Logits(model, device.type)  # channels-first logits for the blending (a no-op if they are)
+    model = _runnable(model, device, fuse=fuse, amp=amp, precision=precision)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         logits = sliding_window_inference(x, tuple(patch_size), batch_size, model, overlap=overlap,
@@ -443,21 +453,32 @@ def _blocks(shape, block_shape):
 def _predict_block(region: np.ndarray, inner: tuple[slice, ...], net, meta: dict, device, *, low: float,
                    high: float, zoom: np.ndarray | None, overlap: float, batch_size: int,
                    softmax: bool = True, precision: str = "float32", smooth_sigma: float = 0.0) -> np.ndarray:
-    """Probabilities (C, *inner shape) of the inner part of a haloed region (logits when not ``softmax``).
+    """Classes (uint8, inner shape) or probabilities (C, *inner shape) of the inner part of a haloed region.
 
-    ``smooth_sigma`` (voxels): a Gaussian filter first (:mod:`sxtseg.denoise`; the halo covers its reach).
-    Resampled blocks always get probabilities: their linear interpolation is what is argmaxed.
+    On a CPU without ``softmax``, a 3-D model on a region of at least one window gets its classes from
+    :func:`sxtseg.slab_windows.window_classes` (the same blending, one window's depth of logits
+    held at a time); other cases get MONAI's ``sliding_window_inference`` through
+    :func:`predict_array`: probabilities with ``softmax``, else logits.  Resampled blocks always get
+    probabilities: their linear interpolation is what is argmaxed.  ``smooth_sigma`` (voxels): a
+    Gaussian filter first (:mod:`sxtseg.denoise`; the halo covers its reach).
     """
     from scipy import ndimage
 
-    image = region.astype(np.float32)
+    from .slab_windows import fits, window_classes
+
+    image = region.astype(np.float32)  # a copy: the region may be a view of the caller's array
     if smooth_sigma > 0:
         image = ndimage.gaussian_filter(image, smooth_sigma, mode="nearest")
-    image = (image - low) / (high - low)
+    image -= low  # in place: one block-sized buffer fewer (the same float32 arithmetic)
+    image /= high - low
     if zoom is not None:
         image = ndimage.zoom(image, zoom, order=1, grid_mode=True, mode="nearest")
     patch = meta["input"]["patch_size"]
     spatial_dims = meta["architecture"]["spatial_dims"] if "architecture" in meta else len(patch)
+    device = resolve_device(device)
+    if device.type == "cpu" and not softmax and zoom is None and spatial_dims == 3 and fits(image.shape, patch):
+        runnable = _runnable(net, device, precision=precision)  # (a GPU blends on the GPU, in MONAI's function)
+        return window_classes(runnable, image, patch_size=patch, overlap=overlap, batch_size=batch_size, keep=inner)
     probs = predict_array(net, image, patch_size=patch, spatial_dims=spatial_dims,
                           context=meta["input"].get("context_slices", 0), overlap=overlap,
                           batch_size=batch_size, device=device, softmax=softmax or zoom is not None,
@@ -766,13 +787,14 @@ def _marker(index) -> str:
 
 
 def _write_block(output: Path, index, lo, hi, probs: np.ndarray, probabilities: bool) -> None:
-    """Write one block's classes (the argmax of its probabilities or logits, and the probabilities), then mark it."""
+    """Write one block's classes (given, or the argmax of its probabilities or logits; and the probabilities), then mark it."""
     import zarr
 
     from sxtseg.kernels import argmax_channels
 
     where = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
-    zarr.open_array(output / "classes", mode="r+")[where] = argmax_channels(probs)
+    classes = probs if probs.ndim == len(where) else argmax_channels(probs)
+    zarr.open_array(output / "classes", mode="r+")[where] = classes
     if probabilities:
         zarr.open_array(output / "probabilities", mode="r+")[(slice(None), *where)] = probs.astype(np.float16)
     (output / "blocks" / _marker(index)).touch()  # only after the data is written
