@@ -109,8 +109,11 @@ def window_classes(net: torch.nn.Module, image: np.ndarray, *, patch_size, overl
             if z != start:  # a new row of windows: the planes before it are final
                 emit(start, z)
                 shift = z - start
-                logits[:, : depth - shift] = logits[:, shift:].clone()
-                logits[:, depth - shift:] = 0
+                kept = depth - shift  # planes the new row shares with the old one move to the front
+                if kept > 0:
+                    source = logits[:, shift:]
+                    logits[:, :kept] = source if shift >= kept else source.clone()  # clone only if they overlap
+                logits[:, max(kept, 0):] = 0
                 start = z
             logits[(slice(None), slice(z - start, z - start + depth), s[1], s[2])] += window
     emit(start, image.shape[0])
