@@ -364,6 +364,10 @@ def test_api_bad_input_is_400_naming_the_field(loaded, tmp_path):
                                       "conditions": {"colour": "red"}}, format="json")
     assert unknown.status_code == 400 and "colour" in json.dumps(unknown.json())
     assert api.get("/api/samples/", {"m.dmv_count__between": 3}).status_code == 400
+    # a project name with a dot (schemathesis sent "auto, cpu, cuda..."): the API's JSON 404, not Django's HTML one
+    for name in ("no.such.project", "auto, cpu, cuda..."):
+        answer = api.get(f"/api/projects/{name}/")
+        assert answer.status_code == 404 and answer["Content-Type"] == "application/json", answer.content[:80]
 
 
 def test_schema_and_docs(loaded):

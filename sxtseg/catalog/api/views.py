@@ -50,6 +50,9 @@ class ProjectViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = ProjectSerializer
     pagination_class = Pages
     lookup_field = "name"
+    # any name up to the next slash reaches the view, so that one with a dot (which DRF's default pattern
+    # leaves to Django's HTML 404) gets the API's JSON 404 like any other unknown project
+    lookup_value_regex = "[^/]+"
 
     def get_queryset(self):
         return visible_projects(self.request.user).order_by("id")
