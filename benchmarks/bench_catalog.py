@@ -379,6 +379,31 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_gunicorn(work: Path, name: str, workers: int, env: dict):
+    """gunicorn serving the catalog on a free loopback port, once it accepts connections: (process, log, port).
+
+    Its log is ``work/name.log``; the caller stops the process (:func:`_stop`) and closes the log.
+    """
+    port = free_port()
+    log = open(work / f"{name}.log", "w")
+    gunicorn = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "python:sxtseg.catalog.gunicorn_config", "--workers",
+         str(workers), "--bind", f"127.0.0.1:{port}", "--pid", str(work / f"{name}.pid"),
+         "sxtseg.catalog.wsgi:application"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 120
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return gunicorn, log, port
+        except OSError:
+            if gunicorn.poll() is not None or time.time() > deadline:
+                _stop(gunicorn)
+                log.close()
+                raise RuntimeError(f"gunicorn did not start: {(work / f'{name}.log').read_text()}") from None
+            time.sleep(0.2)
+
+
 def _queries(vendor: str, token: str, user_id: int) -> list[dict]:
     """The two API queries with the SQL the API runs for them (the floor), and the extra SQL-only aggregate.
 
@@ -537,22 +562,7 @@ def phase(vendor: str, spec: dict) -> dict:
         user_id = get_user_model().objects.get(username=USER).pk
         connection.close()
 
-        port = free_port()
-        log = open(work / f"gunicorn-{vendor}.log", "w")
-        gunicorn = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:sxtseg.catalog.gunicorn_config", "--workers",
-             str(spec["workers"]), "--bind", f"127.0.0.1:{port}", "--pid", str(work / f"gunicorn-{vendor}.pid"),
-             "sxtseg.catalog.wsgi:application"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + 120
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if gunicorn.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"gunicorn did not start: {(work / f'gunicorn-{vendor}.log').read_text()}")
-                time.sleep(0.2)
+        gunicorn, log, port = start_gunicorn(work, f"gunicorn-{vendor}", spec["workers"], env)
         client_spec = {"host": "127.0.0.1", "port": port, "token": token, "clients": spec["clients"],
                        "budget_s": spec["budget_s"],
                        "requests": spec["requests"], "few_requests": spec["few_requests"], "warmup": spec["warmup"],

@@ -86,7 +86,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -100,7 +99,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_catalog  # noqa: E402 - the machine, versions, conditions, client and SQL capture of the 10^6 benchmark
 from bench_catalog import (AGGREGATE_QUERY, CELL_SHAPE, OBJECTS_QUERY, PROJECT, USER, VOXEL_NM,  # noqa: E402
-                           _interrupt, _stop, conditions, free_port, machine, versions)
+                           _interrupt, _stop, conditions, free_port, machine, start_gunicorn, versions)
 
 OTHER_PROJECT = "other"  # every 100th sample: rows the measuring user may not see
 STRANGER = "stranger"  # owner of that project
@@ -713,22 +712,7 @@ def phase(spec: dict) -> dict:
             print(f"explain {query['name']}: {[p['execution_ms'] for p in plans[query['name']]['before_timing']]} ms",
                   file=sys.stderr, flush=True)
 
-        port = free_port()
-        log = open(work / "gunicorn.log", "w")
-        gunicorn = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:sxtseg.catalog.gunicorn_config", "--workers",
-             str(spec["workers"]), "--bind", f"127.0.0.1:{port}", "--pid", str(work / "gunicorn.pid"),
-             "sxtseg.catalog.wsgi:application"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + 120
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if gunicorn.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"gunicorn did not start: {(work / 'gunicorn.log').read_text()}")
-                time.sleep(0.2)
+        gunicorn, log, port = start_gunicorn(work, "gunicorn", spec["workers"], env)
         from django.conf import settings
 
         client_spec = {"host": "127.0.0.1", "port": port, "token": token, "clients": spec["clients"],
