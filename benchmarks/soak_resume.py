@@ -15,15 +15,20 @@
    in all.  After every kill the results folder must either not exist or
    be complete: never half-written.  The last episode ends interrupted and
    is resumed to the end.
-3. On the first interrupted state, a resume with another input (a second
-   phantom of the same shape) and with another model must fail with exit
-   code 2 and a message saying what changed.
+3. On an interrupted run (one more, killed as soon as its first block is
+   written), a resume with another input (a second phantom of the same
+   shape) and with another model must fail with exit code 2 and a message
+   saying what changed.
 4. Every episode's results (the OME-Zarr arrays and metadata, the object
    tables, the quick look, ``run.json``, and ``summary.json`` apart from its
    timings) must equal the reference byte for byte.
 5. Once more with ``--overwrite`` after a kill, then over the finished
    result of the other phantom (not with ``--quick``): the run starts clean
    and ends equal to the reference.
+
+Every ``sxtseg`` command has a time limit (20 times the reference's time, at
+least 2 minutes): one that fails or hangs ends the soak with ``ok: false`` and
+an ``error`` naming it, the record so far kept.
 
 Run (prints one JSON record; docs/reliability.md quotes it)::
 
@@ -55,11 +60,27 @@ QUICK_SHAPE = "48,128,128"
 BLOCKS = ["--block-shape", "24,64,64", "--halo", "8,16,16"]
 
 
+RUN_TIMEOUT_S = 600.0  # no `sxtseg` command of the soak may take longer; set from the reference's time
+
+
 def sxtseg(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([*SXTSEG, *args], capture_output=True, text=True)
+    try:
+        result = subprocess.run([*SXTSEG, *args], capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    except subprocess.TimeoutExpired as error:
+        tail = (error.stderr or b"")[-2000:]
+        raise RuntimeError(f"sxtseg {' '.join(args)} did not end within {RUN_TIMEOUT_S:.0f} s "
+                           f"(stderr: {tail.decode(errors='replace') if isinstance(tail, bytes) else tail})") from None
     if check and result.returncode != 0:
         raise RuntimeError(f"sxtseg {' '.join(args)} failed ({result.returncode}): {result.stderr[-2000:]}")
     return result
+
+
+def log(message: str) -> None:
+    """One line of progress on stderr (the record goes to stdout), with the time since the start."""
+    print(f"soak {time.perf_counter() - STARTED:7.1f} s: {message}", file=sys.stderr, flush=True)
+
+
+STARTED = time.perf_counter()
 
 
 def differences(reference: Path, result: Path) -> list[str]:
@@ -97,7 +118,10 @@ def killed_run(command: list[str], delay_s: float, until=None) -> bool:
 
 
 def soak(workdir: Path, kills: int, seed: int, shape: str = SHAPE, at_blocks: bool = False,
-         overwrite_other: bool = True) -> dict:
+         overwrite_other: bool = True, record: dict | None = None) -> dict:
+    """Run the soak in ``workdir``; fills and returns ``record`` (so that a caller keeps what was done on an error)."""
+    global RUN_TIMEOUT_S
+    record = {} if record is None else record
     rng = random.Random(seed)
     n_blocks = int(np.prod([-(-int(n) // int(b)) for n, b in zip(shape.split(","), BLOCKS[1].split(","))]))
     cell, other = workdir / "cell.mrc", workdir / "other.mrc"
@@ -109,16 +133,17 @@ def soak(workdir: Path, kills: int, seed: int, shape: str = SHAPE, at_blocks: bo
     started = time.perf_counter()
     sxtseg("run", str(cell), "-o", str(workdir / "reference"), *BLOCKS, "-q")
     reference_s = time.perf_counter() - started
+    log(f"reference run {reference_s:.1f} s")
+    RUN_TIMEOUT_S = max(120.0, 20 * reference_s)  # a run that hangs fails the soak, naming the command
 
     stage_s = json.loads((workdir / "reference" / "summary.json").read_text())["timings_s"]
     startup_s = reference_s - sum(stage_s.values())  # interpreter, imports, model loading, fingerprints
     before_s = startup_s + stage_s["open"] + stage_s["calibrate"]
     after_s = stage_s["instances"] + stage_s["measure"] + stage_s["write"]
-    record = {"shape": shape, "blocks": n_blocks, "reference_seconds": round(reference_s, 2),
-              "startup_seconds": round(startup_s, 2), "kills": 0,
-              "episodes": [], "half_written_outputs": 0, "failed_resumes": [],
-              "kills_by_estimated_stage": {"start-up": 0, "segment": 0, "after segment": 0}}
-    refusals: dict = {}
+    record.update({"shape": shape, "blocks": n_blocks, "reference_seconds": round(reference_s, 2),
+                   "startup_seconds": round(startup_s, 2), "kills": 0,
+                   "episodes": [], "half_written_outputs": 0, "failed_resumes": [],
+                   "kills_by_estimated_stage": {"start-up": 0, "segment": 0, "after segment": 0}})
     while record["kills"] < kills:
         out = workdir / f"out{len(record['episodes'])}"
         episode = {"kills": 0, "delays_s": [], "blocks_done": [], "killed_after_final_rename": False}
@@ -137,6 +162,8 @@ def soak(workdir: Path, kills: int, seed: int, shape: str = SHAPE, at_blocks: bo
                 until = lambda target=target: blocks.is_dir() and len(list(blocks.iterdir())) >= target  # noqa: E731
             episode["delays_s"].append(round(delay, 2))
             episode["blocks_done"].append(done)
+            log(f"episode {len(record['episodes']) - 1}: run with {done} blocks done, killed "
+                + (f"at block {target}" if until is not None else f"after {delay:.2f} s"))
             if killed_run(command, delay, until):
                 record["kills"] += 1
                 episode["kills"] += 1
@@ -150,20 +177,13 @@ def soak(workdir: Path, kills: int, seed: int, shape: str = SHAPE, at_blocks: bo
         if out.exists():  # the results folder appears only by the last rename: it must be complete
             record["half_written_outputs"] += int(bool(differences(workdir / "reference", out)))
             continue
-        if not refusals and _interrupted(out):  # another input or model must be refused here
-            refusals = _refusals(workdir, cell, other, out)
+        log(f"episode {len(record['episodes']) - 1}: resumed to the end")
         resumed = sxtseg("run", str(cell), "-o", str(out), *BLOCKS, "-q", check=False)  # resume to the end
         if resumed.returncode != 0:
             record["failed_resumes"].append(resumed.stderr.strip()[-1500:])
-    if not refusals:  # every episode ended in its final rename: make an interrupted state to check on
-        spare = workdir / "spare"
-        while not refusals:
-            killed_run([*SXTSEG, "run", str(cell), "-o", str(spare), *BLOCKS, "-q"], 0.7 * reference_s)
-            if spare.exists():
-                shutil.rmtree(spare)
-            elif _interrupted(spare):
-                refusals = _refusals(workdir, cell, other, spare)
-    record["refusals"] = refusals
+    # a resume of an interrupted run with another input or another model must be refused
+    log("refusals: another input and another model on an interrupted run")
+    record["refusals"] = _refusals(workdir, cell, other, _interrupted_run(workdir / "spare", cell, reference_s))
     record["episodes_completed"] = sum(1 for k in range(len(record["episodes"])) if (workdir / f"out{k}").exists())
     record["differences_after_resume"] = sorted({d for k in range(len(record["episodes"]))
                                                  for d in differences(workdir / "reference", workdir / f"out{k}")})
@@ -171,12 +191,30 @@ def soak(workdir: Path, kills: int, seed: int, shape: str = SHAPE, at_blocks: bo
 
     # --overwrite after an interruption starts clean
     fresh = workdir / "fresh"
+    log("--overwrite after a kill")
     killed_run([*SXTSEG, "run", str(cell), "-o", str(fresh), *BLOCKS, "-q"], rng.uniform(0.3, 0.9) * reference_s)
     if overwrite_other:  # over a finished result of another input (left out by --quick: one full run less)
         sxtseg("run", str(other), "-o", str(fresh), *BLOCKS, "-q", "--overwrite")
     sxtseg("run", str(cell), "-o", str(fresh), *BLOCKS, "-q", "--overwrite")
     record["differences_after_overwrite"] = differences(workdir / "reference", fresh)
     return record
+
+
+def _interrupted_run(out: Path, cell: Path, reference_s: float, tries: int = 3) -> Path:
+    """``out`` killed as soon as its first block is written: an interrupted run, whatever the machine's speed.
+
+    (A kill after a fixed share of the reference's time can land before the run has written its
+    fingerprint on every try when the machine is busier than during the reference.)
+    """
+    blocks = out.with_name(out.name + ".partial") / "segmentation.zarr" / "blocks"
+    for _ in range(tries):
+        killed_run([*SXTSEG, "run", str(cell), "-o", str(out), *BLOCKS, "-q"], 10 * reference_s,
+                   until=lambda: blocks.is_dir() and any(blocks.iterdir()))
+        if _interrupted(out):
+            return out
+        shutil.rmtree(out, ignore_errors=True)
+    raise RuntimeError(f"no interrupted run in {tries} tries: `sxtseg run` was never killed between its first "
+                       f"block and its final rename ({out})")
 
 
 def _interrupted(out: Path) -> bool:
@@ -218,11 +256,16 @@ def main(argv=None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="sxtseg-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    record = soak(workdir, 3 if args.quick else args.kills, args.seed, QUICK_SHAPE if args.quick else SHAPE,
-                  at_blocks=args.quick, overwrite_other=not args.quick)
+    record: dict = {}
+    try:
+        soak(workdir, 3 if args.quick else args.kills, args.seed, QUICK_SHAPE if args.quick else SHAPE,
+             at_blocks=args.quick, overwrite_other=not args.quick, record=record)
+    except RuntimeError as error:  # a command that failed or hung: the record so far, and what happened
+        record["error"] = str(error)
     import sxtseg
 
-    ok = (not record["differences_after_resume"] and not record.get("differences_after_overwrite", ["not run"])
+    ok = ("error" not in record and not record["differences_after_resume"]
+          and not record.get("differences_after_overwrite", ["not run"])
           and record["half_written_outputs"] == 0 and not record["failed_resumes"]
           and len(record["refusals"]) == 2 and all(r["exit_code"] == 2 for r in record["refusals"].values()))
     record.update(benchmark="soak_resume", ok=ok, seconds=round(time.perf_counter() - started, 1),
