@@ -222,7 +222,7 @@ _V3 = (VOXEL_NM / 1000.0) ** 3  # um^3 per voxel
 # row (OFFSET 0: computed once per row, not once per use); its class and three normal deviates (Box-Muller);
 # diameter and shape; voxel count and volume; the columns.  Each level fenced by OFFSET 0 so its values are
 # computed once.
-OBJECT_COLUMNS_SQL = ("id, run_id, label, class_id, class_name, voxel_count, volume_um3, surface_area_um2, "
+OBJECT_COLUMNS_SQL = ("id, run_id, project_id, label, class_id, class_name, voxel_count, volume_um3, surface_area_um2, "
                       "equivalent_diameter_nm, sphericity, principal_axis_major_nm, principal_axis_mid_nm, "
                       "principal_axis_minor_nm, elongation, flatness, intensity_mean, intensity_std, "
                       "distance_to_nucleus_nm, distance_to_cell_boundary_nm, nearest_neighbour_nm, "
@@ -231,7 +231,7 @@ OBJECT_COLUMNS_SQL = ("id, run_id, label, class_id, class_name, voxel_count, vol
 LOAD_SQL = f"""
 WITH ins AS (
   INSERT INTO catalog_catalogobject ({OBJECT_COLUMNS_SQL})
-  SELECT id, run_id, label, class_id, {CLASS_NAMES_SQL}, voxel_count, volume_um3,
+  SELECT id, run_id, project_id, label, class_id, {CLASS_NAMES_SQL}, voxel_count, volume_um3,
          pi() * (eqd / 1000.0) ^ 2 / sphericity, eqd, sphericity, major, major * elongation, major * flatness,
          elongation, flatness, lac + 0.005 * zi, 0.01 + 0.02 * u10,
          CASE WHEN class_id >= 4 THEN 6000.0 * u11 END, 4000.0 * u12,
@@ -252,7 +252,7 @@ WITH ins AS (
         FROM (
           SELECT *, round(voxel_count * {_V3!r} * 1e6) / 1e6 AS volume_um3
           FROM (
-            SELECT id, run_id, label, class_id, zi, u10, u11, u12, u13,
+            SELECT id, run_id, project_id, label, class_id, zi, u10, u11, u12, u13,
                    greatest(round(pi() / 6.0 * (diameter / {VOXEL_NM}) ^ 3), 1)::bigint AS voxel_count,
                    least(greatest(CASE WHEN class_id = 4 THEN 0.7 + 0.08 * zs ELSE 0.97 + 0.02 * zs END, 0.3), 1.01)
                      AS sphericity,
@@ -266,18 +266,20 @@ WITH ins AS (
                                       ELSE greatest(300.0 + 40.0 * zd, 150.0) END AS diameter,
                         CASE WHEN class_id = 4 THEN 0.3 + 0.4 * u3 ELSE 0.9 + 0.1 * u3 END AS elongation
               FROM (
-                SELECT id, run_id, label,
+                SELECT id, run_id, project_id, label,
                        CASE WHEN label <= 5 THEN (ARRAY[1, 2, 3, 3, 3])[label::int]
                             WHEN uc < 0.15 THEN 4 WHEN uc < 0.20 THEN 5 ELSE 6 END::smallint AS class_id,
                        sqrt(-2.0 * ln(u1)) * cos(2.0 * pi() * u2) AS zd,
                        sqrt(-2.0 * ln(u1)) * sin(2.0 * pi() * u2) AS zs,
                        sqrt(-2.0 * ln(u8)) * cos(2.0 * pi() * u9) AS zi, u3, u4, u5, u6, u7, u10, u11, u12, u13
                 FROM (
-                  SELECT r.first_id + g.label - 1 AS id, r.run_id, g.label, random() AS uc, 1.0 - random() AS u1,
+                  SELECT r.first_id + g.label - 1 AS id, r.run_id, s.project_id, g.label, random() AS uc,
+                         1.0 - random() AS u1,
                          random() AS u2, random() AS u3, random() AS u4, random() AS u5, random() AS u6,
                          random() AS u7, 1.0 - random() AS u8, random() AS u9, random() AS u10, random() AS u11,
                          random() AS u12, random() AS u13
                   FROM unnest(%(runs)s::bigint[], %(counts)s::bigint[], %(first)s::bigint[]) AS r(run_id, n, first_id)
+                  JOIN catalog_run AS cr ON cr.id = r.run_id JOIN catalog_sample AS s ON s.id = cr.sample_id
                   CROSS JOIN LATERAL generate_series(1::bigint, r.n) AS g(label)
                   OFFSET 0) a OFFSET 0) b OFFSET 0) c OFFSET 0) d OFFSET 0) e OFFSET 0) f OFFSET 0) h OFFSET 0) k
   RETURNING run_id, class_id, volume_um3, distance_to_nucleus_nm),

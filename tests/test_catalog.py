@@ -329,6 +329,86 @@ def test_permissions(loaded, results):
     assert _api(member).post("/api/runs/", post, format="json").status_code == 200  # already in: nothing new
 
 
+def test_object_rows_carry_their_samples_project_and_move_with_it(loaded, results, tmp_path):
+    """Every object row holds its sample's project (the access check's column); a moved sample takes its rows."""
+    from django.db.models import F
+
+    from sxtseg.catalog.ingest import add_results
+    from sxtseg.catalog.models import CatalogObject, Project, Sample
+
+    rows = CatalogObject.objects.all()
+    assert rows.count() > 0 and rows.exclude(project_id=F("run__sample__project_id")).count() == 0
+    folder = tmp_path / "moving"
+    shutil.copytree(results["cell1"], folder)
+    _varied_objects(folder, 300, "moving-cell", seed=7)
+    add_results(folder, "lab-a")  # no owner: the other tests' users do not see it
+    _user("lab-a-member", "lab-a", "member")
+    Project.objects.get_or_create(name="lab-b")
+    lab_b = _user("lab-b-member", "lab-b", "member")
+    sample = Sample.objects.get(name="moving-cell")
+    before = _api(_user("lab-a-member")).get("/api/objects/", {"sample": sample.pk, "page_size": 1000}).json()
+    assert len(before["results"]) == 300
+    assert _api(lab_b).get("/api/objects/", {"sample": sample.pk}).json()["results"] == []
+    sample.project = Project.objects.get(name="lab-b")
+    sample.curation_note = "moved"
+    sample.save(update_fields=["curation_note"])  # the project not saved: the rows stay
+    assert CatalogObject.objects.filter(run__sample=sample, project__name="lab-a").count() == 300
+    sample.save()
+    assert CatalogObject.objects.filter(run__sample=sample).exclude(project__name="lab-b").count() == 0
+    after = _api(lab_b).get("/api/objects/", {"sample": sample.pk, "page_size": 1000}).json()
+    assert [r["id"] for r in after["results"]] == [r["id"] for r in before["results"]]
+    assert _api(_user("lab-a-member")).get("/api/objects/", {"sample": sample.pk}).json()["results"] == []
+    assert _api(lab_b).get("/api/objects/", {"project": "lab-b", "page_size": 1}).json()["results"]
+    run = sample.runs.get()
+    sample.delete()  # (the other tests see every run through the local client) its rows go with its run
+    assert not CatalogObject.objects.filter(run_id=run.pk).exists()
+    from django.db import connection
+
+    from sxtseg.catalog.database import refresh_sqlite_statistics
+
+    refresh_sqlite_statistics(connection)  # as after an ingest (SQLite; nothing on PostgreSQL)
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite only: a migration run on a database of its own")
+def test_migration_0004_fills_the_object_rows_project(tmp_path):
+    """Rows stored before migration 0004 get their sample's project; SQLite's (class_name, id) index survives."""
+    import sqlite3
+
+    database = tmp_path / "old.sqlite3"
+    script = f"""
+from sxtseg.catalog.database import configure
+configure(db={str(database)!r}, migrate=False)
+from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+call_command("migrate", "catalog", "0003", verbosity=0)
+old = MigrationExecutor(connection).loader.project_state(("catalog", "0003_object_class_id_index")).apps
+Project, Sample, Run, Obj = (old.get_model("catalog", n) for n in ("Project", "Sample", "Run", "CatalogObject"))
+runs = []
+for k in (1, 2):
+    sample = Sample.objects.create(project=Project.objects.create(name=f"p{{k}}"), name="s", modality="sxt")
+    runs.append(Run.objects.create(sample=sample, content_sha256=str(k) * 64, kind="run", results_dir="",
+                                   sxtseg_version="0"))
+box = dict.fromkeys(["centroid_z_nm", "centroid_y_nm", "centroid_x_nm", "bbox_z0_nm", "bbox_y0_nm", "bbox_x0_nm",
+                     "bbox_z1_nm", "bbox_y1_nm", "bbox_x1_nm"], 0.0)
+for k in range(10):
+    Obj.objects.create(run=runs[k % 2], label=k, class_id=6, class_name="dmv", voxel_count=1, volume_um3=0.1, **box)
+call_command("migrate", "catalog", verbosity=0)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    db = sqlite3.connect(database)
+    pairs = db.execute("SELECT r.sample_id, s.project_id, o.project_id FROM catalog_catalogobject o JOIN catalog_run r "
+                       "ON r.id = o.run_id JOIN catalog_sample s ON s.id = r.sample_id ORDER BY o.id").fetchall()
+    assert len(pairs) == 10 and len({p[1] for p in pairs}) == 2 and all(p[1] == p[2] for p in pairs)
+    indexes = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
+                                               "AND tbl_name = 'catalog_catalogobject'")}
+    assert {"catalog_object_class_name_id", "catalog_object_project_id"} <= indexes
+    column = [c for c in db.execute("PRAGMA table_info(catalog_catalogobject)") if c[1] == "project_id"]
+    assert column and column[0][3] == 1  # NOT NULL
+
+
 def test_cli_share_with_a_group(loaded, capsys):
     """`sxtseg catalog share` gives a group's users a role on a project; --revoke takes it back."""
     from sxtseg.cli import main

@@ -297,18 +297,22 @@ _BINARY = {"BigAutoField": ("int8", "i"), "BigIntegerField": ("int8", "i"), "Sma
            "FloatField": ("float8", "fi"), "BooleanField": ("bool", "b"), "CharField": ("text", "")}
 
 
+#: The key columns that lead every object row: the same value for all the rows of a run.
+_KEYS = ("run_id", "project_id")
+
+
 def _binary_types(frame: pd.DataFrame, columns: list[str]) -> list[str] | None:
-    """COPY types of ``columns`` (``run_id`` first) when every frame column fits its table column, else None."""
+    """COPY types of ``columns`` (the ``_KEYS`` first) when every frame column fits its table column, else None."""
     from .models import CatalogObject
 
     types = []
     for name in columns:
-        field = CatalogObject._meta.get_field(name[:-3] if name == "run_id" else name)
-        kind = "BigAutoField" if name == "run_id" else field.get_internal_type()
+        field = CatalogObject._meta.get_field(name[:-3] if name in _KEYS else name)
+        kind = "BigAutoField" if name in _KEYS else field.get_internal_type()
         if kind not in _BINARY:
             return None
         copy_type, dtypes = _BINARY[kind]
-        if name != "run_id":
+        if name not in _KEYS:
             column = frame[name]
             if kind == "CharField":
                 if not all(isinstance(v, str) for v in column.tolist()):
@@ -323,27 +327,27 @@ def _binary_types(frame: pd.DataFrame, columns: list[str]) -> list[str] | None:
     return types
 
 
-def _object_rows(run_id: int, frame: pd.DataFrame, columns: list[str]):
-    """The rows of ``columns`` (``run_id`` first), as an iterator of tuples of Python values.
+def _object_rows(keys: tuple[int, ...], frame: pd.DataFrame, columns: list[str]):
+    """The rows of ``columns`` (the ``keys``' columns first), as an iterator of tuples of Python values.
 
     Each column is turned into a list once; the tuples are made as they are
     consumed, so the database driver frees each row as soon as it is written
     (a list of 10,000 tuples costs more in allocation and garbage collection
     than the tuples themselves).
     """
-    values = [_column_values(frame[c]) for c in columns[1:]]
-    return zip(itertools.repeat(run_id, len(frame)), *values)
+    values = [_column_values(frame[c]) for c in columns[len(keys):]]
+    return zip(*(itertools.repeat(key, len(frame)) for key in keys), *values)
 
 
-def _insert_objects(run_id: int, frame: pd.DataFrame, progress: bool = False) -> None:
+def _insert_objects(run_id: int, project_id: int, frame: pd.DataFrame, progress: bool = False) -> None:
     """Object rows in bulk: COPY on PostgreSQL, batched executemany on SQLite (a progress bar per batch)."""
     from django.db import connection
     from tqdm import tqdm
 
     from .models import OBJECT_COLUMNS, CatalogObject
 
-    columns = ["run_id", "class_name", *OBJECT_COLUMNS]
-    rows = _object_rows(run_id, frame, columns)
+    columns = [*_KEYS, "class_name", *OBJECT_COLUMNS]
+    rows = _object_rows((run_id, project_id), frame, columns)
     table = CatalogObject._meta.db_table
     bar = tqdm(total=len(frame), desc="object rows", unit="row", disable=not progress, mininterval=0.2)
     if connection.vendor == "postgresql":
@@ -694,7 +698,7 @@ def _store(item: Results, project: str, conditions: dict, free: dict, tags, user
                                  **_jsonable(item.run))
         Measure.objects.bulk_create([Measure(run=run, name=n, value=v, unit=u) for n, v, u in item.measures])
         if item.objects is not None and len(item.objects):
-            _insert_objects(run.pk, item.objects, progress)
+            _insert_objects(run.pk, project_row.pk, item.objects, progress)
     return run, sample
 
 

@@ -103,7 +103,7 @@ class RunFilter(django_filters.FilterSet):
 class ObjectFilter(django_filters.FilterSet):
     run = django_filters.NumberFilter(field_name="run_id")
     sample = django_filters.NumberFilter(field_name="run__sample")
-    project = django_filters.CharFilter(field_name="run__sample__project__name")
+    project = django_filters.CharFilter(field_name="project__name")
 
     class Meta:
         model = CatalogObject
