@@ -174,3 +174,5 @@ def test_bench_precision_quick():
     assert entry["agreement_with_float32"]["auto"] > 0.995 and entry["agreement_with_monai"]["float32"] > 0.995
     assert set(entry["dice"]["auto"]) >= {"nucleus", "cytoplasm", "dmv"} and entry["dice"]["auto"]["nucleus"] > 0.8
     assert entry["throughput_over_monai"]["auto"] > 0
+    # the calibration given rather than estimated in the call: the same record, so the same classes
+    assert entry["agreement_with_float32"]["auto_given_calibration"] == entry["agreement_with_float32"]["auto"]
