@@ -404,7 +404,7 @@ call_command("migrate", "catalog", verbosity=0)
     assert len(pairs) == 10 and len({p[1] for p in pairs}) == 2 and all(p[1] == p[2] for p in pairs)
     indexes = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
                                                "AND tbl_name = 'catalog_catalogobject'")}
-    assert {"catalog_object_class_name_id", "catalog_object_project_id"} <= indexes
+    assert {"catalog_object_class_name_id", "catalog_object_project_id", "catalog_object_run_id"} <= indexes
     column = [c for c in db.execute("PRAGMA table_info(catalog_catalogobject)") if c[1] == "project_id"]
     assert column and column[0][3] == 1  # NOT NULL
 
