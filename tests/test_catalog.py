@@ -346,8 +346,17 @@ def test_object_rows_carry_their_samples_project_and_move_with_it(loaded, result
     Project.objects.get_or_create(name="lab-b")
     lab_b = _user("lab-b-member", "lab-b", "member")
     sample = Sample.objects.get(name="moving-cell")
-    before = _api(_user("lab-a-member")).get("/api/objects/", {"sample": sample.pk, "page_size": 1000}).json()
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        before = _api(_user("lab-a-member")).get("/api/objects/", {"sample": sample.pk, "page_size": 1000}).json()
     assert len(before["results"]) == 300
+    # the sample by its runs' ids and the access by the rows' project: no sample or membership in the page's SQL
+    page = [q["sql"].split(" WHERE ", 1)[1] for q in queries.captured_queries
+            if "FROM \"catalog_catalogobject\"" in q["sql"]]
+    assert page and all("sample_id" not in where and "membership" not in where for where in page), page
+    assert f"\"run_id\" IN ({sample.runs.get().pk})" in page[0]
     assert _api(lab_b).get("/api/objects/", {"sample": sample.pk}).json()["results"] == []
     sample.project = Project.objects.get(name="lab-b")
     sample.curation_note = "moved"
@@ -362,8 +371,6 @@ def test_object_rows_carry_their_samples_project_and_move_with_it(loaded, result
     run = sample.runs.get()
     sample.delete()  # (the other tests see every run through the local client) its rows go with its run
     assert not CatalogObject.objects.filter(run_id=run.pk).exists()
-    from django.db import connection
-
     from sxtseg.catalog.database import refresh_sqlite_statistics
 
     refresh_sqlite_statistics(connection)  # as after an ingest (SQLite; nothing on PostgreSQL)

@@ -21,6 +21,7 @@ from django.db import connection
 from django.db.models import Exists, OuterRef
 from django.forms.utils import ErrorDict, ErrorList
 from django.utils.datastructures import MultiValueDict
+from django_filters.constants import EMPTY_VALUES
 from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.utils import translate_validation
 from rest_framework.exceptions import ValidationError
@@ -100,9 +101,24 @@ class RunFilter(django_filters.FilterSet):
         fields = ["kind", "status", "model_name", "sxtseg_version"]
 
 
+class SampleRunsFilter(django_filters.NumberFilter):
+    """Objects of a sample, selected by the ids of its runs as values (``run_id IN (...)``), not through a join.
+
+    With the ids, PostgreSQL plans by its own statistics of ``run_id`` and reads a run's rows
+    in id order through the (run_id, id) index; with a join to the runs it could not tell how
+    many rows the sample holds, and at 10^8 rows it walked the primary key instead (23 s for a
+    sample three quarters into the table, against about 1 ms for its run's page).
+    """
+
+    def filter(self, qs, value):
+        if value in EMPTY_VALUES:
+            return qs
+        return qs.filter(run_id__in=list(Run.objects.filter(sample_id=value).values_list("id", flat=True)))
+
+
 class ObjectFilter(django_filters.FilterSet):
     run = django_filters.NumberFilter(field_name="run_id")
-    sample = django_filters.NumberFilter(field_name="run__sample")
+    sample = SampleRunsFilter(field_name="run__sample")
     project = django_filters.CharFilter(field_name="project__name")
 
     class Meta:
