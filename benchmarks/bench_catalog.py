@@ -379,6 +379,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def kill_leftover_servers(pid_files) -> None:
+    """SIGKILL the process group of each gunicorn pid file given (a server left by a phase that was killed)."""
+    for pid_file in pid_files:
+        try:
+            os.killpg(int(Path(pid_file).read_text().strip()), signal.SIGKILL)
+        except (OSError, ValueError):  # gone already, or a file without a pid
+            pass
+
+
 def start_gunicorn(work: Path, name: str, workers: int, env: dict):
     """gunicorn serving the catalog on a free loopback port, once it accepts connections: (process, log, port).
 
@@ -765,11 +774,7 @@ def main(argv=None) -> dict:
                 record["databases"]["postgresql"]["server"]["cluster"] = (
                     f"pg_virtualenv -t {' '.join('-o ' + o for o in pg_options)}".strip())
     finally:
-        for pid_file in work.glob("gunicorn-*.pid"):  # a server left by a phase that was killed
-            try:
-                os.killpg(int(pid_file.read_text().strip()), signal.SIGKILL)
-            except (ValueError, ProcessLookupError, PermissionError):
-                pass
+        kill_leftover_servers(work.glob("gunicorn-*.pid"))
         shutil.rmtree(work, ignore_errors=True)
     record["table"] = summarise(record)
     record["targets"] = targets(record)

@@ -908,12 +908,7 @@ def main(argv=None) -> dict:
         spec["work"] = str(work)
         record["result"] = run_phase(spec, work, pg_options)
     finally:
-        pid_file = work / "gunicorn.pid"
-        if pid_file.exists():  # a server left by a phase that was killed
-            try:
-                os.killpg(int(pid_file.read_text().strip()), signal.SIGKILL)
-            except (ValueError, ProcessLookupError, PermissionError):
-                pass
+        bench_catalog.kill_leftover_servers(work.glob("gunicorn.pid"))  # a server left by a phase that was killed
         shutil.rmtree(work, ignore_errors=True)
     record["table"] = summarise(record)
     record["usable"] = verdicts(record)

@@ -107,12 +107,12 @@ def main(argv=None) -> int:
                                 progress=False).to_numpy()
         return labels, time.perf_counter() - started
 
-    records = {}  # the calibration of each phantom, made before the timer (as monai's)
+    given = {}  # "record": the calibration of the phantom being measured, made before the timer (as monai's)
     cases = {"monai": monai, "float32": lambda v: seg(v, "float32"), "auto": lambda v: seg(v, "auto"),
-             "auto_given_calibration": lambda v: seg(v, "auto", records[id(v)])}
+             "auto_given_calibration": lambda v: seg(v, "auto", given["record"])}
     for name, shape, seed in phantoms:
         image, truth, _, _ = make_infected_cell(shape, seed=seed)
-        records[id(image)] = calibrate(image, "auto")[1]
+        given["record"] = calibrate(image, "auto")[1]
         truth = truth.to_numpy() if hasattr(truth, "to_numpy") else np.asarray(truth)
         seg(image, "float32")  # warm-up: model caches, first calls
         seconds = {case: [] for case in cases}

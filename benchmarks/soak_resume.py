@@ -75,12 +75,12 @@ def sxtseg(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return result
 
 
+STARTED = time.perf_counter()
+
+
 def log(message: str) -> None:
     """One line of progress on stderr (the record goes to stdout), with the time since the start."""
     print(f"soak {time.perf_counter() - STARTED:7.1f} s: {message}", file=sys.stderr, flush=True)
-
-
-STARTED = time.perf_counter()
 
 
 def differences(reference: Path, result: Path) -> list[str]:

@@ -29,9 +29,14 @@ def _role_filter(user, roles=None) -> Q:
     return member | shared
 
 
+def _reads_everything(user) -> bool:
+    """Superusers, and everyone when anonymous read is on."""
+    return getattr(settings, "ANONYMOUS_READ", False) or (user.is_authenticated and user.is_superuser)
+
+
 def visible_projects(user) -> QuerySet:
     """Projects ``user`` may read."""
-    if getattr(settings, "ANONYMOUS_READ", False) or (user.is_authenticated and user.is_superuser):
+    if _reads_everything(user):
         return Project.objects.all()
     if not user.is_authenticated:
         return Project.objects.none()
@@ -44,7 +49,7 @@ def visible_project_ids(user) -> list[int] | None:
     For the object rows: a literal list of ids lets the database weigh each project by its own
     statistics of the rows' ``project_id`` (a subquery hides how many rows it lets through).
     """
-    if getattr(settings, "ANONYMOUS_READ", False) or (user.is_authenticated and user.is_superuser):
+    if _reads_everything(user):
         return None
     return sorted(visible_projects(user).values_list("id", flat=True))
 

@@ -15,9 +15,12 @@ rebuilds the table, which drops the (class_name, id) index of migration 0003 (Dj
 know it): it is made again here, with fresh statistics.
 """
 
+from importlib import import_module
+
 from django.db import migrations, models
 
-from ..database import refresh_sqlite_statistics
+# migration 0003's SQLite-only (class_name, id) index and statistics, made again after the rebuild
+_CLASS_INDEX = import_module(".0003_object_class_id_index", __package__)
 
 FILL = ("UPDATE catalog_catalogobject SET project_id = (SELECT s.project_id FROM catalog_run r "
         "JOIN catalog_sample s ON s.id = r.sample_id WHERE r.id = catalog_catalogobject.run_id)")
@@ -25,13 +28,6 @@ FILL = ("UPDATE catalog_catalogobject SET project_id = (SELECT s.project_id FROM
 
 def fill(apps, schema_editor):
     schema_editor.execute(FILL)
-
-
-def sqlite_index_again(apps, schema_editor):
-    if schema_editor.connection.vendor == "sqlite":
-        schema_editor.execute("CREATE INDEX IF NOT EXISTS catalog_object_class_name_id "
-                              "ON catalog_catalogobject (class_name, id)")
-        refresh_sqlite_statistics(schema_editor.connection)
 
 
 class Migration(migrations.Migration):
@@ -56,5 +52,5 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="catalogobject",
             index=models.Index(fields=["run", "id"], name="catalog_object_run_id")),
-        migrations.RunPython(sqlite_index_again, migrations.RunPython.noop),
+        migrations.RunPython(_CLASS_INDEX.create, migrations.RunPython.noop),
     ]
