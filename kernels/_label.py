@@ -22,6 +22,11 @@ Slabs of planes are scanned on their own threads (the kernels release the
 GIL); equivalences across slab boundaries are then merged, and one more
 parallel pass writes the final labels, numbered in raster (C) order of each
 component's first voxel.
+
+Dense volumes with short runs (a multi-label segmentation whose fast axis is
+the coarse one, a mask full of salt noise) are labelled voxel by voxel
+instead, for 26-connectivity (:mod:`._label_voxels`): :func:`_short_runs`
+decides from a sample of rows.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import numba
 import numpy as np
 from numba.cpython.unsafe.numbers import trailing_zeros
 
-from ._threads import default_threads
+from ._threads import MIN_VOXELS_PER_THREAD, default_threads
 
 __all__ = ["label"]
 
@@ -395,7 +400,9 @@ def label(
     provisional label (union-find and final
     table): about 0.2 bytes per voxel for round organelles, at most 14 bytes
     per voxel for a mask of salt-and-pepper noise, and 28 for a class volume
-    whose every voxel differs from its left neighbour.
+    whose every voxel differs from its left neighbour.  Dense volumes with
+    short runs (26-connectivity) are labelled voxel by voxel, keeping 8 bytes
+    per provisional label only.
 
     Examples
     --------
@@ -431,6 +438,11 @@ def label(
     threads = default_threads(threads, voxels=image.size)
     # np.zeros: freshly mapped pages are zero already, so background is never written (only the runs are)
     out = np.zeros(image.shape, out_dtype)
+    if connectivity == 26 and _short_runs(src, binary):
+        from ._label_voxels import label_voxels  # here: that module imports this one
+
+        bounds = [(0, image.shape[0])] if threads == 1 else _slab_bounds(image.shape[0], threads)
+        return out, label_voxels(src, words, out, bounds, _map)
     if threads == 1 or image.shape[0] == 1:  # one slab: no offsets, no boundaries, no thread pool
         runs, row_ptr, parent, _ = _label_slab(src, words, 0, image.shape[0], neighbours, binary)
         table, count = _final_table(parent)
@@ -472,3 +484,38 @@ def _map(function, items) -> list:
         return [function(items[0])]
     with ThreadPoolExecutor(len(items)) as pool:
         return list(pool.map(function, items))
+
+
+#: The voxel-by-voxel path (:mod:`._label_voxels`) is taken for 26-connectivity when at least this fraction
+#: of sampled voxels is foreground and its runs along x are short: at most :data:`VOXEL_PATH_MAX_RUN` voxels on
+#: average for a class or label volume, :data:`VOXEL_PATH_MAX_RUN_MASK` for a 0/1 mask (whose runs the run path
+#: compares without reading values).
+VOXEL_PATH_MIN_FOREGROUND = 0.1
+VOXEL_PATH_MAX_RUN = 16.0
+VOXEL_PATH_MAX_RUN_MASK = 12.0
+
+
+def _short_runs(src: np.ndarray, binary: bool, n_rows: int = 512) -> bool:
+    """Whether ``src`` is dense with short runs along x, judged on ``n_rows`` rows spread through it.
+
+    Run-based labelling pays per run and skips background well; voxel-by-voxel
+    labelling pays per foreground voxel.  Measured on 512^3 inputs (2-core AMD
+    EPYC, docs/benchmarks.md): the voxel path is 2.2x faster on cc3d's
+    connectomics volume (99% foreground, runs of 12 voxels in the sample) and
+    1.0-1.3x on a mask of balls with 1% salt noise (runs of 10), slower on
+    the same balls without the noise (runs of 14: 1.0x on one thread, 1.2x on
+    two), and 1.6-1.7x slower on a sparse mask (2% foreground) and on a class
+    volume (runs of 50).
+    """
+    if src.size < 2 * MIN_VOXELS_PER_THREAD:  # crops: the run path has the lower fixed cost
+        return False
+    rows = src.reshape(-1, src.shape[-1])
+    sample = rows[np.linspace(0, rows.shape[0] - 1, min(n_rows, rows.shape[0])).astype(np.int64)]
+    foreground = sample != 0
+    n_foreground = int(foreground.sum())
+    if n_foreground < VOXEL_PATH_MIN_FOREGROUND * sample.size:
+        return False
+    starts = foreground.copy()
+    starts[:, 1:] &= sample[:, 1:] != sample[:, :-1]  # a run starts where the value changes to a foreground one
+    max_run = VOXEL_PATH_MAX_RUN_MASK if binary else VOXEL_PATH_MAX_RUN
+    return n_foreground <= max_run * int(starts.sum())

@@ -169,3 +169,81 @@ def test_signed_bytes_are_values_not_a_mask():
     image[0, 1, 1] = image[1, 0, 1] = 1
     _, n = _check(image, 26, 1)
     assert n == 2  # the -1s touch across a corner, the 1s across an edge; as a 0/1 mask all four would be one
+
+
+# ---- the voxel-by-voxel path for dense volumes with short runs (kernels/_label_voxels.py) ----
+
+def _label_voxels(image, threads):
+    """The voxel path on any input, wired as ``label`` wires it (``label`` takes it only for large dense inputs)."""
+    from sxtseg.kernels._label import _map, _slab_bounds, _words
+    from sxtseg.kernels._label_voxels import label_voxels
+
+    src = image.view(np.uint8) if image.dtype == bool else image
+    out = np.zeros(image.shape, np.uint32)
+    bounds = [(0, image.shape[0])] if threads == 1 else _slab_bounds(image.shape[0], threads)
+    return out, label_voxels(src, _words(src.reshape(-1)), out, bounds, _map)
+
+
+def _check_voxels(image, threads):
+    ours, n = _label_voxels(image, threads)
+    cc = cc3d.connected_components(image, connectivity=26, out_dtype=np.uint32)
+    np.testing.assert_array_equal(ours, cc)
+    assert n == int(cc.max())
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 7])
+@pytest.mark.parametrize("dtype", [bool, np.uint8, np.uint16, np.uint32, np.int64])
+def test_voxel_path_random_volumes(threads, dtype):
+    rng = np.random.default_rng(threads * 10 + np.dtype(dtype).itemsize)
+    for shape in [(1, 1, 1), (1, 7, 9), (5, 1, 13), (4, 6, 1), (9, 17, 23), (23, 8, 41)]:
+        for n_values in (2, 3, 6):
+            if dtype is bool and n_values > 2:
+                continue
+            image = rng.integers(0, n_values, shape).astype(dtype)
+            _check_voxels(image, threads)
+            # blobs with holes: long runs, voxels below of the same value, and stretches in the neighbour rows
+            coarse = rng.integers(0, n_values, (3, 4, 5))
+            blobs = ndi.zoom(coarse, (8, 5, 9), order=0)[: shape[0] + 3, : shape[1] + 5, : shape[2] + 7].astype(dtype)
+            blobs[rng.random(blobs.shape) < 0.05] = 0
+            _check_voxels(np.ascontiguousarray(blobs), threads)
+
+
+@pytest.mark.parametrize("offset", [0, 1])
+def test_voxel_path_skips_background_by_words(offset):
+    # sparse rows, aligned (background a word at a time) and unaligned (voxel by voxel)
+    rng = np.random.default_rng(4)
+    mask = ndi.binary_dilation(rng.random((7, 9, 203)) < 0.01, np.ones((1, 2, 3)))
+    image = (mask * rng.integers(1, 4, mask.shape)).astype(np.uint16)
+    buffer = np.zeros(image.nbytes + offset, np.uint8)
+    placed = np.frombuffer(buffer.data, np.uint16, count=image.size, offset=offset).reshape(image.shape)
+    placed[...] = image
+    for threads in (1, 2):
+        _check_voxels(placed, threads)
+
+
+def test_voxel_path_grows_its_label_store():
+    # every voxel differs from all 26 neighbours: one provisional label per voxel, 16x the first store
+    z, y, x = np.indices((12, 40, 50))
+    image = (1 + x % 2 + 2 * (y % 2) + 4 * (z % 2)).astype(np.uint8)
+    for threads in (1, 3):
+        ours, n = _label_voxels(image, threads)
+        assert n == image.size
+        np.testing.assert_array_equal(ours.ravel(), np.arange(1, image.size + 1))
+
+
+def test_label_chooses_the_voxel_path_for_dense_short_runs():
+    from sxtseg.kernels._label import _short_runs
+
+    rng = np.random.default_rng(8)
+    coarse = rng.integers(1, 200, (9, 40, 130), dtype=np.uint32)
+    dense = ndi.zoom(coarse, (4, 4, 4), order=0)[:34, :128, :500]  # 2.2 million voxels, runs of 4 in x
+    dense = np.ascontiguousarray(dense)
+    assert dense.size >= 2 * (1 << 20) and _short_runs(dense, binary=False)
+    for threads in (1, 2):
+        _check(dense, 26, threads)
+    sparse = np.zeros_like(dense, dtype=np.uint8)
+    sparse[::7, ::5, ::3] = 1
+    assert not _short_runs(sparse, binary=True)  # 2% foreground: the run path
+    long_runs = np.ascontiguousarray(ndi.zoom(coarse[:, :10, :2], (4, 13, 250), order=0))  # runs of 250
+    assert long_runs.size >= 2 * (1 << 20) and not _short_runs(long_runs, binary=False)
+    assert not _short_runs(dense[:10, :10], binary=False)  # small: the run path's fixed cost is lower
