@@ -23,8 +23,8 @@ GIL); equivalences across slab boundaries are then merged, and one more
 parallel pass writes the final labels, numbered in raster (C) order of each
 component's first voxel.
 
-Dense volumes with short runs (a multi-label segmentation whose fast axis is
-the coarse one, a mask full of salt noise) are labelled voxel by voxel
+Dense label volumes with short runs (a multi-label segmentation whose fast
+axis is the coarse one) are labelled voxel by voxel
 instead, for 26-connectivity (:mod:`._label_voxels`): :func:`_short_runs`
 decides from a sample of rows.
 """
@@ -400,8 +400,8 @@ def label(
     provisional label (union-find and final
     table): about 0.2 bytes per voxel for round organelles, at most 14 bytes
     per voxel for a mask of salt-and-pepper noise, and 28 for a class volume
-    whose every voxel differs from its left neighbour.  Dense volumes with
-    short runs (26-connectivity) are labelled voxel by voxel, keeping 8 bytes
+    whose every voxel differs from its left neighbour.  Dense label volumes
+    with short runs (26-connectivity) are labelled voxel by voxel, keeping 8 bytes
     per provisional label only.
 
     Examples
@@ -486,28 +486,26 @@ def _map(function, items) -> list:
         return list(pool.map(function, items))
 
 
-#: The voxel-by-voxel path (:mod:`._label_voxels`) is taken for 26-connectivity when at least this fraction
-#: of sampled voxels is foreground and its runs along x are short: at most :data:`VOXEL_PATH_MAX_RUN` voxels on
-#: average for a class or label volume, :data:`VOXEL_PATH_MAX_RUN_MASK` for a 0/1 mask (whose runs the run path
-#: compares without reading values).
+#: The voxel-by-voxel path (:mod:`._label_voxels`) is taken for a class or label volume (not a 0/1 mask) under
+#: 26-connectivity when at least this fraction of sampled voxels is foreground and its runs along x are at most
+#: :data:`VOXEL_PATH_MAX_RUN` voxels on average.
 VOXEL_PATH_MIN_FOREGROUND = 0.1
 VOXEL_PATH_MAX_RUN = 16.0
-VOXEL_PATH_MAX_RUN_MASK = 12.0
 
 
 def _short_runs(src: np.ndarray, binary: bool, n_rows: int = 512) -> bool:
-    """Whether ``src`` is dense with short runs along x, judged on ``n_rows`` rows spread through it.
+    """Whether ``src`` is a dense label volume with short runs along x, judged on ``n_rows`` rows spread through it.
 
     Run-based labelling pays per run and skips background well; voxel-by-voxel
     labelling pays per foreground voxel.  Measured on 512^3 inputs (2-core AMD
-    EPYC, docs/benchmarks.md): the voxel path is 2.2x faster on cc3d's
-    connectomics volume (99% foreground, runs of 12 voxels in the sample) and
-    1.0-1.3x on a mask of balls with 1% salt noise (runs of 10), slower on
-    the same balls without the noise (runs of 14: 1.0x on one thread, 1.2x on
-    two), and 1.6-1.7x slower on a sparse mask (2% foreground) and on a class
-    volume (runs of 50).
+    EPYC, docs/benchmarks.md): the voxel path is 1.8-3x faster on cc3d's
+    connectomics volume (99% foreground, runs of 12 voxels in the sample),
+    1.6-1.7x slower on a sparse mask (2% foreground) and on a class volume
+    (runs of 50).  0/1 masks keep the run path, which compares their runs
+    without reading values: it was as fast or faster on balls (runs of 14) and
+    on balls with 1% salt noise (runs of 10).
     """
-    if src.size < 2 * MIN_VOXELS_PER_THREAD:  # crops: the run path has the lower fixed cost
+    if binary or src.size < 2 * MIN_VOXELS_PER_THREAD:  # crops: the run path has the lower fixed cost
         return False
     rows = src.reshape(-1, src.shape[-1])
     sample = rows[np.linspace(0, rows.shape[0] - 1, min(n_rows, rows.shape[0])).astype(np.int64)]
@@ -517,5 +515,4 @@ def _short_runs(src: np.ndarray, binary: bool, n_rows: int = 512) -> bool:
         return False
     starts = foreground.copy()
     starts[:, 1:] &= sample[:, 1:] != sample[:, :-1]  # a run starts where the value changes to a foreground one
-    max_run = VOXEL_PATH_MAX_RUN_MASK if binary else VOXEL_PATH_MAX_RUN
-    return n_foreground <= max_run * int(starts.sum())
+    return n_foreground <= VOXEL_PATH_MAX_RUN * int(starts.sum())

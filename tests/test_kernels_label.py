@@ -243,7 +243,8 @@ def test_label_chooses_the_voxel_path_for_dense_short_runs():
         _check(dense, 26, threads)
     sparse = np.zeros_like(dense, dtype=np.uint8)
     sparse[::7, ::5, ::3] = 1
-    assert not _short_runs(sparse, binary=True)  # 2% foreground: the run path
+    assert not _short_runs(sparse, binary=False)  # 2% foreground: the run path
+    assert not _short_runs(dense.astype(bool).view(np.uint8), binary=True)  # masks: the run path
     long_runs = np.ascontiguousarray(ndi.zoom(coarse[:, :10, :2], (4, 13, 250), order=0))  # runs of 250
     assert long_runs.size >= 2 * (1 << 20) and not _short_runs(long_runs, binary=False)
     assert not _short_runs(dense[:10, :10], binary=False)  # small: the run path's fixed cost is lower
