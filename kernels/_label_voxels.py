@@ -100,38 +100,29 @@ def _scan_inner_row(flat, words, lab, here, nx, below, parent, n, word_shift, wo
         if flat[r2 + x] == v:  # below: touches all the others
             cur = _join(parent, lab, r2 + x, cur)
         else:
-            if flat[r0 + x] == v:  # (z, y-1, x) touches rows r0, r1 and r2
+            all_rows = flat[r0 + x] != v
+            if not all_rows:  # (z, y-1, x) touches rows r0, r1 and r2: only row r3 is left
                 cur = _join(parent, lab, r0 + x, cur)
-            else:  # rows r0 and r1 (and r3 below) written out: calling _join_row here was 6% slower
-                for r in (r0, r1):
-                    prev_eq = False
-                    if x > np.uint64(0) and flat[r + x - one] == v:
-                        cur = _join(parent, lab, r + x - one, cur)
-                        prev_eq = True
-                    if flat[r + x] == v:
-                        if not prev_eq:
-                            cur = _join(parent, lab, r + x, cur)
-                        prev_eq = True
-                    else:
-                        prev_eq = False
-                    if x < last and flat[r + x + one] == v and not prev_eq:
-                        cur = _join(parent, lab, r + x + one, cur)
+            else:
                 if x > np.uint64(0) and flat[r2 + x - one] == v:
                     cur = _join(parent, lab, r2 + x - one, cur)
                 if x < last and flat[r2 + x + one] == v:
                     cur = _join(parent, lab, r2 + x + one, cur)
-            before = False
-            if x > np.uint64(0) and flat[r3 + x - one] == v:
-                cur = _join(parent, lab, r3 + x - one, cur)
-                before = True
-            if flat[r3 + x] == v:
-                if not before:
-                    cur = _join(parent, lab, r3 + x, cur)
-                before = True
-            else:
+            for k, r in enumerate((r3, r0, r1)):  # written out: calling _join_row here was 7% slower
+                if k > 0 and not all_rows:
+                    break
                 before = False
-            if x < last and flat[r3 + x + one] == v and not before:
-                cur = _join(parent, lab, r3 + x + one, cur)
+                if x > np.uint64(0) and flat[r + x - one] == v:
+                    cur = _join(parent, lab, r + x - one, cur)
+                    before = True
+                if flat[r + x] == v:
+                    if not before:
+                        cur = _join(parent, lab, r + x, cur)
+                    before = True
+                else:
+                    before = False
+                if x < last and flat[r + x + one] == v and not before:
+                    cur = _join(parent, lab, r + x + one, cur)
         if cur == 0:
             n += 1
             parent[n] = n
