@@ -1082,6 +1082,72 @@ def test_concurrent_ingest_on_postgresql(loaded, results, tmp_path):
     assert Run.objects.filter(sample__project__name="concurrent").values("sample").distinct().count() == 3
 
 
+def test_statement_timeout_setting_is_checked(monkeypatch):
+    from sxtseg.catalog.settings import _seconds
+    from sxtseg.errors import InvalidArgumentError
+
+    monkeypatch.delenv("SXTSEG_CATALOG_STATEMENT_TIMEOUT_S", raising=False)
+    assert _seconds("SXTSEG_CATALOG_STATEMENT_TIMEOUT_S", 30.0) == 30.0
+    monkeypatch.setenv("SXTSEG_CATALOG_STATEMENT_TIMEOUT_S", "2.5")
+    assert _seconds("SXTSEG_CATALOG_STATEMENT_TIMEOUT_S", 30.0) == 2.5
+    for bad in ("soon", "-1", "nan", "inf"):
+        monkeypatch.setenv("SXTSEG_CATALOG_STATEMENT_TIMEOUT_S", bad)
+        with pytest.raises(InvalidArgumentError, match="SXTSEG_CATALOG_STATEMENT_TIMEOUT_S"):
+            _seconds("SXTSEG_CATALOG_STATEMENT_TIMEOUT_S", 30.0)
+
+
+def _lock_object_table():
+    """A second PostgreSQL session holding the object table exclusively (until its rollback), so reads of it wait."""
+    import psycopg
+
+    from sxtseg.catalog.models import CatalogObject
+
+    locker = psycopg.connect(POSTGRES_URL)
+    locker.execute(f"LOCK TABLE {CatalogObject._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+    return locker
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL only (run by test_catalog_suite_on_postgresql)")
+def test_request_statements_are_cancelled_after_their_time_limit(loaded):
+    import threading
+
+    from django.test import Client
+
+    from sxtseg.catalog.models import Sample
+    from sxtseg.catalog.statement_timeout import limit_request_statements
+
+    api = _api(loaded["owner"])
+    browser = Client()
+    browser.force_login(loaded["owner"])
+    sample = Sample.objects.get(project__name="infection", name="cell1")
+    limit_request_statements(0.3)
+    try:
+        locker = _lock_object_table()
+        release = threading.Timer(20, locker.rollback)  # without a limit the requests get their answers then
+        release.start()
+        try:
+            answer = api.get("/api/objects/?page_size=5")
+            page = browser.get(f"/samples/{sample.pk}/")
+        finally:
+            release.cancel()
+            locker.rollback()
+            locker.close()
+        assert answer.status_code == 503, answer.content[:500]
+        assert "time limit" in answer.json()["detail"]
+        assert page.status_code == 503 and b"time limit" in page.content
+        assert api.get("/api/objects/?page_size=5").status_code == 200  # the worker's connection works on
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW statement_timeout")
+            assert cursor.fetchone()[0] == "300ms"
+    finally:
+        limit_request_statements(0)
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "0"
+
+
 @pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL only (run by test_catalog_suite_on_postgresql)")
 def test_gunicorn_deployment_on_postgresql(loaded, results):
     """The shared deployment of docs/catalog.md: gunicorn with the catalog's config, 3 workers, PostgreSQL, no debug.
@@ -1098,7 +1164,8 @@ def test_gunicorn_deployment_on_postgresql(loaded, results):
     token = Token.objects.get_or_create(user=loaded["owner"])[0].key
     port = _free_port()
     env = {**os.environ, "SXTSEG_CATALOG_URL": POSTGRES_URL, "SXTSEG_CATALOG_SECRET_KEY": "test-" + "k" * 50,
-           "SXTSEG_CATALOG_ALLOWED_HOSTS": "127.0.0.1", "SXTSEG_CATALOG_DEBUG": "0"}
+           "SXTSEG_CATALOG_ALLOWED_HOSTS": "127.0.0.1", "SXTSEG_CATALOG_DEBUG": "0",
+           "SXTSEG_CATALOG_STATEMENT_TIMEOUT_S": "1"}
     env.pop("SXTSEG_CATALOG_DB", None)
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "python:sxtseg.catalog.gunicorn_config",
                                "--workers", "3", "--bind", f"127.0.0.1:{port}", "sxtseg.catalog.wsgi:application"],
@@ -1147,6 +1214,14 @@ def test_gunicorn_deployment_on_postgresql(loaded, results):
         assert status == 200 and b"csrfmiddlewaretoken" in page
         status, missing = get("/no-such-page/")
         assert status == 404 and b"Traceback" not in missing  # no debug pages in production
+        locker = _lock_object_table()  # a query that cannot finish: cut at 1 s (urlopen would give up at 30)
+        try:
+            status, body = get(path)
+        finally:
+            locker.rollback()
+            locker.close()
+        assert status == 503 and "SXTSEG_CATALOG_STATEMENT_TIMEOUT_S" in json.loads(body)["detail"]
+        assert get(path)[0] == 200
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0

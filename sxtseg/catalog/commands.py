@@ -109,6 +109,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         settings.ALLOWED_HOSTS.append(args.host)
     httpd = ThreadedWSGIServer((args.host, args.port), WSGIRequestHandler, ipv6=":" in args.host)
     httpd.set_app(get_wsgi_application())
+    from .statement_timeout import limit_request_statements
+
+    limit_request_statements()
 
     def stop(signum, frame):
         # shutdown() waits for serve_forever to return, so it cannot run in the thread that serves

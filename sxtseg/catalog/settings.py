@@ -12,6 +12,10 @@
   ``localhost,127.0.0.1``; ``*`` for any).
 - ``SXTSEG_CATALOG_ANONYMOUS_READ=1``: anonymous visitors may read every
   project (off by default: reading needs a logged-in project member).
+- ``SXTSEG_CATALOG_STATEMENT_TIMEOUT_S``: seconds one SQL statement of a web
+  request may run on PostgreSQL before the server cancels it and the request
+  answers 503 (default 30; 0: no limit); see
+  :mod:`sxtseg.catalog.statement_timeout`.
 """
 
 from __future__ import annotations
@@ -43,6 +47,18 @@ def data_dir() -> Path:
 #: - ``wal_autocheckpoint=20000``: the WAL is copied back into the database every 20,000 pages (about
 #:   80 MB) instead of 1,000, so an index page rewritten by several ingests in a row is copied once.
 SQLITE_PRAGMAS = {"journal_mode": "WAL", "synchronous": "NORMAL", "cache_size": -65536, "wal_autocheckpoint": 20000}
+
+
+def _seconds(name: str, default: float) -> float:
+    """A duration in seconds from the environment variable ``name`` (``default`` when unset)."""
+    text = os.environ.get(name, "").strip()
+    try:
+        value = float(text) if text else default
+    except ValueError:
+        raise InvalidArgumentError(f"{name}={text!r}: not a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise InvalidArgumentError(f"{name}={text!r}: must be a finite number of seconds, 0 or more")
+    return value
 
 
 def database_settings(url: str | None, path: str | None) -> dict:
@@ -112,6 +128,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "sxtseg.catalog.statement_timeout.StatementTimeoutMiddleware",
 ]
 ROOT_URLCONF = "sxtseg.catalog.urls"
 TEMPLATES = [{
@@ -156,5 +173,8 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums",
                              "sxtseg.catalog.api.schema_hooks.add_error_responses"],
 }
+#: Seconds one SQL statement of a web request may run on PostgreSQL (0: no limit); the web server processes
+#: apply it (:func:`sxtseg.catalog.statement_timeout.limit_request_statements`), command-line ingest does not.
+REQUEST_STATEMENT_TIMEOUT_S = _seconds("SXTSEG_CATALOG_STATEMENT_TIMEOUT_S", 30.0)
 #: Rows one CSV/Parquet export may return; a larger request is refused with 400 (ask for less, or page).
 EXPORT_MAX_ROWS = int(os.environ.get("SXTSEG_CATALOG_EXPORT_MAX_ROWS", "1000000"))
