@@ -263,17 +263,16 @@ def _merge_planes(image, out, z, offset_below, offset_here, parent):  # pragma: 
 
 
 @numba.njit(cache=True, nogil=True)
-def _renumber(out, z0, z1, offset, table):  # pragma: no cover - compiled
-    """Replace the provisional labels of planes z0..z1-1 by their final labels ``table[offset + label]``.
+def _renumber(out, z0, z1, table):  # pragma: no cover - compiled
+    """Replace the provisional labels of planes z0..z1-1 by their final labels ``table[label]`` (``table[0]`` is 0).
 
-    Every voxel is visited (this path is for dense volumes; skipping background
-    by words made it slower there and gained little on sparse masks).
+    Every voxel is looked up, background included, with no branch: the loop
+    vectorises (a gather), twice as fast as testing for background first.
     """
     _, ny, nx = out.shape
     lab = out.reshape(-1)[z0 * ny * nx: z1 * ny * nx]
     for i in range(lab.shape[0]):
-        if lab[i] != 0:
-            lab[i] = table[offset + np.int64(lab[i])]
+        lab[i] = table[lab[i]]
 
 
 def _label_slab(src, words, out, z0, z1):
@@ -310,5 +309,12 @@ def label_voxels(src: np.ndarray, words: np.ndarray, out: np.ndarray, bounds: li
         for k in range(1, len(bounds)):
             _merge_planes(src, out, bounds[k][0], offsets[k - 1], offsets[k], parent)
     table, count = _final_table(parent)
-    pool_map(lambda k: _renumber(out, bounds[k][0], bounds[k][1], offsets[k], table), range(len(bounds)))
+
+    def renumber(k):
+        # this slab's labels 1..n as the output's type, with 0 (background) staying 0
+        local = table[offsets[k]: offsets[k] + counts[k] + 1].astype(out.dtype)
+        local[0] = 0
+        _renumber(out, bounds[k][0], bounds[k][1], local)
+
+    pool_map(renumber, range(len(bounds)))
     return int(count)
