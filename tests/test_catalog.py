@@ -1082,6 +1082,29 @@ def test_concurrent_ingest_on_postgresql(loaded, results, tmp_path):
     assert Run.objects.filter(sample__project__name="concurrent").values("sample").distinct().count() == 3
 
 
+def test_api_json_is_drfs_values_encoded_by_orjson(loaded):
+    import datetime
+    import decimal
+
+    from rest_framework.renderers import JSONRenderer
+
+    from sxtseg.catalog.api.renderers import OrjsonRenderer
+
+    data = {"when": datetime.datetime(2026, 12, 6, 21, 0, tzinfo=datetime.timezone.utc),
+            "day": datetime.date(2026, 12, 6), "amount": decimal.Decimal("1.5"), "name": "Zellkern é ∆",
+            "values": [1e-05, 0.25, 2.5e-7, 1.5e20, None, True, -3], "numpy": [np.float32(0.5), np.int64(3)],
+            "nested": {"tuple": (1, 2)}}
+    ours, drfs = OrjsonRenderer().render(data), JSONRenderer().render(data)
+    assert json.loads(ours) == json.loads(drfs)
+    assert b'"when":"2026-12-06T21:00:00Z"' in ours and "Zellkern é ∆".encode() in ours  # DRF's dates, UTF-8
+    assert OrjsonRenderer().render({"v": float("nan")}) == b'{"v":null}'  # DRF's strict encoder raised here
+    assert b"\n" in OrjsonRenderer().render(data, "application/json; indent=2", {"indent": 2})  # DRF's path
+    response = _api(loaded["owner"]).get("/api/objects/?page_size=3", HTTP_ACCEPT="application/json")
+    assert response.status_code == 200 and response["Content-Type"] == "application/json"
+    assert response.content == OrjsonRenderer().render(response.data)
+    assert json.loads(response.content) == json.loads(JSONRenderer().render(response.data))
+
+
 def test_statement_timeout_setting_is_checked(monkeypatch):
     from sxtseg.catalog.settings import _seconds
     from sxtseg.errors import InvalidArgumentError
