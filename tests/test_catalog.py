@@ -371,6 +371,9 @@ def test_object_rows_carry_their_samples_project_and_move_with_it(loaded, result
     run = sample.runs.get()
     sample.delete()  # (the other tests see every run through the local client) its rows go with its run
     assert not CatalogObject.objects.filter(run_id=run.pk).exists()
+    with connection.cursor() as cursor:  # (Django's cascade, as the rows have no foreign-key constraint)
+        constraints = connection.introspection.get_constraints(cursor, CatalogObject._meta.db_table)
+    assert not [c for c in constraints.values() if c["foreign_key"]], constraints
     from sxtseg.catalog.database import refresh_sqlite_statistics
 
     refresh_sqlite_statistics(connection)  # as after an ingest (SQLite; nothing on PostgreSQL)

@@ -152,15 +152,22 @@ class CatalogObject(models.Model):
     objects is then an ordered walk of its own rows, however few of the table's rows they are or
     however late they came (with the check through run and sample, PostgreSQL walked the whole
     table at 10^8 rows; docs/benchmarks.md).  Ingest writes it, and :meth:`Sample.save` keeps it
-    when a sample moves to another project.  It has no foreign-key constraint (one per-row check
-    less on ingest); the rows go with their run.
+    when a sample moves to another project.
+
+    Neither ``run`` nor ``project`` has a foreign-key constraint in the database (migration
+    0005): the database checked every row at the end of an ingest, a third of PostgreSQL's
+    ingest time, for a run the same transaction had just made.  Django deletes a run's rows
+    with the run, a sample's with the sample (``on_delete=CASCADE`` is Django's own); a run
+    deleted with raw SQL would leave its rows behind, so delete through sxtseg (the admin, the
+    ORM).
 
     The run's own index is (run_id, id), not Django's single-column one: a run's page is then
     an ordered walk of its rows too (with the project on the row and no join left, PostgreSQL
     otherwise walked the primary key for ``?run=`` at 10^8 rows: 30 s).
     """
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="object_rows", db_index=False)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="object_rows", db_index=False,
+                            db_constraint=False)
     project = models.ForeignKey(Project, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False,
                                 related_name="+")
     label = models.BigIntegerField()
