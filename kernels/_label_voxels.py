@@ -28,7 +28,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._label import _final_table, _find, _next_other, _union
+from ._label import _final_table, _next_other, _union
 
 __all__ = ["label_voxels"]
 
@@ -294,7 +294,19 @@ def label_voxels(src: np.ndarray, words: np.ndarray, out: np.ndarray, bounds: li
 
     ``bounds`` are the z-slabs, labelled by ``pool_map`` (one thread each
     when there are several); labels are numbered in raster order of each
-    component's first voxel.
+    component's first voxel.  :func:`sxtseg.kernels.label` calls it for
+    dense label volumes with short runs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sxtseg.kernels._label import _map, _words
+    >>> image = np.array([[[1, 1, 2, 0], [0, 2, 2, 1]], [[1, 0, 0, 1], [0, 0, 0, 0]]], np.uint8)
+    >>> out = np.zeros(image.shape, np.uint32)
+    >>> label_voxels(image, _words(image.reshape(-1)), out, [(0, 1), (1, 2)], _map)
+    3
+    >>> out.tolist()
+    [[[1, 1, 2, 0], [0, 2, 2, 3]], [[1, 0, 0, 3], [0, 0, 0, 0]]]
     """
     results = pool_map(lambda b: _label_slab(src, words, out, b[0], b[1]), bounds)
     counts = [n for _, n in results]
