@@ -1108,6 +1108,24 @@ def test_api_json_is_drfs_values_encoded_by_orjson(loaded):
     assert json.loads(response.content) == json.loads(JSONRenderer().render(response.data))
 
 
+def test_csv_export_chunks_are_the_whole_table(loaded, monkeypatch):
+    import csv
+    import io
+
+    from sxtseg.catalog.api import views
+
+    monkeypatch.setattr(views, "CSV_CHUNK_ROWS", 3)
+    columns = ["id", "volume_um3", "touches_border", "sphericity"]
+    for n in (0, 2, 3, 4, 7):
+        rows = [(i, 0.1 * i + 1e-05, i % 2 == 0, None if i == 1 else 1 / 3) for i in range(n)]
+        whole = io.StringIO()
+        csv.writer(whole).writerows([columns, *rows])
+        chunks = list(views._csv_chunks(columns, iter(rows)))
+        assert "".join(chunks) == whole.getvalue() and len(chunks) == max(1, -(-n // 3))
+    body = b"".join(_api(loaded["owner"]).get("/api/objects/", {"export": "csv"}).streaming_content)
+    assert len(pd.read_csv(io.BytesIO(body))) > 3  # more rows than one chunk, through the API
+
+
 def test_statement_timeout_setting_is_checked(monkeypatch):
     from sxtseg.catalog.settings import _seconds
     from sxtseg.errors import InvalidArgumentError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -136,9 +137,25 @@ def _limit_export(queryset):
     return queryset
 
 
-class _Echo:
-    def write(self, value):
-        return value
+#: Rows of a streamed CSV export per chunk of the response (one chunk per row cost Django's streaming a third
+#: of the export's time).
+CSV_CHUNK_ROWS = 2000
+
+
+def _csv_chunks(columns, rows):
+    """The CSV text of ``columns`` (a header) then ``rows``, in chunks of :data:`CSV_CHUNK_ROWS` rows."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    rows = iter(rows)
+    while True:
+        writer.writerows(itertools.islice(rows, CSV_CHUNK_ROWS))
+        text = buffer.getvalue()
+        if not text:
+            return
+        yield text
+        buffer.seek(0)
+        buffer.truncate()
 
 
 @extend_schema(parameters=_EXPORT_PARAMETERS)
@@ -181,14 +198,7 @@ class ObjectViewSet(viewsets.ReadOnlyModelViewSet):
             pq.write_table(table, buffer)
             return HttpResponse(buffer.getvalue(), content_type="application/vnd.apache.parquet",
                                 headers={"Content-Disposition": 'attachment; filename="objects.parquet"'})
-        writer = csv.writer(_Echo())
-
-        def stream():
-            yield writer.writerow(columns)
-            for row in rows.iterator(chunk_size=10_000):
-                yield writer.writerow(row)
-
-        return StreamingHttpResponse(stream(), content_type="text/csv",
+        return StreamingHttpResponse(_csv_chunks(columns, rows.iterator(chunk_size=10_000)), content_type="text/csv",
                                      headers={"Content-Disposition": 'attachment; filename="objects.csv"'})
 
     def _rows(self, request):
