@@ -66,8 +66,8 @@ class StatementTimeoutMiddleware:
 
     An API request gets ``{"detail": ...}`` as JSON, a page a plain-text
     message; any other error passes on.  A streamed export whose query is
-    cancelled after the first rows were sent ends early instead (its status
-    line is gone by then).
+    cancelled after the first rows were sent stops early instead (its status
+    line is gone by then; see docs/catalog.md, "Serving").
     """
 
     def __init__(self, get_response):
