@@ -1126,6 +1126,26 @@ def test_csv_export_chunks_are_the_whole_table(loaded, monkeypatch):
     assert len(pd.read_csv(io.BytesIO(body))) > 3  # more rows than one chunk, through the API
 
 
+def test_exports_say_how_many_rows_they_hold(loaded):
+    import io
+
+    from sxtseg.catalog.client import _complete_export
+    from sxtseg.catalog.database import CatalogError
+
+    api = _api(loaded["owner"])
+    run_id = loaded["runs"]["cell1"][0]["run_id"]
+    csv_answer = api.get("/api/objects/", {"export": "csv", "run": run_id})
+    rows = pd.read_csv(io.BytesIO(b"".join(csv_answer.streaming_content)))
+    assert int(csv_answer["X-Row-Count"]) == len(rows) > 0
+    parquet = api.get("/api/objects/", {"export": "parquet", "run": run_id})
+    assert int(parquet["X-Row-Count"]) == len(pd.read_parquet(io.BytesIO(parquet.content))) == len(rows)
+    assert _complete_export(rows, str(len(rows)), {}) is rows
+    assert _complete_export(rows, str(len(rows) - 1), {}) is rows  # rows added after the count: kept
+    assert _complete_export(rows, None, {}) is rows  # a server without the header
+    with pytest.raises(CatalogError, match=rf"{len(rows) - 1} rows received of {len(rows)}.*stopped early"):
+        _complete_export(rows.iloc[:-1], str(len(rows)), {"run": run_id})
+
+
 def test_statement_timeout_setting_is_checked(monkeypatch):
     from sxtseg.catalog.settings import _seconds
     from sxtseg.errors import InvalidArgumentError

@@ -15,6 +15,7 @@ test client in-process, so the filters and permissions are the server's).
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import urllib.error
@@ -87,6 +88,10 @@ class Client:
 
     # ------------------------------------------------------------------ transport
     def _get(self, path: str, params: dict | None = None) -> bytes:
+        return self._get_with_headers(path, params)[0]
+
+    def _get_with_headers(self, path: str, params: dict | None = None) -> tuple[bytes, dict]:
+        """The body of ``GET path?params`` and its response headers (names in lower case)."""
         query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None}, doseq=True)
         address = f"{path}?{query}" if query else path
         if self._local is not None:
@@ -94,11 +99,14 @@ class Client:
             body = b"".join(response.streaming_content) if response.streaming else response.content
             if response.status_code >= 400:
                 raise CatalogError(f"GET {address}: {response.status_code} {body.decode(errors='replace')[:500]}")
-            return body
+            return body, {name.lower(): value for name, value in response.headers.items()}
         request = urllib.request.Request(self.url + address, headers=self._headers())
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return response.read()
+                return response.read(), {name.lower(): value for name, value in response.headers.items()}
+        except http.client.IncompleteRead as exc:
+            raise CatalogError(f"GET {address}: the answer stopped after {len(exc.partial)} bytes "
+                               f"(a server time limit or a dropped connection); ask for fewer rows") from exc
         except urllib.error.HTTPError as exc:
             raise CatalogError(f"GET {address}: {exc.code} {exc.read().decode(errors='replace')[:500]}") from exc
         except urllib.error.URLError as exc:
@@ -152,9 +160,13 @@ class Client:
         return table
 
     def objects(self, **filters) -> pd.DataFrame:
-        """Objects across runs, all rows that match (one CSV export, not page by page)."""
-        body = self._get("/api/objects/", {**filters, "export": "csv"})
-        return pd.read_csv(io.BytesIO(body))
+        """Objects across runs, all rows that match (one CSV export, not page by page).
+
+        Raises :class:`CatalogError` when fewer rows arrive than the server
+        counted (``X-Row-Count``): an export that stopped early.
+        """
+        body, headers = self._get_with_headers("/api/objects/", {**filters, "export": "csv"})
+        return _complete_export(pd.read_csv(io.BytesIO(body)), headers.get("x-row-count"), filters)
 
     def aggregate(self, measure: str, by: str | list[str] = (), **filters) -> pd.DataFrame:
         """``measure`` grouped by condition fields: count, mean, std, median, q1, q3, min, max per group."""
@@ -171,3 +183,16 @@ class Client:
                                          "conditions": conditions or {}, "fields": fields or {},
                                          "tags": list(tags or [])})
         return pd.DataFrame(runs)
+
+
+def _complete_export(table: pd.DataFrame, row_count: str | None, filters: dict) -> pd.DataFrame:
+    """``table`` if it holds at least the ``row_count`` rows the server counted (more: rows added since the count).
+
+    >>> _complete_export(pd.DataFrame({"id": [1, 2]}), "2", {}).shape
+    (2, 1)
+    """
+    if row_count is not None and len(table) < int(row_count):
+        raise CatalogError(f"objects export {filters or '(all)'}: {len(table)} rows received of {int(row_count)} "
+                           f"counted by the server: the export stopped early (a server time limit or a dropped "
+                           f"connection); ask for fewer rows")
+    return table

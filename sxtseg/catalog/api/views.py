@@ -130,11 +130,18 @@ class RunViewSet(viewsets.ReadOnlyModelViewSet):
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-def _limit_export(queryset):
+#: Header of an export's answer: the rows it holds, counted before they are sent, so that a reader can tell a
+#: stream that stopped early (a cancelled query, a dropped connection) from a complete one.
+ROW_COUNT_HEADER = "X-Row-Count"
+
+
+def _count_export(queryset) -> int:
+    """Rows ``queryset`` exports; a 400 when more than ``EXPORT_MAX_ROWS``."""
     limit = int(getattr(settings, "EXPORT_MAX_ROWS", 1_000_000))
-    if queryset[: limit + 1].count() > limit:
+    count = queryset[: limit + 1].count()
+    if count > limit:
         raise ValidationError({"export": f"more than {limit} rows match; narrow the filters or page with the cursor"})
-    return queryset
+    return count
 
 
 #: Rows of a streamed CSV export per chunk of the response (one chunk per row cost Django's streaming a third
@@ -185,7 +192,8 @@ class ObjectViewSet(viewsets.ReadOnlyModelViewSet):
             return self._rows(request)
         if export not in ("csv", "parquet"):
             raise ValidationError({"export": "csv or parquet"})
-        queryset = _limit_export(self.filter_queryset(self.get_queryset()))
+        queryset = self.filter_queryset(self.get_queryset())
+        count = _count_export(queryset)
         columns = self._export_columns(request)
         rows = queryset.values_list(*columns)
         if export == "parquet":
@@ -197,9 +205,11 @@ class ObjectViewSet(viewsets.ReadOnlyModelViewSet):
             buffer = io.BytesIO()
             pq.write_table(table, buffer)
             return HttpResponse(buffer.getvalue(), content_type="application/vnd.apache.parquet",
-                                headers={"Content-Disposition": 'attachment; filename="objects.parquet"'})
+                                headers={"Content-Disposition": 'attachment; filename="objects.parquet"',
+                                         ROW_COUNT_HEADER: str(count)})
         return StreamingHttpResponse(_csv_chunks(columns, rows.iterator(chunk_size=10_000)), content_type="text/csv",
-                                     headers={"Content-Disposition": 'attachment; filename="objects.csv"'})
+                                     headers={"Content-Disposition": 'attachment; filename="objects.csv"',
+                                              ROW_COUNT_HEADER: str(count)})
 
     def _rows(self, request):
         """A cursor page of object rows (the whole list if the pagination is off), as ObjectSerializer writes them.
