@@ -441,8 +441,7 @@ def label(
     if connectivity == 26 and _short_runs(src, binary):
         from ._label_voxels import label_voxels  # here: that module imports this one
 
-        bounds = [(0, image.shape[0])] if threads == 1 else _slab_bounds(image.shape[0], threads)
-        return out, label_voxels(src, words, out, bounds, _map)
+        return out, label_voxels(src, words, out, _slab_bounds(image.shape[0], threads), _map)
     if threads == 1 or image.shape[0] == 1:  # one slab: no offsets, no boundaries, no thread pool
         runs, row_ptr, parent, _ = _label_slab(src, words, 0, image.shape[0], neighbours, binary)
         table, count = _final_table(parent)
@@ -455,13 +454,7 @@ def label(
 
     results = _map(first_pass, bounds)
 
-    # one parent array for all slabs: slab k's label a becomes offset[k] + a
-    counts = [n for *_, n in results]
-    slab_offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    parent = np.empty(int(sum(counts)) + 1, np.int64)
-    parent[0] = 0
-    for (_, _, local, n), off in zip(results, slab_offsets):
-        parent[off + 1 : off + n + 1] = local[1:] + off
+    parent, slab_offsets = _joined_parents([(local, n) for _, _, local, n in results])
     results = [(runs, row_ptr) for runs, row_ptr, _, _ in results]  # free the slabs' own parent arrays
     for k in range(1, len(bounds)):
         (runs_below, ptr_below), (runs_here, ptr_here) = results[k - 1], results[k]
@@ -475,6 +468,21 @@ def label(
 
     _map(last_pass, range(len(bounds)))
     return out, int(count)
+
+
+def _joined_parents(slabs) -> tuple[np.ndarray, np.ndarray]:
+    """One union-find array for all slabs: slab k's label a becomes offsets[k] + a.
+
+    ``slabs`` lists each slab's (parent array, number of labels); returns
+    (parent, offsets).
+    """
+    counts = [n for _, n in slabs]
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    parent = np.empty(int(sum(counts)) + 1, np.int64)
+    parent[0] = 0
+    for (local, n), off in zip(slabs, offsets):
+        parent[off + 1 : off + n + 1] = local[1:] + off
+    return parent, offsets
 
 
 def _map(function, items) -> list:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ._label import _final_table, _next_other, _union
+from ._label import _final_table, _joined_parents, _next_other, _union
 
 __all__ = ["label_voxels"]
 
@@ -170,8 +170,8 @@ def _scan_border_row(flat, words, lab, here, nx, rows, present, parent, n, word_
     while x < nx:
         v = flat[here + x]
         if v == zero:
-            x = np.uint64(_next_other(flat, words, np.int64(here + x + one), np.int64(here + nx), zero, np.uint64(0),
-                                      word_shift, word_mask, voxel_shift)) - here
+            x = np.uint64(_skip(flat, words, np.int64(here + x + one), np.int64(here + nx), word_shift, word_mask,
+                                voxel_shift)) - here
             continue
         cur = np.int64(0)
         for k in range(4):
@@ -310,14 +310,10 @@ def label_voxels(src: np.ndarray, words: np.ndarray, out: np.ndarray, bounds: li
     """
     results = pool_map(lambda b: _label_slab(src, words, out, b[0], b[1]), bounds)
     counts = [n for _, n in results]
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     if len(bounds) == 1:
-        parent = results[0][0]
+        parent, offsets = results[0][0], np.zeros(1, np.int64)
     else:
-        parent = np.empty(int(sum(counts)) + 1, np.int64)
-        parent[0] = 0
-        for (local, n), off in zip(results, offsets):
-            parent[off + 1: off + n + 1] = local[1:] + off
+        parent, offsets = _joined_parents(results)
         for k in range(1, len(bounds)):
             _merge_planes(src, out, bounds[k][0], offsets[k - 1], offsets[k], parent)
     table, count = _final_table(parent)

@@ -180,8 +180,7 @@ def _label_voxels(image, threads):
 
     src = image.view(np.uint8) if image.dtype == bool else image
     out = np.zeros(image.shape, np.uint32)
-    bounds = [(0, image.shape[0])] if threads == 1 else _slab_bounds(image.shape[0], threads)
-    return out, label_voxels(src, _words(src.reshape(-1)), out, bounds, _map)
+    return out, label_voxels(src, _words(src.reshape(-1)), out, _slab_bounds(image.shape[0], threads), _map)
 
 
 def _check_voxels(image, threads):
