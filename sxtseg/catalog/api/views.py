@@ -28,7 +28,7 @@ from ..grouping import GROUP_FIELDS, grouped_values
 from ..ingest import CONDITION_FIELDS, add_results
 from ..models import OBJECT_COLUMNS, CatalogObject, Membership, Project, Run, Sample
 from .filters import ObjectFilter, PreparedFilterBackend, RunFilter, SampleFilter, measure_filters
-from .serializers import (OBJECT_FIELDS, OBJECT_ROW_COLUMNS, IngestSerializer, ObjectRows, ObjectSerializer,
+from .serializers import (OBJECT_FIELDS, IngestSerializer, ObjectRows, ObjectSerializer, object_rows,
                           ProjectSerializer, RunSerializer, SampleSerializer, selected_fields)
 
 _EXPORT_PARAMETERS = [OpenApiParameter("export", OpenApiTypes.STR, enum=["csv", "parquet"],
@@ -217,7 +217,7 @@ class ObjectViewSet(viewsets.ReadOnlyModelViewSet):
         The errors come in the generic list's order: a bad filter (400), then a bad
         cursor (404, after the filters), then an unknown ``?fields=`` name (400, after the page is read).
         """
-        queryset = self.filter_queryset(self.get_queryset()).values(*OBJECT_ROW_COLUMNS)
+        queryset = object_rows(self.filter_queryset(self.get_queryset()))
         page = self.paginate_queryset(queryset)
         rows = ObjectRows(selected_fields(request.query_params, OBJECT_FIELDS))
         if page is None:
