@@ -4,8 +4,9 @@ MONAI's ``sliding_window_inference`` (what :func:`sxtseg.infer.predict_array`
 runs) keeps the blended logits of the whole input, C float32 values per voxel
 (1.06 GiB for 7 classes in a 144x512x512 block with its halo), and a count map,
 until the last window is added.  :func:`window_classes` runs the same windows
-in the same order with the same Gaussian weights (MONAI's own
-``dense_patch_slices`` and ``compute_importance_map``), so every voxel gets
+in the same order with the same Gaussian weights (:func:`window_slices` and
+:func:`gaussian_weights`, tested equal to MONAI's ``dense_patch_slices`` and
+``compute_importance_map``; without importing MONAI), so every voxel gets
 the same float32 sum, but it keeps only the planes that windows still to come
 can reach: one window's depth (64 planes), and no count map.  As soon as a
 row of windows of one z start is done, the planes before the next start are
@@ -29,10 +30,12 @@ Examples
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import torch
 
-__all__ = ["fits", "window_classes"]
+__all__ = ["fits", "gaussian_weights", "window_classes", "window_slices"]
 
 
 def fits(image_shape, patch_size) -> bool:
@@ -43,6 +46,38 @@ def fits(image_shape, patch_size) -> bool:
 def _scan_interval(image_size, roi_size, overlap: float) -> tuple[int, ...]:
     """MONAI's window step: ``int(roi * (1 - overlap))`` (at least 1), the whole axis when the window spans it."""
     return tuple(r if r == n else max(int(r * (1 - overlap)), 1) for n, r in zip(image_size, roi_size))
+
+
+def window_slices(image_size, roi_size, overlap: float) -> list[tuple[slice, ...]]:
+    """The windows of MONAI's ``sliding_window_inference``, in its order (C order of the window starts).
+
+    Along each axis a window starts every step (:func:`_scan_interval`) until
+    one reaches the end; the last is moved back to end at the border.  The
+    image must be at least one window in every dimension (:func:`fits`).
+
+    Examples
+    --------
+    >>> [s[0] for s in window_slices((10, 4), (4, 4), 0.25)]
+    [slice(0, 4, None), slice(3, 7, None), slice(6, 10, None)]
+    """
+    steps = _scan_interval(image_size, roi_size, overlap)
+    starts = [[min(k * step, n - r) for k in range(-(-(n - r) // step) + 1)]  # ceil((n - r) / step) + 1 windows
+              for n, r, step in zip(image_size, roi_size, steps)]
+    return [tuple(slice(a, a + r) for a, r in zip(corner, roi_size)) for corner in itertools.product(*starts)]
+
+
+def gaussian_weights(roi_size) -> torch.Tensor:
+    """MONAI's Gaussian importance map of a window: sigma = size / 8 along each axis, floor max(smallest, 1e-3).
+
+    The same float32 values as ``monai.data.utils.compute_importance_map(roi_size, "gaussian",
+    sigma_scale=0.125)``, computed the same way (tested equal), without importing MONAI.
+    """
+    weight = None
+    for n in roi_size:
+        x = torch.arange(-(n - 1) / 2.0, (n - 1) / 2.0 + 1, dtype=torch.float)
+        x = torch.exp(x**2 / (-2 * (n * 0.125) ** 2))
+        weight = x if weight is None else weight.unsqueeze(-1) * x[(None,) * weight.ndim]
+    return weight.clamp_(min=max(weight.min().item(), 1e-3))
 
 
 @torch.no_grad()
@@ -71,8 +106,6 @@ def window_classes(net: torch.nn.Module, image: np.ndarray, *, patch_size, overl
     ndarray of uint8
         Classes of ``image[keep]``.
     """
-    from monai.data.utils import compute_importance_map, dense_patch_slices
-
     from sxtseg.kernels import argmax_channels
 
     roi = tuple(int(p) for p in patch_size)
@@ -81,8 +114,8 @@ def window_classes(net: torch.nn.Module, image: np.ndarray, *, patch_size, overl
     keep = keep or tuple(slice(0, n) for n in image.shape)
     keep = tuple(slice(*s.indices(n)[:2]) for s, n in zip(keep, image.shape))
     x = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None]
-    slices = dense_patch_slices(image.shape, roi, _scan_interval(image.shape, roi, overlap))
-    weight = compute_importance_map(roi, mode="gaussian", sigma_scale=0.125, device="cpu", dtype=torch.float32)
+    slices = window_slices(image.shape, roi, overlap)
+    weight = gaussian_weights(roi)
     _, ny, nx = image.shape
     out = np.zeros(tuple(s.stop - s.start for s in keep), np.uint8)
     depth = roi[0]

@@ -55,3 +55,26 @@ def test_segment_gives_the_classes_of_monais_blending(monkeypatch):
     monkeypatch.setattr(slab_windows, "fits", lambda *args: False)  # every block through predict_array (MONAI)
     whole = sxtseg.segment(image, progress=False, precision="float32").to_numpy()
     assert (slabs == whole).mean() > 1 - 1e-5  # exact ties apart (MONAI divides by the summed weights)
+
+
+@pytest.mark.parametrize("roi", [(64, 64, 64), (32, 48, 16), (7, 8, 9), (1, 5, 2)])
+def test_gaussian_weights_are_monais(roi):
+    from monai.data.utils import compute_importance_map
+
+    from sxtseg.slab_windows import gaussian_weights
+
+    expected = compute_importance_map(roi, mode="gaussian", sigma_scale=0.125, device="cpu", dtype=torch.float32)
+    got = gaussian_weights(roi)
+    assert got.dtype == expected.dtype and torch.equal(got, expected)
+
+
+@pytest.mark.parametrize("shape, roi", [((64, 64, 64), (64, 64, 64)), ((96, 256, 256), (64, 64, 64)),
+                                        ((144, 200, 131), (64, 64, 64)), ((65, 64, 70), (64, 64, 64)),
+                                        ((30, 41, 17), (8, 12, 5))])
+@pytest.mark.parametrize("overlap", [0.0, 0.25, 0.5, 0.9])
+def test_window_slices_are_monais(shape, roi, overlap):
+    from monai.data.utils import dense_patch_slices
+
+    from sxtseg.slab_windows import _scan_interval, window_slices
+
+    assert window_slices(shape, roi, overlap) == dense_patch_slices(shape, roi, _scan_interval(shape, roi, overlap))

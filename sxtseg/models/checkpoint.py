@@ -163,8 +163,6 @@ def load_model(path_or_name="default", *, device="cpu", spatial_dims: int | None
     InvalidArgumentError
         The checkpoint is for other spatial dims, channels or classes.
     """
-    from . import build
-
     path = _resolve(path_or_name)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
@@ -188,13 +186,34 @@ def load_model(path_or_name="default", *, device="cpu", spatial_dims: int | None
             raise InvalidArgumentError(f"{path}: the checkpoint was built for {stored} {what}, not {wanted}")
     if classes is not None and {str(k): int(v) for k, v in classes.items()} != meta.get("classes"):
         raise InvalidArgumentError(f"{path}: the checkpoint's classes {meta.get('classes')} are not {classes}")
-    model = build(arch["name"], arch["spatial_dims"], arch["in_channels"], arch["out_channels"], **arch["config"])
+    try:
+        model = _network(arch)
+    except TypeError as exc:  # an option the builder does not know
+        raise CorruptFileError(f"{path}: checkpoint architecture {arch} is not one sxtseg builds ({exc})") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise CorruptFileError(f"{path}: weights do not fit the stored architecture ({exc})") from None
     model.metadata = meta
     return model.to(device).eval()
+
+
+def _network(arch: dict) -> nn.Module:
+    """The untrained network of a checkpoint's ``architecture``.
+
+    A U-Net is built by :func:`~sxtseg.models.plain_unet.plain_unet`: MONAI's
+    network with the same parameter names, out of plain PyTorch modules, so
+    that running a checkpoint does not import MONAI (1.5 s of start-up).
+    """
+    from . import build
+
+    if arch["name"] != "unet":
+        return build(arch["name"], arch["spatial_dims"], arch["in_channels"], arch["out_channels"], **arch["config"])
+    from .plain_unet import plain_unet
+
+    model = plain_unet(arch["spatial_dims"], arch["in_channels"], arch["out_channels"], **arch["config"])
+    model.sxtseg_architecture = arch
+    return model
 
 
 def normalization_range(sample, method: dict) -> tuple[float, float]:

@@ -5,8 +5,9 @@
 * every batch normalisation that directly follows a convolution folded into
   that convolution's weights and bias (in evaluation mode batch norm is an
   affine map per channel: ``conv`` then ``bn`` is one ``conv``);
-* every MONAI ``ResidualUnit`` that is one plain convolution plus the identity
-  (the last unit of MONAI's U-Net) folded into that convolution (``conv(x) + x``
+* every residual unit (MONAI's ``ResidualUnit``, or that of
+  :mod:`sxtseg.models.plain_unet`) that is one plain convolution plus the
+  identity (the U-Net's last unit) folded into that convolution (``conv(x) + x``
   is ``conv'(x)`` with 1 added at the centre tap of each channel's own kernel);
 * for 3-D convolutional networks on a CPU, weights in channels-last memory
   order (oneDNN's fast layout for 3-D convolutions with few channels).
@@ -29,6 +30,7 @@ True
 from __future__ import annotations
 
 import copy
+import sys
 
 import torch
 from torch import nn
@@ -95,8 +97,19 @@ def _plain_same_size_conv(module: nn.Module) -> nn.Module | None:
     return conv
 
 
+def _residual_unit_types() -> tuple[type, ...]:
+    """The residual units :func:`fold_identity_residuals` knows: sxtseg's plain one, and MONAI's once imported.
+
+    (A MONAI network exists only after MONAI was imported; a plain one must not import it.)
+    """
+    from .plain_unet import ResidualUnit
+
+    monai_blocks = sys.modules.get("monai.networks.blocks")
+    return (ResidualUnit,) if monai_blocks is None else (ResidualUnit, monai_blocks.ResidualUnit)
+
+
 def fold_identity_residuals(net: nn.Module) -> int:
-    """Replace each MONAI ``ResidualUnit`` computing ``conv(x) + x`` by one convolution, in place.
+    """Replace each residual unit computing ``conv(x) + x`` by one convolution, in place (MONAI's or sxtseg's).
 
     Only units whose residual path is the identity and whose main path is a
     single plain convolution (no norm, no activation: MONAI's ``conv_only``
@@ -107,12 +120,11 @@ def fold_identity_residuals(net: nn.Module) -> int:
     int
         How many units were replaced.
     """
-    from monai.networks.blocks import ResidualUnit
-
+    unit_types = _residual_unit_types()
     replaced = 0
     for parent in list(net.modules()):
         for name, child in list(parent._modules.items()):
-            if not isinstance(child, ResidualUnit) or not isinstance(child.residual, nn.Identity):
+            if not isinstance(child, unit_types) or not isinstance(child.residual, nn.Identity):
                 continue
             units = list(child.conv.children())
             conv = _plain_same_size_conv(units[0]) if len(units) == 1 else None

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["unet"]
+__all__ = ["unet", "unet_options"]
 
 
 def unet(
@@ -63,9 +63,31 @@ def unet(
     -------
     monai.networks.nets.UNet
         ``forward`` maps ``(N, in_channels, *spatial)`` to ``(N, out_channels, *spatial)``.
+
+    See Also
+    --------
+    sxtseg.models.plain_unet.plain_unet : the same network without MONAI, which
+        :func:`sxtseg.models.load_model` uses to run checkpoints.
     """
+    options = unet_options(spatial_dims, in_channels, out_channels, channels=channels, strides=strides,
+                           num_res_units=num_res_units, normalization=normalization, dropout=dropout)
     from monai.networks.nets import UNet
 
+    norms = {"instance": "INSTANCE", "batch": "BATCH", None: None}
+    return UNet(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels,
+                channels=options["channels"], strides=options["strides"], num_res_units=num_res_units,
+                norm=norms[normalization], dropout=dropout)
+
+
+def unet_options(spatial_dims, in_channels, out_channels, *, channels, strides, num_res_units, normalization,
+                 dropout) -> dict:
+    """The options of :func:`unet`, checked, with ``channels`` and ``strides`` as tuples (default strides filled in).
+
+    Raises
+    ------
+    InvalidArgumentError
+        An option out of range, naming it.
+    """
     if spatial_dims not in (2, 3) or isinstance(spatial_dims, bool):
         raise InvalidArgumentError(f"unet: spatial_dims must be 2 or 3, got {spatial_dims!r}")
     for name, value in (("in_channels", in_channels), ("out_channels", out_channels)):
@@ -80,19 +102,10 @@ def unet(
             f"unet: strides must be {len(channels) - 1} positive integers (one fewer than channels), got {strides}")
     if isinstance(num_res_units, bool) or not isinstance(num_res_units, int) or num_res_units < 0:
         raise InvalidArgumentError(f"unet: num_res_units must be an integer >= 0, got {num_res_units!r}")
-    norms = {"instance": "INSTANCE", "batch": "BATCH", None: None}
-    if normalization not in norms:
+    if normalization not in ("instance", "batch", None):
         raise InvalidArgumentError(
             f"unet: normalization must be 'instance', 'batch' or None, got {normalization!r}")
     if not 0.0 <= dropout < 1.0:
         raise InvalidArgumentError(f"unet: dropout must be in [0, 1), got {dropout!r}")
-    return UNet(
-        spatial_dims=spatial_dims,
-        in_channels=in_channels,
-        out_channels=out_channels,
-        channels=channels,
-        strides=strides,
-        num_res_units=num_res_units,
-        norm=norms[normalization],
-        dropout=dropout,
-    )
+    return {"channels": channels, "strides": strides, "num_res_units": num_res_units,
+            "normalization": normalization, "dropout": dropout}
