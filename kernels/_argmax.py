@@ -28,37 +28,51 @@ __all__ = ["argmax_channels"]
 
 
 @numba.njit(cache=True, nogil=True)
-def _argmax_rows(scores, z0, z1, out):  # pragma: no cover - compiled
-    channels, _, ny, nx = scores.shape
+def _argmax_rows(scores, z0, z1, y0, y1, x0, x1, out):  # pragma: no cover - compiled
+    """Planes z0..z1-1 of the argmax of ``scores[:, :, y0:y1, x0:x1]`` into ``out[z - z0 + ...]``.
+
+    ``out`` has the region's shape; its plane for z is ``z - zfirst`` where
+    zfirst is the region's first plane (the caller passes ``out`` already cut
+    at the thread's first plane).
+    """
+    channels = scores.shape[0]
+    nx = x1 - x0
     best = np.empty(nx, scores.dtype)
     for z in range(z0, z1):
-        for y in range(ny):
+        for y in range(y0, y1):
+            row = out[z - z0, y - y0]
             for x in range(nx):
-                best[x] = scores[0, z, y, x]
-                out[z, y, x] = 0
+                best[x] = scores[0, z, y, x0 + x]
+                row[x] = 0
             for c in range(1, channels):
                 for x in range(nx):
-                    value = scores[c, z, y, x]
+                    value = scores[c, z, y, x0 + x]
                     # NumPy's rule: larger wins, and a NaN beats anything that is not already NaN
                     if value > best[x] or (value != value and best[x] == best[x]):
                         best[x] = value
-                        out[z, y, x] = c
+                        row[x] = c
 
 
-def argmax_channels(scores: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+def argmax_channels(scores: np.ndarray, *, region: tuple[slice, slice, slice] | None = None,
+                    threads: int | None = None) -> np.ndarray:
     """Index of the largest score along axis 0 of a (C, Z, Y, X) array, as uint8.
 
     Parameters
     ----------
     scores : ndarray of float32 or float64, shape (C, Z, Y, X)
         Per-class scores (logits or probabilities, any strides), 1 to 256 classes.
+    region : tuple of 3 slices, optional
+        Only ``scores[:, z, y, x]`` for this (z, y, x) region (steps of 1): the
+        same as ``argmax_channels(scores[:, z, y, x])``, but read in place.  A
+        C-contiguous ``scores`` stays the fast case that way, where a view of
+        part of it would be copied or read with strides (6x slower).
     threads : int, optional
         Threads (default :func:`default_threads` for the input's size).
 
     Returns
     -------
-    ndarray of uint8, shape (Z, Y, X)
-        Equal to ``scores.argmax(axis=0).astype(np.uint8)``.
+    ndarray of uint8, shape (Z, Y, X) (the region's)
+        Equal to ``scores[:, *region].argmax(axis=0).astype(np.uint8)``.
     """
     scores = np.asarray(scores)
     if scores.ndim != 4:
@@ -67,14 +81,20 @@ def argmax_channels(scores: np.ndarray, *, threads: int | None = None) -> np.nda
         raise TypeError(f"argmax_channels: expected float32 or float64 scores, got {scores.dtype}")
     if not 1 <= scores.shape[0] <= 256:
         raise ValueError(f"argmax_channels: {scores.shape[0]} classes do not fit in uint8 (1 to 256)")
-    out = np.empty(scores.shape[1:], np.uint8)
-    nz = scores.shape[1]
-    threads = min(default_threads(threads, voxels=out.size), max(nz, 1))
+    region = (slice(None),) * 3 if region is None else tuple(region)
+    bounds = [r.indices(n) for r, n in zip(region, scores.shape[1:])]
+    if len(bounds) != 3 or any(step != 1 for _, _, step in bounds):
+        raise ValueError(f"argmax_channels: region must be 3 slices with step 1, got {region}")
+    (z0, z1, _), (y0, y1, _), (x0, x1, _) = ((a, max(a, b), 1) for a, b, _ in bounds)
+    out = np.empty((z1 - z0, y1 - y0, x1 - x0), np.uint8)
+    threads = min(default_threads(threads, voxels=out.size), max(z1 - z0, 1))
     if threads <= 1:
-        _argmax_rows(scores, 0, nz, out)
+        _argmax_rows(scores, z0, z1, y0, y1, x0, x1, out)
         return out
-    edges = np.linspace(0, nz, threads + 1).astype(int)
+    edges = np.linspace(z0, z1, threads + 1).astype(int)
     with ThreadPoolExecutor(threads) as pool:
-        for job in [pool.submit(_argmax_rows, scores, int(a), int(b), out) for a, b in zip(edges, edges[1:])]:
+        jobs = [pool.submit(_argmax_rows, scores, int(a), int(b), y0, y1, x0, x1, out[a - z0:])
+                for a, b in zip(edges, edges[1:])]
+        for job in jobs:
             job.result()
     return out

@@ -127,8 +127,8 @@ def window_classes(net: torch.nn.Module, image: np.ndarray, *, patch_size, overl
         lo, hi = max(z0, keep[0].start), min(z1, keep[0].stop)
         if lo >= hi:
             return
-        part = logits[:, lo - start: hi - start, keep[1], keep[2]]
-        out[lo - keep[0].start: hi - keep[0].start] = argmax_channels(np.ascontiguousarray(part.numpy()))
+        region = (slice(lo - start, hi - start), keep[1], keep[2])
+        out[lo - keep[0].start: hi - keep[0].start] = argmax_channels(logits.numpy(), region=region)
 
     for first in range(0, len(slices), batch_size):
         batch = slices[first: first + batch_size]

@@ -32,6 +32,21 @@ def test_strided_views_and_one_class():
     np.testing.assert_array_equal(argmax_channels(big), big.argmax(axis=0))
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("region", [(slice(3, 37), slice(None), slice(None)), (slice(0, 40), slice(2, 29), slice(1, 19)),
+                                    (slice(-5, None), slice(7, 8), slice(None, 4)), (slice(10, 10), slice(None), slice(None))])
+def test_region_is_the_view(region, threads):
+    """argmax over a region read in place equals the argmax of that view (and NumPy's), empty regions included."""
+    rng = np.random.default_rng(13)
+    scores = rng.integers(0, 3, size=(6, 40, 30, 20)).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.01] = np.nan
+    view = scores[(slice(None), *region)]
+    got = argmax_channels(scores, region=region, threads=threads)
+    assert got.shape == view.shape[1:]
+    np.testing.assert_array_equal(got, view.argmax(axis=0) if view.size else np.zeros(view.shape[1:]))
+    np.testing.assert_array_equal(got, argmax_channels(view, threads=threads))
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="shape"):
         argmax_channels(np.zeros((3, 4, 5), np.float32))
@@ -39,3 +54,5 @@ def test_bad_input():
         argmax_channels(np.zeros((3, 4, 5, 6), np.int64))
     with pytest.raises(ValueError, match="uint8"):
         argmax_channels(np.zeros((257, 1, 1, 1), np.float32))
+    with pytest.raises(ValueError, match="step 1"):
+        argmax_channels(np.zeros((3, 4, 5, 6), np.float32), region=(slice(None), slice(None, None, 2), slice(None)))
