@@ -260,17 +260,18 @@ def _peaks(values: np.ndarray, low: float, high: float) -> list[dict]:
     """Large peaks of the histogram of ``values`` between ``low`` and ``high`` (their 0.2 and 99.8th
     percentiles), low to high: position, area fraction and half width."""
     from scipy.ndimage import gaussian_filter1d
-    from scipy.signal import find_peaks, peak_widths
+
+    from .histogram_peaks import find_peaks, peak_widths
 
     if not high > low:
         return [{"value": float(low), "area": 1.0, "width": 0.0}]
     counts, edges = np.histogram(values, bins=400, range=(low, high))
     density = gaussian_filter1d(counts.astype(float), 2.0)
     centres = (edges[:-1] + edges[1:]) / 2
-    index, _ = find_peaks(density, prominence=0.01 * density.max())
+    index = find_peaks(density, min_prominence=0.01 * density.max())
     if len(index) == 0:
         return []
-    widths, _, left, right = peak_widths(density, index, rel_height=0.5)
+    widths = peak_widths(density, index, rel_height=0.5)
     # each peak's area: voxels between the minima that separate it from its neighbours
     bounds = [0] + [int(index[k] + np.argmin(density[index[k] : index[k + 1]])) for k in range(len(index) - 1)]
     bounds.append(len(density))
