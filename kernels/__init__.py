@@ -10,6 +10,7 @@ from ._argmax import argmax_channels
 from ._boxes import label_boxes
 from ._downsample import downsample_mean, downsample_mode
 from ._label import UINT32_LABELS, label, label_dtype
+from ._overlap import overlap_counts
 from ._peaks import dilate_within, local_maxima
 from ._stats import STAT_FIELDS, region_stats
 from ._threads import available_cpus, default_threads
@@ -29,6 +30,7 @@ __all__ = [
     "label_boxes",
     "label_dtype",
     "local_maxima",
+    "overlap_counts",
     "region_stats",
     "surface_area",
     "surface_area_labels",

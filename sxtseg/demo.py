@@ -77,19 +77,15 @@ def demo(output_dir="sxtseg-demo", *, shape=(128, 384, 384), seed: int = DEMO_SE
     from .io import open_volume
 
     found = open_volume(out / "volume.ome.zarr" / "labels" / "classes").to_numpy()
-    dice = dice_per_class(found, classes.to_numpy(), len(CLASS_NAMES))
+    true_classes, true_ids = classes.to_numpy(), true_instances.to_numpy()
+    dice = dice_per_class(found, true_classes, len(CLASS_NAMES))
     table = pd.read_csv(out / "objects.csv")
     dmv = table[table["class_id"] == SXTClass.DMV]
     truth = objects[objects["class_name"] == "dmv"]
     found_instances = open_volume(out / "volume.ome.zarr" / "labels" / "instances").to_numpy()
-    true_classes, true_ids = classes.to_numpy(), true_instances.to_numpy()
-    per_class = {}
-    for code in MATCHED_CLASSES:
-        name = CLASS_NAMES[int(code)]
-        rows = table[table["class_id"] == code]
-        if (objects["class_name"] == name).any() or len(rows):
-            per_class[name] = match_objects(found_instances, rows["label"].to_numpy(),
-                                            np.where(true_classes == code, true_ids, 0))
+    per_class = _match_classes(found_instances, table, true_ids, true_classes,
+                               [c for c in MATCHED_CLASSES if (objects["class_name"] == CLASS_NAMES[int(c)]).any()
+                                or (table["class_id"] == c).any()])
     matching = per_class["dmv"]
     found_counts = {name: int(v["count"]) for name, v in report["summary"]["classes"].items()}
     true_counts = objects["class_name"].value_counts().to_dict()
@@ -110,6 +106,27 @@ def demo(output_dir="sxtseg-demo", *, shape=(128, 384, 384), seed: int = DEMO_SE
     }
     (out / "demo.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def _match_classes(found: np.ndarray, table: pd.DataFrame, true_ids: np.ndarray, true_classes: np.ndarray,
+                   codes) -> dict:
+    """:func:`match_objects` of each class code in ``codes``, from one overlap table of the whole cell.
+
+    The same as ``match_objects(found, labels of the class in table, np.where(true_classes == code,
+    true_ids, 0))`` for each class: every true object lies in one class, so the overlap of the found
+    and true labels, counted once, holds each class's.
+    """
+    from sxtseg.kernels import overlap_counts
+
+    ids, id_classes, _ = overlap_counts(true_ids, true_classes)
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError("match_classes: a true object's voxels lie in more than one class")
+    class_of = pd.Series(id_classes, index=ids)
+    found_ids, hit_ids, voxels = overlap_counts(found, true_ids)
+    hit_classes = class_of[hit_ids].to_numpy()
+    return {CLASS_NAMES[int(code)]: _match(found_ids, np.where(hit_classes == code, hit_ids, 0), voxels,
+                                           table.loc[table["class_id"] == code, "label"].to_numpy())
+            for code in codes}
 
 
 def match_objects(found: np.ndarray, found_labels: np.ndarray, truth: np.ndarray) -> dict:
@@ -143,15 +160,21 @@ def match_objects(found: np.ndarray, found_labels: np.ndarray, truth: np.ndarray
     >>> match_objects(found, np.array([1, 2, 3, 4]), truth)
     {'matched': 2, 'false_positive': 1, 'split_extra': 1, 'missed': 0, 'merged': 0}
     """
-    mask = np.isin(found, found_labels)
-    pairs = pd.DataFrame({"found": found[mask], "true": truth[mask]})
-    overlap = pairs.groupby(["found", "true"]).size().rename("voxels").reset_index()
+    from sxtseg.kernels import overlap_counts
+
+    return _match(*overlap_counts(found, truth), found_labels)
+
+
+def _match(found_ids: np.ndarray, true_ids: np.ndarray, voxels: np.ndarray, found_labels: np.ndarray) -> dict:
+    """:func:`match_objects` from the overlap table of the found and true labels (their voxel counts)."""
+    pairs = pd.DataFrame({"found": found_ids, "true": true_ids, "voxels": voxels})
+    true_sizes = pairs[pairs["true"] > 0].groupby("true")["voxels"].sum()
+    overlap = pairs[pairs["found"].isin(found_labels)].groupby(["found", "true"], as_index=False)["voxels"].sum()
     best = overlap.sort_values("voxels", ascending=False, kind="stable").drop_duplicates("found")
     best = best.set_index("found")
-    share = best["voxels"] / pairs.groupby("found").size()[best.index]
+    share = best["voxels"] / overlap.groupby("found")["voxels"].sum()[best.index]
     hits = best[(best["true"] > 0) & (share >= 0.5)]
     per_true = hits.groupby("true").size()
-    true_sizes = pd.Series(truth[truth > 0]).value_counts()
     covered = overlap[overlap["true"] > 0].copy()
     covered["share_of_true"] = covered["voxels"].to_numpy() / true_sizes[covered["true"]].to_numpy()
     merged = (covered[covered["share_of_true"] >= 0.25].groupby("found").size() >= 2).sum()

@@ -248,13 +248,22 @@ def dice_per_class(predicted: np.ndarray, truth: np.ndarray, n_classes: int, ign
     >>> dice_per_class(np.array([0, 1, 1, 2]), np.array([0, 1, 2, 255]), 3).round(2).tolist()
     [1.0, 0.67, 0.0]
     """
+    from sxtseg.kernels import overlap_counts
+
     predicted, truth = np.asarray(predicted).ravel(), np.asarray(truth).ravel()
+    if predicted.dtype.kind in "iub" and truth.dtype.kind in "iub":
+        # the (predicted, true) class pairs with their voxel counts: one pass over runs of voxels
+        predicted, truth, voxels = overlap_counts(predicted, truth)
+    else:
+        voxels = np.ones(predicted.shape, np.int64)
     if ignore_label is not None:
         keep = truth != ignore_label
-        predicted, truth = predicted[keep], truth[keep]
-    both = np.bincount(truth[predicted == truth].astype(np.int64), minlength=n_classes)[:n_classes]
-    sizes = (np.bincount(predicted.astype(np.int64), minlength=n_classes)[:n_classes]
-             + np.bincount(truth.astype(np.int64), minlength=n_classes)[:n_classes])
+        predicted, truth, voxels = predicted[keep], truth[keep], voxels[keep]
+    predicted, truth = predicted.astype(np.int64), truth.astype(np.int64)
+    same = predicted == truth
+    both = np.bincount(truth[same], weights=voxels[same], minlength=n_classes)[:n_classes]
+    sizes = (np.bincount(predicted, weights=voxels, minlength=n_classes)[:n_classes]
+             + np.bincount(truth, weights=voxels, minlength=n_classes)[:n_classes])
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(sizes > 0, 2.0 * both / sizes, np.nan)
 
