@@ -117,3 +117,34 @@ def test_phantom_writes_volume_and_ground_truth_table(tmp_path, capsys, suffix):
 def test_phantom_bad_seed_exits_2(tmp_path, capsys):
     assert main(["phantom", str(tmp_path / "c.tif"), "--shape", "48,96,96", "--seed", "-1", "-q"]) == 2
     assert "seed" in capsys.readouterr().err
+
+
+def _console_script() -> str:
+    """The installed ``sxtseg`` script of this interpreter's environment (as the README installs it)."""
+    import shutil
+    from pathlib import Path
+
+    script = shutil.which("sxtseg", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.fail(f"no sxtseg console script beside {sys.executable}: install the project (pip install -e .)")
+    return script
+
+
+def test_console_script_exits_fast_with_everything_written(tmp_path, small_volume):
+    """The console script (cli.command) ends with os._exit: exit codes, piped output and files are all there."""
+    import tifffile
+
+    out = tmp_path / "cell.ome.zarr"
+    done = subprocess.run([_console_script(), "phantom", str(out), "--shape", "32,48,48", "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert open_volume(out).shape == (32, 48, 48)
+    assert len(pd.read_csv(tmp_path / "cell_objects.csv")) > 0
+    tiff = tmp_path / "cell.tif"
+    tifffile.imwrite(tiff, small_volume)
+    done = subprocess.run([_console_script(), "info", str(tiff), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and json.loads(done.stdout)["shape"] == list(small_volume.shape)  # flushed
+    missing = tmp_path / "missing.mrc"
+    done = subprocess.run([_console_script(), "info", str(missing)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and str(missing) in done.stderr

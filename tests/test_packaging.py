@@ -77,5 +77,5 @@ def test_wheel_ships_kernels_as_subpackage(tmp_path):
     # the console script is declared
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     declared = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "sxtseg = sxtseg.cli:main" in declared
+    assert "sxtseg = sxtseg.cli:command" in declared
     assert "[napari.manifest]" in declared and "sxtseg = sxtseg.napari:napari.yaml" in declared
