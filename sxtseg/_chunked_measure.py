@@ -32,7 +32,6 @@ import dask
 import dask.array as da
 import numpy as np
 import pandas as pd
-from scipy import ndimage
 
 __all__ = ["block_stats", "chunked_stats"]
 
@@ -41,8 +40,18 @@ _NUCLEAR = (2, 3)
 
 
 def _boundary(mask: np.ndarray) -> np.ndarray:
-    """Voxels of the mask with a face neighbour outside it (voxels past the array edge do not count)."""
-    return mask & ~ndimage.binary_erosion(mask, ndimage.generate_binary_structure(3, 1), border_value=1)
+    """Voxels of the mask with a face neighbour outside it (voxels past the array edge do not count).
+
+    ``mask & ~binary_erosion(mask, face connectivity, border_value=1)`` of SciPy, as six shifted
+    ANDs (0.12 s against 0.32-0.38 s for the nucleus and background masks of the demo cell).
+    """
+    inner = mask.copy()
+    for axis in range(mask.ndim):
+        before = (slice(None),) * axis + (slice(None, -1),)
+        after = (slice(None),) * axis + (slice(1, None),)
+        inner[after] &= mask[before]
+        inner[before] &= mask[after]
+    return mask & ~inner
 
 
 def boundary_points(classes: np.ndarray, offset=(0, 0, 0)) -> tuple[np.ndarray, np.ndarray]:
@@ -55,11 +64,10 @@ def boundary_points(classes: np.ndarray, offset=(0, 0, 0)) -> tuple[np.ndarray, 
     cell is one of the second set, so distances to these points equal
     Euclidean distance transforms.
     """
-    points = []
-    for mask in (np.isin(classes, _NUCLEAR), classes == 0):
-        edge = _boundary(mask) if mask.any() else np.zeros((0, 0, 0), bool)
-        points.append(np.argwhere(edge) + np.asarray(offset))
-    return points[0], points[1]
+    nuclear = np.zeros(classes.shape, bool)
+    for code in _NUCLEAR:
+        nuclear |= classes == code
+    return tuple(np.argwhere(_boundary(mask)) + np.asarray(offset) for mask in (nuclear, classes == 0))
 
 
 def _compact(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

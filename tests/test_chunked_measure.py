@@ -134,3 +134,16 @@ def test_runs_on_a_distributed_cluster():
         got = measure(chunked(instances, (12, 12, 12), 30.0), chunked(image, (12, 12, 12), 30.0),
                       chunked(classes, (12, 12, 12), 30.0))
     assert_same_table(got, want)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 7, 9), (6, 1, 5), (12, 17, 23)])
+def test_boundary_is_scipys_erosion(shape):
+    """_boundary: the voxels SciPy's face erosion (border counted inside) takes off the mask."""
+    from scipy import ndimage
+
+    from sxtseg._chunked_measure import _boundary
+
+    rng = np.random.default_rng(sum(shape))
+    mask = ndimage.median_filter(rng.integers(0, 2, shape).astype(np.uint8), 3).astype(bool)
+    expected = mask & ~ndimage.binary_erosion(mask, ndimage.generate_binary_structure(3, 1), border_value=1)
+    np.testing.assert_array_equal(_boundary(mask), expected)
