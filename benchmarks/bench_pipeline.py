@@ -73,6 +73,7 @@ CHILD = textwrap.dedent("""
     import torch, monai, sxtseg  # imports and model load before the mark
     from sxtseg.models import load_model
     net = load_model(model)
+    peer = load_model(model, monai=True).eval()  # plain MONAI runs MONAI's own network, the same weights
     volume = sxtseg.open_volume(image_path)
     results = {}
     for case in cases.split(","):  # one case per process for the record; --quick runs all three in one
@@ -97,7 +98,7 @@ CHILD = textwrap.dedent("""
             low, high = normalization_range(array[::step, ::step, ::step], meta["intensity"])
             x = torch.from_numpy((array - low) / (high - low))[None, None]
             with torch.no_grad():
-                logits = sliding_window_inference(x, tuple(meta["input"]["patch_size"]), 4, net.eval(),
+                logits = sliding_window_inference(x, tuple(meta["input"]["patch_size"]), 4, peer,
                                                   overlap=0.25, mode="gaussian", padding_mode="replicate")
             labels = logits.argmax(1)[0].numpy().astype(np.uint8)
             result["dmv_voxels"] = int((labels == 6).sum())

@@ -68,6 +68,7 @@ def main(argv=None) -> int:
     from sxtseg.models.checkpoint import normalization_range
 
     net = load_model("default").eval()
+    peer = load_model("default", monai=True).eval()  # the peer runs MONAI's own network, the same weights
     meta = net.metadata
     classes = {name: int(code) for name, code in meta["classes"].items()}
     patch = tuple(meta["input"]["patch_size"])
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
         x = torch.from_numpy((lac - low) / (high - low))[None, None]
         started = time.perf_counter()
         with torch.no_grad():
-            logits = sliding_window_inference(x, patch, 4, net, overlap=0.25, mode="gaussian",
+            logits = sliding_window_inference(x, patch, 4, peer, overlap=0.25, mode="gaussian",
                                               padding_mode="replicate")
         labels = logits.argmax(1)[0].numpy().astype(np.uint8)
         return labels, time.perf_counter() - started

@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     from sxtseg.models import load_model
     from sxtseg.models.checkpoint import normalization_range
 
-    net = load_model("default").eval()
+    net = load_model("default", monai=True).eval()  # plain MONAI: its own network
     meta = net.metadata
     patch = tuple(meta["input"]["patch_size"])
     classes = {str(name): int(code) for name, code in meta["classes"].items()}

@@ -100,3 +100,11 @@ def test_default_checkpoint_same_logits_as_monai():
     x = torch.rand(1, 1, 64, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert torch.equal(net(x), reference.eval()(x))
+
+
+@pytest.mark.skipif("default" not in shipped_models(), reason="no shipped default model")
+def test_load_model_can_give_monais_network():
+    from monai.networks.nets import UNet
+
+    net = load_model("default", monai=True)
+    assert isinstance(net, UNet) and net.metadata["sha256"] == load_model("default").metadata["sha256"]

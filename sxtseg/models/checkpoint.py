@@ -131,7 +131,7 @@ def _resolve(path_or_name) -> Path:
 
 
 def load_model(path_or_name="default", *, device="cpu", spatial_dims: int | None = None,
-               out_channels: int | None = None, classes: dict | None = None) -> nn.Module:
+               out_channels: int | None = None, classes: dict | None = None, monai: bool = False) -> nn.Module:
     """Load a checkpoint written by :func:`save_checkpoint`, or a shipped model by name.
 
     Parameters
@@ -146,6 +146,10 @@ def load_model(path_or_name="default", *, device="cpu", spatial_dims: int | None
         clear error instead of failing later on shapes.
     classes : dict, optional
         Class name to code the caller needs; refused if the checkpoint's differ.
+    monai : bool, optional
+        Build a U-Net with MONAI's own classes (for MONAI's tools, or to compare
+        with plain MONAI) instead of :mod:`sxtseg.models.plain_unet`'s, which
+        compute the same function without importing MONAI.
 
     Returns
     -------
@@ -187,7 +191,7 @@ def load_model(path_or_name="default", *, device="cpu", spatial_dims: int | None
     if classes is not None and {str(k): int(v) for k, v in classes.items()} != meta.get("classes"):
         raise InvalidArgumentError(f"{path}: the checkpoint's classes {meta.get('classes')} are not {classes}")
     try:
-        model = _network(arch)
+        model = _network(arch, monai=monai)
     except TypeError as exc:  # an option the builder does not know
         raise CorruptFileError(f"{path}: checkpoint architecture {arch} is not one sxtseg builds ({exc})") from None
     try:
@@ -198,7 +202,7 @@ def load_model(path_or_name="default", *, device="cpu", spatial_dims: int | None
     return model.to(device).eval()
 
 
-def _network(arch: dict) -> nn.Module:
+def _network(arch: dict, *, monai: bool = False) -> nn.Module:
     """The untrained network of a checkpoint's ``architecture``.
 
     A U-Net is built by :func:`~sxtseg.models.plain_unet.plain_unet`: MONAI's
@@ -207,7 +211,7 @@ def _network(arch: dict) -> nn.Module:
     """
     from . import build
 
-    if arch["name"] != "unet":
+    if arch["name"] != "unet" or monai:
         return build(arch["name"], arch["spatial_dims"], arch["in_channels"], arch["out_channels"], **arch["config"])
     from .plain_unet import plain_unet
 
