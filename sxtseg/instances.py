@@ -458,20 +458,29 @@ def _paint_fragments(block: np.ndarray, pieces: list, block_info=None) -> np.nda
     return out
 
 
-def _vote(component_crop: np.ndarray, class_crop: np.ndarray, number: int, is_fragment: np.ndarray) -> int:
+def _vote(component_crop: np.ndarray, class_crop: np.ndarray, number: int, is_fragment: np.ndarray,
+          winners: dict | None = None) -> int | None:
     """The most common class among the voxels touching piece ``number`` (26-neighbourhood) from outside.
 
-    Voxels of other fragments (``is_fragment[label]`` true) do not vote
-    while anything else touches the piece, so two touching fragments never
-    swap classes.
+    Voxels of other fragments (``is_fragment[label]`` true) do not vote while
+    anything else touches the piece, so two touching fragments never swap
+    classes.  A piece touched by fragments only (a one-voxel hole of cytoplasm
+    in a speck of nucleus) takes the class those fragments become: their
+    ``winners`` (label -> class), counted voxel by voxel; None while none of
+    them is known (the caller asks again once more winners are known).
+    Without ``winners``, such a piece gets the most common class around it.
     """
     piece = component_crop == number
     ring = ndimage.binary_dilation(piece, structure=np.ones((3, 3, 3), bool)) & ~piece
-    steady = ring & ~is_fragment[component_crop]
-    ring = steady if steady.any() else ring
     if not ring.any():
         return 0
-    return int(np.argmax(np.bincount(class_crop[ring].astype(np.int64))))
+    steady = ring & ~is_fragment[component_crop]
+    if steady.any():
+        return int(np.argmax(np.bincount(class_crop[steady].astype(np.int64))))
+    if winners is None:
+        return int(np.argmax(np.bincount(class_crop[ring].astype(np.int64))))
+    known = [winners[label] for label in component_crop[ring].tolist() if label in winners]
+    return int(np.argmax(np.bincount(known))) if known else None
 
 
 def _keep_classes(classes: np.ndarray, codes: list[int]) -> np.ndarray:
@@ -580,14 +589,28 @@ def merge_fragments(class_labels: Volume, min_volume_um3: dict | None = None, *,
         crops = dask.compute(*crops, optimize_graph=False)  # one graph: culling each of thousands of crops took minutes
     # each fragment as (box start, its voxels in the box, the class they get): fragments are small by
     # definition, so painting them needs neither the labels nor a second labelling pass
-    pieces = []
     is_fragment = np.zeros(int(count) + 1, bool)  # by label: a lookup, not an isin per fragment
     is_fragment[table["ids"][small]] = True
+    winners, waiting = {}, []
     for k, box, (component_crop, class_crop) in zip(small, boxes, crops):
+        number, component_crop = int(table["ids"][k]), np.asarray(component_crop)
+        winner = _vote(component_crop, np.asarray(class_crop), number, is_fragment, winners={})
+        if winner is None:  # touched by fragments only: it takes what they become, known below
+            waiting.append((number, component_crop, class_crop))
+        else:
+            winners[number] = winner
+    while waiting:  # holes in fragments, holes in those...: each round settles the outermost ones left
+        settled = [(number, _vote(crop, np.asarray(classes_), number, is_fragment, winners))
+                   for number, crop, classes_ in waiting]
+        if all(winner is None for _, winner in settled):  # fragments touching fragments only, all round
+            settled = [(number, _vote(crop, np.asarray(classes_), number, is_fragment))
+                       for number, crop, classes_ in waiting]
+        winners.update((number, winner) for number, winner in settled if winner is not None)
+        waiting = [item for item in waiting if item[0] not in winners]
+    pieces = []
+    for k, box, (component_crop, _) in zip(small, boxes, crops):
         number = int(table["ids"][k])
-        component_crop = np.asarray(component_crop)
-        winner = _vote(component_crop, np.asarray(class_crop), number, is_fragment)
-        pieces.append((np.array([b.start for b in box]), component_crop == number, winner))
+        pieces.append((np.array([b.start for b in box]), np.asarray(component_crop) == number, winners[number]))
         name = SXTClass(int(table["class"][k])).label
         report["merged"][name] = report["merged"].get(name, 0) + 1
     if not pieces:

@@ -157,6 +157,26 @@ def test_merge_fragments_joins_specks_to_the_class_around_them():
         merge_fragments(vol, {"nucleus": -1})
 
 
+def test_merge_fragments_fills_holes_of_fragments_with_what_the_fragment_becomes():
+    """A speck of nucleus in the cytoplasm with a one-voxel hole of cytoplasm (seen on a 256x512x512
+    phantom: 14 one-voxel "nuclei" left): the hole takes the speck's new class, it does not swap with it."""
+    from sxtseg.instances import merge_fragments
+
+    classes = np.ones((20, 30, 30), np.uint8)  # cytoplasm, 100 nm voxels
+    classes[2:18, 2:16, 2:16] = 2  # a nucleus of 3.1 um^3
+    classes[5:8, 20:23, 20:23] = 2  # a nucleus speck in the cytoplasm (0.027 um^3)...
+    classes[6, 21, 21] = 1  # ... with a hole of cytoplasm, touched by the speck only
+    classes[10:15, 19:24, 19:24] = 2  # a speck with a cytoplasm hole holding a nucleus voxel
+    classes[11:14, 20:23, 20:23] = 1
+    classes[12, 21, 21] = 2
+    for volume in (Volume(classes, voxel_size=100.0), Volume(da.from_array(classes, chunks=(8, 16, 16)), voxel_size=100.0)):
+        merged = merge_fragments(volume)
+        out = merged.to_numpy()
+        assert (out[5:8, 20:23, 20:23] == 1).all() and (out[10:15, 19:24, 19:24] == 1).all()
+        np.testing.assert_array_equal(out[2:18, 2:16, 2:16], 2)
+        assert merged.metadata["fragments"]["merged"] == {"nucleus": 3, "cytoplasm": 2}
+
+
 def test_quality_flags_of_implausible_segmentations():
     from sxtseg.quality import segmentation_flags
 
