@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -208,3 +210,17 @@ def test_segment_on_a_distributed_cluster(tiny_model, cell, tmp_path):
     np.testing.assert_array_equal(from_file, reference)
     # the failure: every task pickled the whole in-memory volume (here 256 KiB; 64 MiB for a real one)
     assert len(shipped) == 16 and max(shipped) < image.nbytes / 8, (max(shipped), image.nbytes)
+
+
+def test_run_leaves_the_matplotlib_backend_alone(tmp_path):
+    """sxtseg.run draws its quick look without pyplot: a notebook's backend is not switched to Agg."""
+    code = ("import matplotlib, sxtseg\n"
+            "matplotlib.use('svg')\n"
+            "image, _, _, _ = sxtseg.make_infected_cell((64, 96, 96), seed=3)\n"  # windows fit: MONAI (which imports pyplot) not needed
+            f"sxtseg.run(image, {str(tmp_path / 'out')!r}, progress=False)\n"
+            "import sys\n"
+            "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-2:] == ["svg", "False"]
+    assert (tmp_path / "out" / "quicklook.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -121,13 +121,11 @@ def quicklook(request, pk: int):
 
 
 def _box_and_strip_svg(groups: dict, measure: str, by: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a Figure of its own, not pyplot: nothing global shared by threads
 
     labels = list(groups)
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(labels) + 2), 4))
+    fig = Figure(figsize=(max(4.0, 1.2 * len(labels) + 2), 4))
+    ax = fig.subplots()
     if labels:
         ax.boxplot([groups[k] for k in labels], showfliers=False)
         rng = np.random.default_rng(0)
@@ -140,7 +138,6 @@ def _box_and_strip_svg(groups: dict, measure: str, by: str) -> str:
     fig.tight_layout()
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg")
-    plt.close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg"):]
 

@@ -39,11 +39,9 @@ __all__ = ["analyse_ct"]
 
 
 def _quicklook(path: Path, ct: Volume, lungs: np.ndarray, lesions: np.ndarray, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure of its own, not pyplot: the caller's matplotlib backend (a notebook's) is left alone
     from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure
 
     hu = np.asarray(ct.to_numpy())
     dz, dy, dx = ct.voxel_size
@@ -57,7 +55,8 @@ def _quicklook(path: Path, ct: Volume, lungs: np.ndarray, lesions: np.ndarray, t
             table[code] = (*(np.array(rgba[:3]) / 255.0), 0.55)
         return ListedColormap(table)
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 6.5))
+    fig = Figure(figsize=(13, 6.5))
+    axes = fig.subplots(1, 2)
     views = [(f"axial, z = {z} (patient's right on the left)", hu[z], lungs[z], lesions[z], dy / dx),
              (f"coronal, y = {y} (head at the top)", hu[::-1, y], lungs[::-1, y], lesions[::-1, y], dz / dx)]
     for ax, (name, grey, lung, lesion, aspect) in zip(axes, views):
@@ -71,7 +70,6 @@ def _quicklook(path: Path, ct: Volume, lungs: np.ndarray, lesions: np.ndarray, t
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
-    plt.close(fig)
 
 
 def analyse_ct(

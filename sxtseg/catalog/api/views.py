@@ -245,10 +245,9 @@ class ObjectViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 def _thumbnail_png(obj: CatalogObject) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure of its own, not pyplot: no global figure state shared by a server's threads
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     from ...io import open_volume
 
@@ -267,14 +266,14 @@ def _thumbnail_png(obj: CatalogObject) -> bytes:
     y0, x0 = np.maximum(lo[1:] - margin[1:], 0)
     y1, x1 = np.minimum(hi[1:] + margin[1:], image.shape[1:])
     crop = np.asarray(image.data[z, y0:y1, x0:x1].compute(), np.float32)
-    fig, ax = plt.subplots(figsize=(2, 2 * max(crop.shape[0], 1) / max(crop.shape[1], 1)))
+    fig = Figure(figsize=(2, 2 * max(crop.shape[0], 1) / max(crop.shape[1], 1)))
+    ax = fig.subplots()
     ax.imshow(crop, cmap="gray", interpolation="nearest")
-    ax.add_patch(plt.Rectangle((lo[2] - x0 - 0.5, lo[1] - y0 - 0.5), hi[2] - lo[2], hi[1] - lo[1], fill=False,
-                               color="tab:red", linewidth=1))
+    ax.add_patch(Rectangle((lo[2] - x0 - 0.5, lo[1] - y0 - 0.5), hi[2] - lo[2], hi[1] - lo[1], fill=False,
+                           color="tab:red", linewidth=1))
     ax.set_axis_off()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight", pad_inches=0)
-    plt.close(fig)
     return buffer.getvalue()
 
 
