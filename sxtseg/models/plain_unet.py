@@ -137,9 +137,8 @@ def plain_unet(spatial_dims: int, in_channels: int, out_channels: int, *, channe
     InvalidArgumentError
         An option out of range.
     """
-    options = unet_options(spatial_dims, in_channels, out_channels, channels=channels, strides=strides,
-                           num_res_units=num_res_units, normalization=normalization, dropout=dropout)
-    channels, strides = options["channels"], options["strides"]
+    channels, strides = unet_options(spatial_dims, in_channels, out_channels, channels=channels, strides=strides,
+                                     num_res_units=num_res_units, normalization=normalization, dropout=dropout)
     norm, dims, units = normalization, spatial_dims, num_res_units
 
     def down(cin: int, cout: int, stride: int) -> nn.Module:

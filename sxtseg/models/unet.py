@@ -69,19 +69,18 @@ def unet(
     sxtseg.models.plain_unet.plain_unet : the same network without MONAI, which
         :func:`sxtseg.models.load_model` uses to run checkpoints.
     """
-    options = unet_options(spatial_dims, in_channels, out_channels, channels=channels, strides=strides,
-                           num_res_units=num_res_units, normalization=normalization, dropout=dropout)
+    channels, strides = unet_options(spatial_dims, in_channels, out_channels, channels=channels, strides=strides,
+                                     num_res_units=num_res_units, normalization=normalization, dropout=dropout)
     from monai.networks.nets import UNet
 
     norms = {"instance": "INSTANCE", "batch": "BATCH", None: None}
-    return UNet(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels,
-                channels=options["channels"], strides=options["strides"], num_res_units=num_res_units,
-                norm=norms[normalization], dropout=dropout)
+    return UNet(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=out_channels, channels=channels,
+                strides=strides, num_res_units=num_res_units, norm=norms[normalization], dropout=dropout)
 
 
 def unet_options(spatial_dims, in_channels, out_channels, *, channels, strides, num_res_units, normalization,
-                 dropout) -> dict:
-    """The options of :func:`unet`, checked, with ``channels`` and ``strides`` as tuples (default strides filled in).
+                 dropout) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Check the options of :func:`unet`; returns ``(channels, strides)`` as tuples (default strides filled in).
 
     Raises
     ------
@@ -107,5 +106,4 @@ def unet_options(spatial_dims, in_channels, out_channels, *, channels, strides, 
             f"unet: normalization must be 'instance', 'batch' or None, got {normalization!r}")
     if not 0.0 <= dropout < 1.0:
         raise InvalidArgumentError(f"unet: dropout must be in [0, 1), got {dropout!r}")
-    return {"channels": channels, "strides": strides, "num_res_units": num_res_units,
-            "normalization": normalization, "dropout": dropout}
+    return channels, strides
