@@ -871,6 +871,9 @@ def test_web_pages_in_headless_chromium(server, results):
         page.screenshot(path=str(shots / "catalog_samples.png"))
         rows.first.locator("a").first.click()
         page.wait_for_selector("#objects")
+        # the image loads after the table is parsed: wait until it has loaded or failed (complete),
+        # then check that it loaded (a failed image is complete with naturalWidth 0)
+        page.wait_for_function("document.querySelector('#quicklook') && document.querySelector('#quicklook').complete")
         assert page.evaluate("document.querySelector('#quicklook').naturalWidth") > 0
         table = pd.read_csv(results["cell2"] / "objects.csv")
         assert page.locator("#objects tbody tr").count() == len(table)
