@@ -76,6 +76,20 @@ def _as_dask(data: Any) -> da.Array:
     raise TypeError(f"Volume data must be a dask or NumPy array, not {type(data).__name__}")
 
 
+def _runs_here(data: da.Array, kwargs: dict) -> bool:
+    """Whether dask would compute ``data`` in this process's memory (the threaded or synchronous scheduler).
+
+    Only then can its chunks be stored into a NumPy array of this process: a
+    distributed or multiprocessing scheduler would write into copies of it.
+    """
+    import dask.local
+    import dask.threaded
+    from dask.base import get_scheduler
+
+    return get_scheduler(scheduler=kwargs.get("scheduler"), collections=[data]) in (dask.threaded.get,
+                                                                                    dask.local.get_sync)
+
+
 def block_by_block(vol: "Volume") -> bool:
     """Whether functions should work on ``vol`` block by block: a lazy volume of several chunks.
 
@@ -318,7 +332,14 @@ class Volume:
             view = self._in_memory[1].view()
             view.flags.writeable = False
             return view
-        return np.asarray(self.data.compute(**kwargs))
+        data = self.data
+        if data.npartitions == 1 or not _runs_here(data, kwargs) or any(np.isnan(n) for c in data.chunks for n in c):
+            return np.asarray(data.compute(**kwargs))
+        # each chunk is written into the result as it is computed: dask's compute() would hold every
+        # chunk and then concatenate them, twice the array's memory at its peak
+        array = np.empty(data.shape, data.dtype)
+        data.store(array, lock=False, **kwargs)
+        return array
 
     # ------------------------------------------------------------ display
     def _name(self) -> str:

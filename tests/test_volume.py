@@ -133,3 +133,23 @@ def test_a_volume_of_a_numpy_array_does_not_copy_it():
     assert loaded.in_memory
     np.testing.assert_array_equal(loaded.to_numpy(), array)
     np.testing.assert_array_equal(vol.data[::7, ::9, ::5].compute(), array[::7, ::9, ::5])
+
+
+def test_loading_a_lazy_volume_holds_the_array_once():
+    import tracemalloc
+
+    import dask
+
+    lazy = da.arange(64 * 256 * 256, dtype=np.float32, chunks=4 * 256 * 256).reshape(64, 256, 256) * 2  # 16 MiB, 16 chunks
+    vol = Volume(lazy, voxel_size=30.0)
+    expected = np.arange(64 * 256 * 256, dtype=np.float32).reshape(64, 256, 256) * 2
+    np.testing.assert_array_equal(vol.to_numpy(scheduler="sync"), expected)  # also warms dask's thread pool up
+    tracemalloc.start()
+    array = vol.to_numpy()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    np.testing.assert_array_equal(array, expected)
+    # chunks written into the result as they come; dask's compute() holds them all, then concatenates (2x)
+    assert peak < 1.5 * expected.nbytes
+    with dask.config.set(scheduler="processes"):  # workers hold copies: the chunks must come back, not be stored
+        np.testing.assert_array_equal(vol.to_numpy(), expected)
