@@ -828,10 +828,14 @@ def _block_job(region, inner, index, lo, hi, output, model, meta, device, settin
 def _run_jobs(jobs, output, model, meta, device, settings, probabilities, client, progress, on_block=None):
     from tqdm.auto import tqdm
 
+    from .heap import release_free_memory
+
     bar = tqdm(total=len(jobs), desc="segment", unit="block", disable=not progress)
     if client is None:
         for done, (index, lo, hi, region, inner) in enumerate(jobs, start=1):
             _block_job(region.compute(), inner, index, lo, hi, output, model, meta, device, settings, probabilities)
+            # what the block freed goes back to the system: not held through the next block and later stages
+            release_free_memory()
             bar.update()
             if on_block is not None:
                 on_block(done)

@@ -203,6 +203,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
          allow_large_resampling, precision, instance_parameters, min_volume_um3, check_parameters) -> dict:
     from . import __version__
     from .calibration import calibrate
+    from .heap import release_free_memory
     from .infer import segment
     from .instances import merge_fragments
     from .io import open_volume, save_volume
@@ -218,6 +219,9 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
 
     def stage(name):
         stages.set_postfix_str(name)
+        # the pages the stage before freed go back to the system (glibc keeps them otherwise), so that
+        # each stage's peak does not stack on what the one before left in the heap
+        release_free_memory()
         return time.perf_counter()
 
     def done(name, started):
