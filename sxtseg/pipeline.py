@@ -156,7 +156,9 @@ def _quicklook(path: Path, image: Volume, classes: Volume, table: pd.DataFrame, 
     from skimage.segmentation import find_boundaries
 
     data = classes.data
-    cell = np.argwhere(np.asarray(data[:: max(1, data.shape[0] // 32), ::8, ::8].compute()) != 0)
+    # one chunk at a time (dask's synchronous scheduler): a plane of a lazy volume reads every whole
+    # chunk it crosses, and this runs while save_volume writes the volumes, with its own memory peak
+    cell = np.argwhere(np.asarray(data[:: max(1, data.shape[0] // 32), ::8, ::8].compute(scheduler="sync")) != 0)
     if len(cell):
         centre = (cell.mean(axis=0) * [max(1, data.shape[0] // 32), 8, 8]).astype(int)
     else:
@@ -172,8 +174,8 @@ def _quicklook(path: Path, image: Volume, classes: Volume, table: pd.DataFrame, 
              ("yz, x = %d" % centre[2], (slice(None), slice(None), centre[2]))]
     spacing = np.array(image.voxel_size_in("nm"))
     for ax, (name, where) in zip(axes[0], views):
-        grey = np.asarray(image.data[where].compute(), np.float32)
-        lab = np.asarray(data[where].compute())
+        grey = np.asarray(image.data[where].compute(scheduler="sync"), np.float32)
+        lab = np.asarray(data[where].compute(scheduler="sync"))
         axes_left = [i for i, w in enumerate(where) if isinstance(w, slice)]
         aspect = spacing[axes_left[0]] / spacing[axes_left[1]]
         low, high = np.percentile(grey, [1, 99])
