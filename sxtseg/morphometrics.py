@@ -30,7 +30,7 @@ import pandas as pd
 from .errors import InvalidDataError, ShapeError, VoxelSizeError
 from .volume import Volume, block_by_block
 
-__all__ = ["measure", "nearest_same_class", "summarize", "COLUMNS", "DISTANCE_COLUMNS"]
+__all__ = ["class_voxel_counts", "measure", "nearest_same_class", "summarize", "COLUMNS", "DISTANCE_COLUMNS"]
 
 #: Columns of the table :func:`measure` returns, with their units.
 COLUMNS: dict[str, str] = {
@@ -314,6 +314,53 @@ def measure(
     return df
 
 
+def _plane_counts(block: np.ndarray) -> np.ndarray:
+    counts = np.zeros(256, np.int64)
+    for plane in block.reshape(-1, *block.shape[-2:]) if block.ndim > 2 else [block]:
+        found = np.bincount(plane.ravel(), minlength=256)  # bincount copies its input as int64: a plane at a time
+        if len(found) > len(counts):
+            counts = np.concatenate([counts, np.zeros(len(found) - len(counts), np.int64)])
+        counts[: len(found)] += found
+    return counts
+
+
+def class_voxel_counts(classes: Volume) -> np.ndarray:
+    """Voxels of each class code in a class volume.
+
+    Counted chunk by chunk and, within a chunk, plane by plane, so the
+    memory needed beyond the volume is a plane's worth (counting a whole
+    256x512x512 volume with ``np.bincount`` or dask's ``count_nonzero``
+    would first make a 0.5 GB int64 copy of it).
+
+    Parameters
+    ----------
+    classes : Volume
+        Non-negative integer class codes (:class:`sxtseg.SXTClass`, uint8).
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 counts indexed by code: at least 256 entries, more when a
+        code is larger.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sxtseg import Volume
+    >>> from sxtseg.morphometrics import class_voxel_counts
+    >>> classes = Volume(np.array([[[0, 1], [6, 6]]], np.uint8), voxel_size=30.0)
+    >>> class_voxel_counts(classes)[[0, 1, 6]].tolist()
+    [1, 1, 2]
+    """
+    if classes.dtype.kind not in "bu" and not (classes.dtype.kind == "i" and classes.data.min().compute() >= 0):
+        raise InvalidDataError(f"{classes._name()}: class codes must be non-negative integers, got {classes.dtype}")
+    if classes.in_memory:
+        return _plane_counts(classes.to_numpy())
+    parts = dask.compute(*[dask.delayed(_plane_counts)(block) for block in classes.data.to_delayed().ravel()])
+    size = max(len(p) for p in parts)
+    return np.sum([np.pad(p, (0, size - len(p))) for p in parts], axis=0)
+
+
 def summarize(table: pd.DataFrame, classes: Volume) -> dict:
     """Per-cell summary of a :func:`measure` table: counts and volumes per class, DMV load.
 
@@ -338,11 +385,10 @@ def summarize(table: pd.DataFrame, classes: Volume) -> dict:
 
     if "class_id" not in table or "distance_to_nucleus_nm" not in table:
         raise InvalidDataError("summarize needs a table measured with classes= (class and distance columns)")
-    data = classes.data  # counted block by block: the class volume may be larger than memory
     voxel_um3 = float(np.prod(classes.voxel_size_in("um")))
-    in_cell, nuclear = (int(n) for n in dask.compute(
-        da.count_nonzero(data != SXTClass.BACKGROUND),
-        da.count_nonzero(da.isin(data, (SXTClass.NUCLEUS, SXTClass.NUCLEOLUS)))))
+    counts = class_voxel_counts(classes)  # block by block: the class volume may be larger than memory
+    in_cell = int(counts.sum() - counts[SXTClass.BACKGROUND])
+    nuclear = int(counts[SXTClass.NUCLEUS] + counts[SXTClass.NUCLEOLUS])
     cytoplasm_um3 = (in_cell - nuclear) * voxel_um3
     per_class = {}
     for class_id, group in table.groupby("class_id"):

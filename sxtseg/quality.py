@@ -54,8 +54,10 @@ def segmentation_flags(classes: Volume) -> list[dict]:
     """
     import dask.array as da
 
+    from .morphometrics import class_voxel_counts
+
     data = classes.data
-    counts = np.asarray(da.bincount(data.ravel().astype(np.int64), minlength=256).compute())
+    counts = class_voxel_counts(classes)
     cell = int(counts[1:].sum())
     name = classes._name()
     if cell == 0:

@@ -176,3 +176,31 @@ def test_volumes_in_memory_are_measured_whole_whatever_their_chunks(monkeypatch)
     monkeypatch.setattr(_chunked_measure, "chunked_stats", refuse)
     table = measure(instances, classes=classes)
     assert len(table) == instances.metadata["instances"]["count"]
+
+
+def test_class_voxel_counts_in_memory_and_lazy_without_a_volume_sized_copy():
+    import tracemalloc
+
+    import dask.array as da
+
+    from sxtseg.morphometrics import class_voxel_counts
+
+    rng = np.random.default_rng(5)
+    codes = rng.integers(0, 7, (64, 128, 128), dtype=np.uint8)  # 1 MiB
+    expected = np.bincount(codes.ravel(), minlength=256)
+    lazy = Volume(da.from_array(codes, chunks=(16, 64, 64)), voxel_size=30.0)
+    np.testing.assert_array_equal(class_voxel_counts(lazy), expected)
+    in_memory = Volume(codes, voxel_size=30.0)
+    class_voxel_counts(in_memory)
+    tracemalloc.start()
+    counts = class_voxel_counts(in_memory)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    np.testing.assert_array_equal(counts, expected)
+    assert peak < codes.nbytes  # np.bincount of the whole volume copies it as int64: 8x its size
+    wide = codes.astype(np.uint16)
+    wide[0, 0, :3] = 300  # codes above 255 are counted too
+    got = class_voxel_counts(Volume(da.from_array(wide, chunks=32), voxel_size=30.0))
+    np.testing.assert_array_equal(got, np.bincount(wide.ravel()))
+    with pytest.raises(InvalidDataError, match="non-negative integers"):
+        class_voxel_counts(Volume(codes.astype(np.float32), voxel_size=30.0))
