@@ -834,8 +834,8 @@ def _run_jobs(jobs, output, model, meta, device, settings, probabilities, client
     if client is None:
         for done, (index, lo, hi, region, inner) in enumerate(jobs, start=1):
             _block_job(region.compute(), inner, index, lo, hi, output, model, meta, device, settings, probabilities)
-            # what the block freed goes back to the system: not held through the next block and later stages
-            release_free_memory()
+            if len(jobs) > 1:  # what a block freed goes back to the system: not held through the next block
+                release_free_memory()  # and the later stages (one block: nothing to gain, pages to fault again)
             bar.update()
             if on_block is not None:
                 on_block(done)

@@ -206,7 +206,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     from . import __version__
     from .calibration import calibrate
     from .heap import release_free_memory
-    from .infer import segment
+    from .infer import DEFAULT_BLOCK_SHAPE, segment
     from .instances import merge_fragments
     from .io import open_volume, save_volume
     from .io._write import write_text_atomically
@@ -219,11 +219,12 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     timings = {}
     stages = tqdm(total=6, desc=sample_name(source), unit="stage", disable=not progress)
 
+    large = False  # more voxels than one block of segment (set once the volume is open)
+
     def stage(name):
         stages.set_postfix_str(name)
-        # the pages the stage before freed go back to the system (glibc keeps them otherwise), so that
-        # each stage's peak does not stack on what the one before left in the heap
-        release_free_memory()
+        if large:  # the pages the stage before freed go back to the system (glibc keeps them otherwise), so
+            release_free_memory()  # each stage's peak does not stack on what the one before left in the heap
         return time.perf_counter()
 
     def done(name, started):
@@ -234,6 +235,8 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     image = source if isinstance(source, Volume) else open_volume(source)
     if image.ndim != 3:
         raise InvalidArgumentError(f"{image._name()}: a 3-D volume is needed, got shape {image.shape}")
+    # below one block, segment's peak is the run's: releasing between stages would only cost page faults
+    large = int(np.prod(image.shape, dtype=np.int64)) > int(np.prod(DEFAULT_BLOCK_SHAPE))
     done("open_s", started)
 
     started = stage("calibrate")
