@@ -23,7 +23,6 @@ from __future__ import annotations
 
 
 import dask
-import dask.array as da
 import numpy as np
 import pandas as pd
 
