@@ -21,7 +21,6 @@ Examples
 
 from __future__ import annotations
 
-
 import dask
 import numpy as np
 import pandas as pd
