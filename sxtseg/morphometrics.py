@@ -28,7 +28,7 @@ import pandas as pd
 from .errors import InvalidDataError, ShapeError, VoxelSizeError
 from .volume import Volume, block_by_block
 
-__all__ = ["class_voxel_counts", "measure", "nearest_same_class", "summarize", "COLUMNS", "DISTANCE_COLUMNS"]
+__all__ = ["block_voxel_counts", "class_voxel_counts", "measure", "nearest_same_class", "summarize", "COLUMNS", "DISTANCE_COLUMNS"]
 
 #: Columns of the table :func:`measure` returns, with their units.
 COLUMNS: dict[str, str] = {
@@ -313,6 +313,10 @@ def measure(
 
 
 def _plane_counts(block: np.ndarray) -> np.ndarray:
+    """Voxels of each value 0..max of a block of non-negative integers (at least 256 entries), plane by plane."""
+    block = np.asarray(block)
+    if block.dtype.kind == "i" and block.size and block.min() < 0:
+        raise InvalidDataError("class codes are not negative")
     counts = np.zeros(256, np.int64)
     for plane in block.reshape(-1, *block.shape[-2:]) if block.ndim > 2 else [block]:
         found = np.bincount(plane.ravel(), minlength=256)  # bincount copies its input as int64: a plane at a time
@@ -320,6 +324,18 @@ def _plane_counts(block: np.ndarray) -> np.ndarray:
             counts = np.concatenate([counts, np.zeros(len(found) - len(counts), np.int64)])
         counts[: len(found)] += found
     return counts
+
+
+def block_voxel_counts(data) -> np.ndarray:
+    """Voxels of each value in every chunk of a dask array of class codes: ``(chunks, values)``, C order of chunks.
+
+    Each chunk is counted plane by plane (see :func:`class_voxel_counts`);
+    rows are padded to the largest value found.  Raises
+    :class:`~sxtseg.errors.InvalidDataError` for negative values.
+    """
+    parts = dask.compute(*[dask.delayed(_plane_counts)(block) for block in data.to_delayed().ravel()])
+    width = max(len(p) for p in parts)
+    return np.array([np.pad(p, (0, width - len(p))) for p in parts])
 
 
 def class_voxel_counts(classes: Volume) -> np.ndarray:
@@ -350,13 +366,14 @@ def class_voxel_counts(classes: Volume) -> np.ndarray:
     >>> class_voxel_counts(classes)[[0, 1, 6]].tolist()
     [1, 1, 2]
     """
-    if classes.dtype.kind not in "bu" and not (classes.dtype.kind == "i" and classes.data.min().compute() >= 0):
+    if classes.dtype.kind not in "biu":
         raise InvalidDataError(f"{classes._name()}: class codes must be non-negative integers, got {classes.dtype}")
-    if classes.in_memory:
-        return _plane_counts(classes.to_numpy())
-    parts = dask.compute(*[dask.delayed(_plane_counts)(block) for block in classes.data.to_delayed().ravel()])
-    size = max(len(p) for p in parts)
-    return np.sum([np.pad(p, (0, size - len(p))) for p in parts], axis=0)
+    try:
+        if classes.in_memory:
+            return _plane_counts(classes.to_numpy())
+        return block_voxel_counts(classes.data).sum(axis=0)
+    except InvalidDataError as exc:
+        raise InvalidDataError(f"{classes._name()}: class codes must be non-negative integers ({exc})") from None
 
 
 def summarize(table: pd.DataFrame, classes: Volume) -> dict:

@@ -46,7 +46,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dask
 import numpy as np
 
 from .classes import CLASS_NAMES
@@ -243,6 +242,7 @@ class PatchSampler:
 
     def __init__(self, pairs, config: TrainingConfig, rng: np.random.Generator):
         from .models.checkpoint import normalization_range
+        from .morphometrics import block_voxel_counts
 
         self.config = config
         self.rng = rng
@@ -252,10 +252,12 @@ class PatchSampler:
         for image, labels in pairs:
             _check_pair(image, labels)
             data = labels.data
-            blocks = data.to_delayed().ravel()
-            per_block = dask.compute(*[dask.delayed(_value_counts)(b) for b in blocks])
-            width = max(len(c) for c in per_block)
-            per_block = np.array([np.pad(c, (0, width - len(c))) for c in per_block])
+            try:
+                per_block = block_voxel_counts(data)
+            except InvalidDataError:
+                raise InvalidDataError(f"{labels._name()}: label volumes hold class codes, which are not "
+                                       "negative") from None
+            width = per_block.shape[1]
             allowed = np.zeros(width, bool)
             allowed[:n_classes] = True
             if config.ignore_label < width:
@@ -342,14 +344,6 @@ def _read(volume: Volume, region) -> np.ndarray:
     if volume.in_memory:
         return np.asarray(volume.to_numpy()[region])
     return np.asarray(volume.data[region].compute())
-
-
-def _value_counts(block: np.ndarray) -> np.ndarray:
-    """Voxels of every label value 0..max in a block."""
-    block = np.asarray(block).ravel()
-    if block.size and block.min() < 0:
-        raise InvalidDataError("label volumes hold class codes, which are not negative")
-    return np.bincount(block.astype(np.int64, copy=False), minlength=256)
 
 
 def _check_pair(image: Volume, labels: Volume) -> None:

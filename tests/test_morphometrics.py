@@ -204,3 +204,20 @@ def test_class_voxel_counts_in_memory_and_lazy_without_a_volume_sized_copy():
     np.testing.assert_array_equal(got, np.bincount(wide.ravel()))
     with pytest.raises(InvalidDataError, match="non-negative integers"):
         class_voxel_counts(Volume(codes.astype(np.float32), voxel_size=30.0))
+
+
+def test_block_voxel_counts_per_chunk_and_negative_codes_refused():
+    import dask.array as da
+
+    from sxtseg.morphometrics import block_voxel_counts, class_voxel_counts
+
+    codes = np.zeros((4, 6, 6), np.int16)
+    codes[:2] = 3  # the first chunk along z: all 3; the second: all 0
+    codes[3, 0, 0] = 300
+    counts = block_voxel_counts(da.from_array(codes, chunks=(2, 6, 6)))
+    assert counts.shape == (2, 301)
+    assert counts[0, 3] == 72 and counts[0].sum() == 72
+    assert counts[1, 0] == 71 and counts[1, 300] == 1
+    codes[0, 0, 0] = -1
+    with pytest.raises(InvalidDataError, match="non-negative"):
+        class_voxel_counts(Volume(da.from_array(codes, chunks=(2, 6, 6)), voxel_size=30.0))
