@@ -11,9 +11,11 @@ are compared a run at a time, and only the runs are written to the output
 equivalences are resolved (the run-based two-scan idea of He, Chao and
 Suzuki, 2008).
 
-Two shortcuts: background, and the runs of a mask or of a uint8/uint16
-class volume, are found a word (8 bytes) at a time (a word XOR the run's
-value repeated, then its trailing zero bits), and when a
+Two shortcuts: background, and the runs of a mask or a uint8/uint16 class volume, are
+found a word (8 bytes) at a time (a word XOR the run's value repeated, then
+its trailing zero bits); a 0/1 mask whose rows are whole words is packed row
+by row to one bit per voxel (one multiplication turns a word of eight 0/1
+bytes into a byte), and its runs are found 64 voxels at a time.  And when a
 same-valued run of an earlier row spans the whole run, the rows that run was
 itself joined to need not be scanned (see :func:`_neighbour_rows`), so inside
 a large object a run is compared with one neighbour row, not four.
@@ -137,6 +139,61 @@ def _next_other(flat, words, q, limit, value, fill, word_shift, word_mask, voxel
     return q if q < limit else limit
 
 
+#: Multiplying a word of eight 0/1 bytes by this moves byte j's low bit to bit 56 + j (the partial products
+#: land on distinct bits, so nothing carries): the top byte then holds the eight voxels as bits.
+_PACK_BYTES = np.uint64(0x0102040810204080)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _pack_row(words, first, n_words, bits):  # pragma: no cover - compiled
+    """Bit x of ``bits[x >> 6]`` = voxel x of a row of 0/1 bytes, ``words[first:first + n_words]``.
+
+    Bits past the row's end are 0.
+    """
+    full = n_words >> 3
+    for m in range(full):
+        v = np.uint64(0)
+        for i in range(8):
+            v |= ((words[first + 8 * m + i] * _PACK_BYTES) >> np.uint64(56)) << np.uint64(8 * i)
+        bits[m] = v
+    if full < bits.shape[0]:
+        v = np.uint64(0)
+        for i in range(n_words - 8 * full):
+            v |= ((words[first + 8 * full + i] * _PACK_BYTES) >> np.uint64(56)) << np.uint64(8 * i)
+        bits[full] = v
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _next_run_bits(bits, x, nx):  # pragma: no cover - compiled
+    """(start, end) of the first run of set bits at or after ``x`` in a packed row; (nx, nx) when there is none.
+
+    64 voxels a step, each end found by counting trailing zero bits (of the
+    row's bits for the start, of their complement for the end).
+    """
+    nw = bits.shape[0]
+    m = x >> 6
+    if m >= nw:
+        return nx, nx
+    w = bits[m] >> np.uint64(x & 63)
+    while w == 0:
+        m += 1
+        if m == nw:
+            return nx, nx
+        w = bits[m]
+        x = m << 6
+    x += np.int64(trailing_zeros(w))
+    start = x
+    w = ~bits[m] >> np.uint64(x & 63)
+    while w == 0:
+        m += 1
+        if m == nw:
+            return start, nx
+        w = ~bits[m]
+        x = m << 6
+    x += np.int64(trailing_zeros(w))
+    return start, x if x < nx else nx
+
+
 @numba.njit(cache=True, nogil=True)
 def _scan_rows(image, words, z0, z1, row_dz, row_dy, widen, covers, binary, row_from, runs, values, parent, row_ptr,
                n_runs, n):  # pragma: no cover - compiled
@@ -146,7 +203,9 @@ def _scan_rows(image, words, z0, z1, row_dz, row_dy, widen, covers, binary, row_
     provisional label, ``values`` the image value of each run (unused for a
     ``binary`` mask); ``row_ptr[row]:row_ptr[row + 1]`` are the runs of slab
     row ``row = (z - z0) * ny + y``.  ``words`` is the image read 8 bytes at a
-    time (empty when it cannot be), to skip background a word at a time.
+    time (empty when it cannot be), to skip background a word at a time; the
+    runs of a ``binary`` mask of whole-word rows come from the row packed to
+    bits (:func:`_pack_row`).
     Labels start at 1 in each slab; their equivalences are kept in
     ``parent``.  Stops early, before a row that might not fit in ``runs`` or
     ``parent``, so the caller can grow them and resume.  Returns (runs used,
@@ -166,6 +225,9 @@ def _scan_rows(image, words, z0, z1, row_dz, row_dy, widen, covers, binary, row_
     ends = runs[1]
     labels = runs[2]
     n_kinds = row_dz.shape[0]
+    # a 0/1 mask whose rows start on a word: each row packed to one bit a voxel first
+    use_bits = binary and per_word == 8 and nx % 8 == 0
+    bits = np.zeros((nx + 63) >> 6 if use_bits else 0, np.uint64)
     first = np.empty(n_kinds, np.int64)  # per neighbour row: first run that may still touch
     stop = np.empty(n_kinds, np.int64)
     for row in range(row_from, n_rows):
@@ -184,21 +246,30 @@ def _scan_rows(image, words, z0, z1, row_dz, row_dy, widen, covers, binary, row_
                 stop[k] = row_ptr[other + 1]
         here = (z * ny + y) * nx
         zero = flat[here] - flat[here]
+        if use_bits:
+            _pack_row(words, here >> 3, nx >> 3, bits)
         x = 0
         while x < nx:
-            value = flat[here + x]
-            if value == zero:  # background: on to the next foreground voxel, a word at a time
-                x = _next_other(flat, words, here + x + 1, here + nx, value, np.uint64(0), word_shift, word_mask,
-                                voxel_shift) - here
-                continue
-            start = x  # a run of `value` from here to the next other value
-            x += 1
-            if per_word >= 4:  # its end a word at a time (uint32 runs, 2 voxels a word, are faster voxel by voxel)
-                fill = (np.uint64(value) & voxel_bits) * repeat
-                x = _next_other(flat, words, here + x, here + nx, value, fill, word_shift, word_mask, voxel_shift) - here
+            if use_bits:  # a 0/1 mask: its runs from the row's bits, 64 voxels a step
+                start, x = _next_run_bits(bits, x, nx)
+                if start == nx:
+                    break
+                value = flat[here + start]
             else:
-                while x < nx and flat[here + x] == value:
-                    x += 1
+                value = flat[here + x]
+                if value == zero:  # background: on to the next foreground voxel, a word at a time
+                    x = _next_other(flat, words, here + x + 1, here + nx, value, np.uint64(0), word_shift, word_mask,
+                                    voxel_shift) - here
+                    continue
+                start = x  # a run of `value` from here to the next other value
+                x += 1
+                if per_word >= 4:  # its end a word at a time (uint32 runs, 2 voxels a word, are faster voxel by voxel)
+                    fill = (np.uint64(value) & voxel_bits) * repeat
+                    x = _next_other(flat, words, here + x, here + nx, value, fill, word_shift, word_mask,
+                                    voxel_shift) - here
+                else:
+                    while x < nx and flat[here + x] == value:
+                        x += 1
             current = np.int64(0)
             skipped = np.int64(0)  # bit k: row k need not be scanned for this run
             for k in range(n_kinds):

@@ -140,6 +140,31 @@ def test_sparse_rows_skip_background_by_words(dtype, offset):
         _check(unaligned, connectivity, 1)
 
 
+
+@pytest.mark.parametrize("dtype", [bool, np.uint8])
+@pytest.mark.parametrize("nx", [8, 64, 128, 200])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_masks_packed_to_bits(dtype, nx, threads):
+    # 0/1 masks whose rows are whole 8-byte words take the packed-bits path: runs of 1 to 150 voxels back to
+    # back, so they start and end at every bit of a 64-voxel word, cross words and reach the row's end
+    # (200 voxels: three full words and a partial one); rows all foreground and all background too
+    rng = np.random.default_rng(nx + threads)
+    lengths = rng.integers(1, 151, size=3000)
+    flat = np.repeat(np.arange(lengths.size) % 2, lengths)  # alternating background and foreground runs
+    image = flat[: 6 * 11 * nx].reshape(6, 11, nx).astype(dtype)
+    image[1, 3] = 1
+    image[2, 4] = 0
+    image[3, :, -1] = 1
+    offset = 1  # an unaligned copy has no word view: voxel by voxel, the reference for the bits
+    buffer = np.zeros(image.nbytes + offset, np.uint8)
+    unaligned = np.frombuffer(buffer.data, image.dtype, count=image.size, offset=offset).reshape(image.shape)
+    unaligned[...] = image
+    for connectivity in (6, 18, 26):
+        ours, _ = _check(image, connectivity, threads)
+        np.testing.assert_array_equal(label(unaligned, connectivity, threads=threads)[0], ours)
+    for density in (0.05, 0.5, 0.9):
+        _check(rng.random((9, 13, nx)) < density, 26, threads)
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.uint16, np.int16, np.uint32])
 @pytest.mark.parametrize("offset", [0, 2])
 def test_runs_end_found_by_words(dtype, offset):
