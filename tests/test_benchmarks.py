@@ -176,3 +176,15 @@ def test_bench_precision_quick():
     assert entry["throughput_over_monai"]["auto"] > 0
     # the calibration given rather than estimated in the call: the same record, so the same classes
     assert entry["agreement_with_float32"]["auto_given_calibration"] == entry["agreement_with_float32"]["auto"]
+
+
+@pytest.mark.slow
+def test_bench_boundary_sensitivity_quick():
+    # the same truth, rasterised another valid way, agrees; displaced by a third of a voxel it agrees less,
+    # and less again when displaced along every axis
+    record = _run("bench_boundary_sensitivity.py")
+    (row,) = record["rows"]
+    assert row["voxel_nm"] == 60.0 and row["fine_shape"] == [48, 144, 144]
+    for name in ("dmv", "nucleus"):
+        majority, shift_x, shift_xyz = (row["dice"][k][name] for k in ("majority", "shift x", "shift xyz"))
+        assert majority > 0.95 and shift_xyz < shift_x < majority
