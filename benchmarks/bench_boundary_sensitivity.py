@@ -8,7 +8,8 @@ segmentation scores when its boundaries are displaced by a fraction of a voxel:
 - the truth is drawn three times finer (voxel size / 3) for the same physical field;
 - "centre": every third voxel from the second on (the coarse voxel's centre), which is how the
   phantom rasterises at the coarse size;
-- "majority": the most common class of each 3x3x3 block (another valid rasterisation);
+- "majority": the most common class of each 3x3x3 block (another valid rasterisation,
+  :func:`sxtseg.kernels.downsample_mode`);
 - "shift x": the fine voxels one to the right of the centres: the same truth displaced by a third
   of a coarse voxel along x;
 - "shift xyz": displaced by a third of a voxel along every axis (0.58 voxel diagonally).
@@ -37,6 +38,7 @@ import numpy as np
 
 from sxtseg import SXTClass, make_infected_cell
 from sxtseg.infer import dice_per_class
+from sxtseg.kernels import downsample_mode
 
 BASE_SHAPE = (64, 192, 192)  # the robustness grid's field: voxels at 30 nm
 BASE_VOXEL_NM = 30.0
@@ -44,25 +46,16 @@ CLASSES = {"dmv": SXTClass.DMV, "nucleus": SXTClass.NUCLEUS, "mitochondrion": SX
            "lipid_droplet": SXTClass.LIPID_DROPLET}
 
 
-def block_majority(truth: np.ndarray, factor: int) -> np.ndarray:
-    """The most common class of each ``factor``^3 block (ties: the lowest class code)."""
-    z, y, x = (s // factor for s in truth.shape)
-    blocks = truth[: z * factor, : y * factor, : x * factor].reshape(z, factor, y, factor, x, factor)
-    blocks = blocks.transpose(0, 2, 4, 1, 3, 5).reshape(z, y, x, factor**3)
-    counts = np.stack([(blocks == c).sum(-1) for c in range(int(truth.max()) + 1)], -1)
-    return counts.argmax(-1).astype(truth.dtype)
-
-
 def rasterisations(truth: np.ndarray) -> dict[str, np.ndarray]:
     """Coarse (3x) versions of a fine truth: centre sampled, majority, and displaced by a third of a voxel."""
     z, y, x = (s // 3 for s in truth.shape)
     crop = (slice(0, z), slice(0, y), slice(0, x))
-    return {"centre": truth[1::3, 1::3, 1::3][crop], "majority": block_majority(truth, 3),
+    return {"centre": truth[1::3, 1::3, 1::3][crop], "majority": downsample_mode(truth, (3, 3, 3)),
             "shift x": truth[1::3, 1::3, 2::3][crop], "shift xyz": truth[2::3, 2::3, 2::3][crop]}
 
 
 def measure(seed: int, voxel_nm: float, field: float = 1.0) -> dict:
-    """Dice of the majority and displaced rasterisations against the centre-sampled one (``field``: of the base field)."""
+    """Dice of the majority and displaced rasterisations against the centre sample (``field``: of the base field)."""
     fine_nm = voxel_nm / 3
     shape = tuple(int(round(n * field * BASE_VOXEL_NM / fine_nm)) for n in BASE_SHAPE)
     started = time.perf_counter()

@@ -28,7 +28,8 @@ import pandas as pd
 from .errors import InvalidDataError, ShapeError, VoxelSizeError
 from .volume import Volume, block_by_block
 
-__all__ = ["block_voxel_counts", "class_voxel_counts", "measure", "nearest_same_class", "summarize", "COLUMNS", "DISTANCE_COLUMNS"]
+__all__ = ["block_voxel_counts", "class_voxel_counts", "measure", "nearest_same_class", "summarize", "COLUMNS",
+           "DISTANCE_COLUMNS"]
 
 #: Columns of the table :func:`measure` returns, with their units.
 COLUMNS: dict[str, str] = {
