@@ -188,3 +188,14 @@ def test_bench_boundary_sensitivity_quick():
     for name in ("dmv", "nucleus"):
         majority, shift_x, shift_xyz = (row["dice"][k][name] for k in ("majority", "shift x", "shift xyz"))
         assert majority > 0.95 and shift_xyz < shift_x < majority
+
+
+@pytest.mark.slow
+def test_bench_argmax_quick():
+    # every method's classes are checked equal to NumPy's inside the script (it fails otherwise)
+    record = _run("bench_argmax.py")
+    assert set(record["inputs"]) == {"logits", "random"}
+    for entry in record["inputs"].values():
+        assert entry["shape"][0] == 7 and entry["shape"][1:] == [64, 96, 96]
+        assert set(entry["seconds"]) == {"numpy", "torch", "sxtseg_1", "sxtseg"}
+        assert all(v > 0 for v in entry["seconds"].values()) and entry["time_ratios"]["sxtseg/numpy"] > 0
