@@ -314,18 +314,26 @@ def _write_pyramid(group, data: da.Array, voxel_size, axes: str, unit: str, chun
 
 #: Percentiles of the grey values (of the smallest pyramid level) that set the omero display window.
 DISPLAY_PERCENTILES = (0.5, 99.5)
+#: At most this many voxels of the smallest level are read for the display window (a strided sample beyond).
+DISPLAY_SAMPLE_VOXELS = 2**22
 
 
 def omero_metadata(volume: Volume, smallest_level) -> dict[str, Any]:
     """NGFF ``omero`` rendering settings: a grey channel whose window spans robust percentiles.
 
     The window comes from :data:`DISPLAY_PERCENTILES` of the smallest
-    pyramid level (the whole volume, already averaged down: a few MB to
-    read), not from one plane, so a viewer shows contrast inside the cell
-    instead of a saturated disc.  The channel label names the quantity and
-    its unit (``"LAC (1/um)"`` for calibrated SXT).
+    pyramid level (the whole volume, already averaged down), not from one
+    plane, so a viewer shows contrast inside the cell instead of a saturated
+    disc.  Of that level, every k-th voxel along each axis is read, k chosen
+    so that at most :data:`DISPLAY_SAMPLE_VOXELS` are (a pyramid's smallest
+    level is read whole; a single level of a large volume, ``levels=1``, is
+    not loaded into memory); the window's ``min`` and ``max`` for a float
+    image are those of the sample.  The channel label names the quantity
+    and its unit (``"LAC (1/um)"`` for calibrated SXT).
     """
-    values = np.asarray(smallest_level[...], dtype=np.float64)
+    shape = smallest_level.shape
+    step = max(1, int(np.ceil((float(np.prod(shape)) / DISPLAY_SAMPLE_VOXELS) ** (1 / max(len(shape), 1)))))
+    values = np.asarray(smallest_level[(slice(None, None, step),) * len(shape)], dtype=np.float64)
     finite = values[np.isfinite(values)]
     low, high = (np.percentile(finite, DISPLAY_PERCENTILES) if finite.size else (0.0, 1.0))
     if high <= low:
