@@ -54,6 +54,16 @@ def _boundary(mask: np.ndarray) -> np.ndarray:
     return mask & ~inner
 
 
+def nonzero_points(mask: np.ndarray) -> np.ndarray:
+    """Indices (N, ndim) of the True voxels of ``mask``, in C order: ``np.argwhere(mask)``.
+
+    From flat indices, converted for the N points only: on the demo cell's
+    background boundary (175,000 of 18.9 M voxels) 4.6 ms against 55 ms for
+    ``np.argwhere``, which walks the whole mask once for every axis.
+    """
+    return np.stack(np.unravel_index(np.flatnonzero(mask), mask.shape), axis=1)
+
+
 def boundary_points(classes: np.ndarray, offset=(0, 0, 0)) -> tuple[np.ndarray, np.ndarray]:
     """Voxel indices (N, 3) of the nucleus boundary and of the background voxels that face the cell.
 
@@ -67,7 +77,7 @@ def boundary_points(classes: np.ndarray, offset=(0, 0, 0)) -> tuple[np.ndarray, 
     nuclear = np.zeros(classes.shape, bool)
     for code in _NUCLEAR:
         nuclear |= classes == code
-    return tuple(np.argwhere(_boundary(mask)) + np.asarray(offset) for mask in (nuclear, classes == 0))
+    return tuple(nonzero_points(_boundary(mask)) + np.asarray(offset) for mask in (nuclear, classes == 0))
 
 
 def _compact(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -218,7 +228,7 @@ def _plane_stats(faces: list[tuple[tuple[int, int], dict, dict]], axis: int, pos
             low_in, high_in = test(low_cls), test(high_cls)
             found = []
             for inside, outside, index in ((low_in, high_in, position - 1), (high_in, low_in, position)):
-                pts = np.argwhere(inside & ~outside)
+                pts = nonzero_points(inside & ~outside)
                 full = np.empty((len(pts), 3), np.int64)
                 full[:, axis] = index
                 full[:, other[0]], full[:, other[1]] = pts[:, 0], pts[:, 1]

@@ -221,3 +221,15 @@ def test_block_voxel_counts_per_chunk_and_negative_codes_refused():
     codes[0, 0, 0] = -1
     with pytest.raises(InvalidDataError, match="non-negative"):
         class_voxel_counts(Volume(da.from_array(codes, chunks=(2, 6, 6)), voxel_size=30.0))
+
+
+@pytest.mark.parametrize("shape", [(7, 9, 11), (13, 5), (4, 0, 3)])
+def test_nonzero_points_equal_argwhere(shape):
+    from sxtseg._chunked_measure import nonzero_points
+
+    rng = np.random.default_rng(3)
+    mask = rng.random(shape) < 0.3
+    for m in (mask, np.zeros(shape, bool), np.ones(shape, bool), mask[..., ::2], mask.T):  # strided views too
+        got = nonzero_points(m)
+        assert got.shape == (int(m.sum()), m.ndim) and got.dtype == np.intp
+        np.testing.assert_array_equal(got, np.argwhere(m))
