@@ -158,9 +158,9 @@ def _create_array(group, name: str, data: da.Array, chunks: tuple[int, ...], fmt
     than zarr's default Zstd, and every Zarr reader has Blosc.  Chunks that
     hold only the fill value are written too (``write_empty_chunks``): to
     leave them out, zarr compares every chunk with the fill value first
-    (3-8 ms per 128^3 chunk, through a byte view for floats), which costs
-    more than compressing an empty chunk (about 1 ms, a file of about 100
-    bytes).
+    (3-8 ms per 128^3 chunk, through a byte view for floats).  That check
+    is pure cost for every chunk that holds data; an empty chunk costs about
+    as much to compress (2-4 ms) and 2-7 KB on disk.
     """
     kwargs: dict[str, Any] = {}
     if fmt.zarr_format == 2:
