@@ -14,7 +14,14 @@ shortcuts that make most voxels cost two comparisons:
   all there is to do for the voxel;
 * inside a run, voxel x+1 has only one new column of earlier neighbours
   (x+2) beyond those of voxel x, and when the voxel below x was of the run's
-  value, it touches that whole column: nothing to do.
+  value, it touches that whole column: nothing to do;
+* by the first shortcut, a voxel equal to the one below may take that
+  voxel's provisional label and needs nothing else.  Where a stretch of
+  :data:`SEGMENT` voxels equals the stretch below, compared at once, their
+  labels are copied from below, whatever runs start or end inside it.  In a
+  dense segmentation most of a row is such stretches (cc3d's connectomics
+  volume: 96% of voxels equal the one below, half of the 8-voxel stretches),
+  and each run end in them would otherwise cost a mispredicted branch.
 
 Background is skipped a word (8 bytes) at a time, as in :mod:`._label`.
 Indices are unsigned: with signed ones Numba checks every index for
@@ -31,6 +38,10 @@ import numpy as np
 from ._label import _final_table, _joined_parents, _next_other, _union
 
 __all__ = ["label_voxels"]
+
+#: Voxels compared at once with the row below (inner rows); equal stretches copy their labels from below.
+#: 8 and 16 were 15-25% faster than none on cc3d's connectomics volume, 32 less so (in-process, one thread).
+SEGMENT = 8
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -88,14 +99,25 @@ def _scan_inner_row(flat, words, lab, here, nx, below, parent, n, word_shift, wo
     r3 = below + nx  # (z-1, y+1)
     zero = flat[here] - flat[here]
     last = nx - one
+    segment = np.uint64(SEGMENT)
     x = np.uint64(0)
     while x < nx:
+        if x + segment <= nx:  # voxels equal to those below take their labels (background included: 0)
+            same = True
+            for k in range(SEGMENT):
+                same &= flat[here + x + np.uint64(k)] == flat[r2 + x + np.uint64(k)]
+            if same:
+                for k in range(SEGMENT):
+                    lab[here + x + np.uint64(k)] = lab[r2 + x + np.uint64(k)]
+                x += segment
+                continue
         v = flat[here + x]
         if v == zero:
             x = np.uint64(_skip(flat, words, np.int64(here + x + one), np.int64(here + nx), word_shift, word_mask,
                                 voxel_shift)) - here
             continue
-        # the first voxel of a run: its earlier neighbours are x-1..x+1 of rows r0..r3 (x-1 of its own row differs)
+        # the first voxel of a run: its earlier neighbours are x-1..x+1 of rows r0..r3.  Voxel x-1 of its own
+        # row differs, or was copied from below (it equals the voxel below it, which the checks below reach)
         cur = np.int64(0)
         if flat[r2 + x] == v:  # below: touches all the others
             cur = _join(parent, lab, r2 + x, cur)

@@ -232,6 +232,30 @@ def test_voxel_path_random_volumes(threads, dtype):
             _check_voxels(np.ascontiguousarray(blobs), threads)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("nx", [8, 29, 64, 203])
+def test_voxel_path_copies_stretches_equal_to_the_row_below(threads, nx):
+    # each plane is the one below with a few voxels changed, as in a dense segmentation: most 8-voxel stretches
+    # equal the stretch below (their labels are copied), others differ in one voxel; runs of 1-6 voxels start
+    # and end inside copied stretches and cross their ends; row lengths that are and are not whole stretches
+    from sxtseg.kernels._label_voxels import SEGMENT
+
+    rng = np.random.default_rng(nx + threads)
+    plane = rng.integers(0, 5, (13, nx)).repeat(rng.integers(1, 7, nx), axis=1)[:, :nx]  # runs along x
+    planes = [plane]
+    for _ in range(11):
+        plane = plane.copy()
+        changed = rng.random(plane.shape) < 0.03
+        plane[changed] = rng.integers(0, 5, int(changed.sum()))
+        planes.append(plane)
+    image = np.stack(planes).astype(np.uint16)
+    below = image[1:, 1:-1, : nx // SEGMENT * SEGMENT].reshape(11, 11, -1, SEGMENT)
+    above = image[:-1, 1:-1, : nx // SEGMENT * SEGMENT].reshape(11, 11, -1, SEGMENT)
+    copied = (below == above).all(axis=-1)
+    assert 0.3 < copied.mean() < 0.95  # both kinds of stretch, many of each
+    _check_voxels(image, threads)
+
+
 @pytest.mark.parametrize("offset", [0, 1])
 def test_voxel_path_skips_background_by_words(offset):
     # sparse rows, aligned (background a word at a time) and unaligned (voxel by voxel)
