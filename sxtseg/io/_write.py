@@ -324,22 +324,44 @@ DISPLAY_PERCENTILES = (0.5, 99.5)
 DISPLAY_SAMPLE_VOXELS = 2**22
 
 
+def sample_steps(shape: tuple[int, ...], most: int) -> tuple[int, ...]:
+    """A step per axis such that every step-th voxel along each axis is at most ``most`` voxels.
+
+    The axis that keeps the most voxels has its step doubled until the
+    sample fits, so a long axis is thinned before a short one.
+
+    Examples
+    --------
+    >>> sample_steps((64, 192, 192), 2**22)
+    (1, 1, 1)
+    >>> sample_steps((2, 32768, 32768), 2**22)
+    (1, 32, 16)
+    """
+    steps = [1] * len(shape)
+    kept = [max(int(n), 1) for n in shape]
+    while int(np.prod(kept, dtype=np.int64)) > most:
+        axis = int(np.argmax(kept))
+        steps[axis] *= 2
+        kept[axis] = -(-max(int(shape[axis]), 1) // steps[axis])
+    return tuple(steps)
+
+
 def omero_metadata(volume: Volume, smallest_level) -> dict[str, Any]:
     """NGFF ``omero`` rendering settings: a grey channel whose window spans robust percentiles.
 
     The window comes from :data:`DISPLAY_PERCENTILES` of the smallest
     pyramid level (the whole volume, already averaged down), not from one
     plane, so a viewer shows contrast inside the cell instead of a saturated
-    disc.  Of that level, every k-th voxel along each axis is read, k chosen
-    so that at most :data:`DISPLAY_SAMPLE_VOXELS` are (a pyramid's smallest
-    level is read whole; a single level of a large volume, ``levels=1``, is
-    not loaded into memory); the window's ``min`` and ``max`` for a float
-    image are those of the sample.  The channel label names the quantity
-    and its unit (``"LAC (1/um)"`` for calibrated SXT).
+    disc.  Of that level, a strided sample of at most
+    :data:`DISPLAY_SAMPLE_VOXELS` is read (:func:`sample_steps`: a
+    pyramid's smallest level is read whole; a single level of a large
+    volume, ``levels=1``, is not loaded into memory); the window's ``min``
+    and ``max`` for a float image are those of the sample.  The channel
+    label names the quantity and its unit (``"LAC (1/um)"`` for calibrated
+    SXT).
     """
-    shape = smallest_level.shape
-    step = max(1, int(np.ceil((float(np.prod(shape)) / DISPLAY_SAMPLE_VOXELS) ** (1 / max(len(shape), 1)))))
-    values = np.asarray(smallest_level[(slice(None, None, step),) * len(shape)], dtype=np.float64)
+    steps = sample_steps(smallest_level.shape, DISPLAY_SAMPLE_VOXELS)
+    values = np.asarray(smallest_level[tuple(slice(None, None, k) for k in steps)], dtype=np.float64)
     finite = values[np.isfinite(values)]
     low, high = (np.percentile(finite, DISPLAY_PERCENTILES) if finite.size else (0.0, 1.0))
     if high <= low:
