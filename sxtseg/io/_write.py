@@ -328,7 +328,10 @@ def sample_steps(shape: tuple[int, ...], most: int) -> tuple[int, ...]:
     """A step per axis such that every step-th voxel along each axis is at most ``most`` voxels.
 
     The axis that keeps the most voxels has its step doubled until the
-    sample fits, so a long axis is thinned before a short one.
+    sample fits, so a long axis is thinned before a short one.  (Not
+    :func:`sxtseg.fingerprint.sample_step`: that is one stride for every
+    axis, aiming at about a number of voxels rather than a bound, and it
+    stays as it is because content fingerprints depend on it.)
 
     Examples
     --------
