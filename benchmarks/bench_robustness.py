@@ -158,7 +158,10 @@ def markdown(rows: list[dict]) -> str:
     head = ("| condition | DMV Dice | nucleus Dice | DMV precision | DMV recall | count error (nucleus, mito, LD, "
             "DMV) | calibration |\n|---|---|---|---|---|---|---|")
     lines = [head]
+    repeated = len({r["condition"] for r in rows}) < len(rows)
     for r in rows:
+        if repeated:
+            r = {**r, "condition": f"{r['condition']}, seed {r['seed']}"}
         if "error" in r:
             lines.append(f"| {r['condition']} | refused: {r['error'][:120]} | | | | | |")
             continue
@@ -176,6 +179,9 @@ def main(argv=None) -> int:
     parser.add_argument("--label", default="after", help="what this run is (before/after), recorded")
     parser.add_argument("--calibration", default="auto", help="auto (default), none, or SCALE,OFFSET")
     parser.add_argument("--seed", type=int, default=6000, help="first held-out seed (one per cell of the grid)")
+    parser.add_argument("--cells-per-condition", type=int, default=1,
+                        help="phantoms per condition (default 1): the j-th of condition k has seed "
+                             "SEED + k + j * (conditions in the grid)")
     parser.add_argument("--only", nargs="*", help="conditions to run (substrings)")
     parser.add_argument("--quick", action="store_true", help="three conditions (CI smoke test)")
     parser.add_argument("--denoise", default="auto", help="auto (default), none, or a Gaussian sigma in voxels")
@@ -204,15 +210,17 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-robustness-") as tmp:
         for condition, (options, transform) in cells.items():
             k = list(grid()).index(condition)  # a cell's seed is its place in the whole grid, whatever --only picks
-            row = score(condition, args.seed + k, options, transform, args.model, calibration, Path(tmp),
-                        run_options)
-            print(json.dumps(row), file=sys.stderr)
-            rows.append(row)
+            for j in range(args.cells_per_condition):
+                row = score(condition, args.seed + k + j * len(grid()), options, transform, args.model,
+                            calibration, Path(tmp), run_options)
+                print(json.dumps(row), file=sys.stderr)
+                rows.append(row)
     import torch
 
     record = {"benchmark": "bench_robustness", "label": args.label, "model": str(args.model),
               "model_sha256": meta["sha256"], "calibration": args.calibration, "denoise": args.denoise,
-              "precision": args.precision,
+              "precision": args.precision, "first_seed": args.seed,
+              "cells_per_condition": args.cells_per_condition,
               "object_checks": not args.no_object_checks,
               "machine": {"platform": platform.platform(), "processor": platform.processor(),
                           "cpus": __import__("os").cpu_count()},

@@ -122,6 +122,26 @@ def test_segment_refuses_absurd_resampling_naming_the_file(cell):
         segment(tiny, progress=False)
 
 
+def test_resampling_targets_of_voxel_sizes_outside_the_training_range():
+    from sxtseg.infer import check_voxel_size
+
+    meta = {"voxel_size_nm": [35.0] * 3, "voxel_size_range_nm": [[30.0] * 3, [40.0] * 3]}
+
+    def zoom(*voxel_nm):
+        found = check_voxel_size(Volume(np.zeros((4, 4, 4), np.float32), voxel_size=voxel_nm), meta)
+        return None if found is None else [round(float(f), 4) for f in found]
+
+    assert zoom(35.0, 35.0, 35.0) is None and zoom(42.0, 28.0, 43.0) is None  # within 10% of the range
+    assert zoom(60.0, 60.0, 60.0) == [round(60 / 35, 4)] * 3  # coarser on every axis: to the median, 35 nm
+    assert zoom(60.0, 30.0, 30.0) == [1.5, 1.0, 1.0]  # coarser z only: to the coarsest, 40 nm
+    assert zoom(50.0, 42.0, 42.0) == [1.25, 1.0, 1.0]  # axes within tolerance are left alone
+    assert zoom(20.0, 20.0, 20.0) == [round(20 / 30, 4)] * 3  # finer: to the finest, 30 nm
+    # the limit is on the distance from the range (75 nm: 1.9x off 40 nm), not on the zoom to 35 nm (2.1x)
+    assert zoom(75.0, 75.0, 75.0) == [round(75 / 35, 4)] * 3
+    with pytest.raises(VoxelSizeError, match=r"z x2\.12 off"):
+        zoom(85.0, 35.0, 35.0)
+
+
 def test_uint16_phantom_segments_like_its_lac_twin(cell):
     from sxtseg import segment
 
