@@ -523,14 +523,14 @@ def phase(vendor: str, spec: dict) -> dict:
         jobs = spec.get("jobs") or default_jobs()
         print(f"{vendor}: ingesting {len(folders)} folders (jobs {jobs})", file=sys.stderr, flush=True)
         load = os.getloadavg()[0]
-        cpu0 = os.times()
+        cpu0, machine0 = os.times(), machine_busy_seconds()
         started = time.perf_counter()
         # as `sxtseg catalog add` does: each folder read while the one before it is written, in its own
         # transaction; on PostgreSQL over `jobs` connections
         for folder, done in add_many(folders, PROJECT, conditions=conditions, jobs=jobs):
             assert done[0]["created"], folder
         ingest_s = time.perf_counter() - started
-        cpu1 = os.times()
+        cpu1, machine1 = os.times(), machine_busy_seconds()
         client_cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system)  # this process, all its threads
         rows = CatalogObject.objects.count()
         assert rows == spec["rows"], (rows, spec["rows"])
@@ -539,9 +539,15 @@ def phase(vendor: str, spec: dict) -> dict:
             read_results(folder)
         read_s = time.perf_counter() - started
         ingest = {"runs": len(folders), "object_rows": rows, "seconds": ingest_s, "rows_per_s": rows / ingest_s,
-                  "jobs": jobs, "client_cpu_seconds": client_cpu_s, "read_results_seconds": read_s,
+                  "jobs": jobs, "client_cpu_seconds": client_cpu_s, "machine_busy_cpu_seconds": machine1 - machine0,
+                  "cpus": os.cpu_count(), "read_results_seconds": read_s,
                   "load_average_1min_before": load}
         print(f"{vendor}: {ingest}", file=sys.stderr, flush=True)
+        if vendor == "postgresql" and spec.get("server_floor"):
+            connection.close()
+            ingest["server_floor"] = server_floor(conninfo, CatalogObject._meta.db_table, spec["rows"],
+                                                  sorted({1, 2, jobs}))
+            print(f"{vendor}: server floor {ingest['server_floor']}", file=sys.stderr, flush=True)
         # settle the database before the queries, so that no background work of the bulk load runs while they
         # are timed: on PostgreSQL what autovacuum does within a minute or two of it (vacuum and statistics), then a
         # checkpoint; on SQLite the WAL checkpoint (no ANALYZE of its own: ingest refreshes the statistics)
@@ -600,6 +606,79 @@ def phase(vendor: str, spec: dict) -> dict:
 
             connections.close_all()
             dropdb()
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all processes, all cores) since boot."""
+    import psutil
+
+    times = psutil.cpu_times()  # Linux: guest time is inside user time, steal is the hypervisor's
+    return float(times.user + times.nice + times.system + getattr(times, "irq", 0.0) + getattr(times, "softirq", 0.0))
+
+
+def server_floor(conninfo: str, table: str, rows: int, connections: list[int]) -> dict:
+    """The server's own rate for the object rows just ingested: the floor of any client.
+
+    The rows are copied aside (an unlogged table with an index on the run), the
+    object table emptied, and then written back run by run, each run's rows by one
+    ``INSERT ... SELECT`` in a transaction of its own (as ingest writes a folder),
+    over 1, 2 and ``jobs`` connections at once: the same rows, into the same
+    table with the same indexes and constraints, growing from empty as during
+    ingest, with nothing for a client to read, check, pack or send.  The table
+    ends as ingest left it (the same rows and ids).  Each measurement also
+    records the CPU seconds the whole machine was busy (the server's work:
+    the client threads only wait).
+    """
+    import threading
+
+    import psycopg
+
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"CREATE UNLOGGED TABLE floor_rows AS SELECT * FROM {table}")
+        conn.execute("CREATE INDEX ON floor_rows (run_id)")
+        conn.execute("ANALYZE floor_rows")
+        runs = [r for (r,) in conn.execute("SELECT DISTINCT run_id FROM floor_rows ORDER BY run_id")]
+    results = []
+    try:
+        for n in connections:
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                conn.execute(f"TRUNCATE {table}")
+                conn.execute("CHECKPOINT")
+            queue, lock, errors = list(reversed(runs)), threading.Lock(), []
+
+            def worker():
+                try:
+                    with psycopg.connect(conninfo) as conn:
+                        while True:
+                            with lock:
+                                if not queue:
+                                    return
+                                run = queue.pop()
+                            with conn.transaction():
+                                conn.execute(f"INSERT INTO {table} SELECT * FROM floor_rows WHERE run_id = %s",
+                                             (run,))
+                except BaseException as error:  # noqa: BLE001 - reported below
+                    errors.append(error)
+
+            threads = [threading.Thread(target=worker) for _ in range(n)]
+            busy, started = machine_busy_seconds(), time.perf_counter()
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            seconds, busy = time.perf_counter() - started, machine_busy_seconds() - busy
+            if errors:
+                raise errors[0]
+            with psycopg.connect(conninfo) as conn:
+                count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            assert count == rows, (count, rows)
+            results.append({"connections": n, "seconds": seconds, "rows_per_s": rows / seconds,
+                            "machine_busy_cpu_seconds": busy})
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS floor_rows")
+    return {"what": "INSERT ... SELECT of each run's object rows from an unlogged copy, a transaction per run, "
+                    "into the emptied object table with its indexes", "results": results}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -710,6 +789,9 @@ def main(argv=None) -> dict:
                         help="comma-separated databases to measure, of sqlite and postgresql (default both)")
     parser.add_argument("--jobs", type=int, help="ingest: connections written over at once, as `sxtseg catalog add "
                                                  "--jobs` (default: its default, 4 on PostgreSQL; SQLite: 1)")
+    parser.add_argument("--server-floor", action="store_true",
+                        help="PostgreSQL: after the ingest, time the server writing the same rows itself "
+                             "(INSERT ... SELECT per run, 1, 2 and --jobs connections): the ingest's floor")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--phase", nargs=2, metavar=("VENDOR", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -735,7 +817,8 @@ def main(argv=None) -> dict:
               "parameters": {"runs": runs, "objects_per_run": n, "object_rows": runs * n, "clients": [1, 16],
                              **counts, "gunicorn_workers": args.workers, "objects_query": OBJECTS_QUERY,
                              "aggregate_query": AGGREGATE_QUERY, "seed": args.seed,
-                             "only_ingest": args.only_ingest, "databases": sorted(databases), "jobs": args.jobs},
+                             "only_ingest": args.only_ingest, "databases": sorted(databases), "jobs": args.jobs,
+                             "server_floor": args.server_floor},
               "databases": {}}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # terminated: still clean up below
     work = Path(tempfile.mkdtemp(prefix="sxtseg-bench-catalog-"))
@@ -754,7 +837,7 @@ def main(argv=None) -> dict:
                                                    if f.is_file())
         print(f"{runs} folders of {n} objects in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
         spec = {"work": str(work), "folders": folders, "rows": runs * n, "workers": args.workers, "jobs": args.jobs,
-                "clients": [1, 16], "only_ingest": args.only_ingest, **counts}
+                "clients": [1, 16], "only_ingest": args.only_ingest, "server_floor": args.server_floor, **counts}
         if "sqlite" in databases:
             record["databases"]["sqlite"] = run_phase("sqlite", spec, work, pg_options)
         else:
