@@ -26,7 +26,11 @@ model on seeds 6000.. under conditions chosen apart from training.
 
 ``--init CHECKPOINT`` warm-starts from another model (the previous default):
 tensors of equal shape are copied, the output layer's rows of classes the old
-model lacks start fresh.
+model lacks start fresh.  ``--batch-norm frozen`` keeps that model's batch-norm
+statistics while training (``TrainingConfig.batch_norm``): with batches of two
+patches the running statistics otherwise follow the last few batches, and the
+validation score swung by 0.4 from epoch to epoch (docs/benchmarks.md,
+"Domain-randomised training", tries 4 and 5).
 
 Run (about 25-30 minutes on 2 CPU cores for the U-Net)::
 
@@ -226,6 +230,8 @@ def main(argv=None):
     parser.add_argument("--learning-rate", type=float, default=2e-3)
     parser.add_argument("--init", help="warm-start from this checkpoint (same architecture; the output layer may "
                                        "have fewer classes)")
+    parser.add_argument("--batch-norm", choices=["batch", "frozen"], default="batch",
+                        help="frozen: keep --init's batch-norm statistics while training (TrainingConfig.batch_norm)")
     parser.add_argument("--plain", action="store_true", help="the old training set: phantoms without domain "
                                                              "randomisation")
     parser.add_argument("--intensity", choices=["lac", "percentile"], default="lac",
@@ -248,6 +254,7 @@ def main(argv=None):
         config = TrainingConfig(**ARCHITECTURES[args.architecture], epochs=args.epochs,
                                 steps_per_epoch=args.steps, learning_rate=args.learning_rate, seed=0,
                                 intensity=INTENSITY[args.intensity], classes=classes, calibration="none",
+                                batch_norm=args.batch_norm,
                                 description=f"{args.phantoms} phantom cells (make_infected_cell seeds 100-"
                                             f"{99 + args.phantoms}, {what}); "
                                             f"examples/train_default_model.py --architecture {args.architecture}")

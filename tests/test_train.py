@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -227,3 +228,38 @@ def test_fine_tuning_from_default_inherits_the_checkpoint(tmp_path):
     with pytest.raises(InvalidArgumentError, match=r"intensity=.*percentile.*the checkpoint has.*fixed"):
         inherit_checkpoint(TrainingConfig(init_checkpoint="default",
                                           intensity={"method": "percentile", "low": 2.0, "high": 98.0}))
+
+
+def test_frozen_batch_norm_keeps_the_checkpoint_statistics(tmp_path):
+    image, classes, _, _ = make_infected_cell((32, 48, 48), seed=9, n_dmv=1)
+    config = TrainingConfig(model="unet", model_config={**TINY_UNET, "normalization": "batch"},
+                            patch_size=(8, 16, 16), epochs=1, steps_per_epoch=3, batch_size=2, calibration="none")
+    torch.manual_seed(0)
+    start = build("unet", 3, 1, config.n_classes, **config.model_config)
+    with torch.no_grad():  # statistics unlike those of any batch of this cell
+        for module in start.modules():
+            if isinstance(module, torch.nn.BatchNorm3d):
+                module.running_mean.fill_(0.3)
+                module.running_var.fill_(2.0)
+    save_checkpoint(start, tmp_path / "start.pt", {
+        "classes": config.classes, "voxel_size_nm": [30, 30, 30], "intensity": config.intensity,
+        "input": {"context_slices": 0, "patch_size": list(config.patch_size)}})
+    with pytest.raises(InvalidArgumentError, match="init_checkpoint"):
+        TrainingConfig(batch_norm="frozen").check()
+    with pytest.raises(InvalidArgumentError, match="batch_norm"):
+        TrainingConfig(batch_norm="instance").check()
+
+    def trained(batch_norm):
+        tuning = dataclasses.replace(config, init_checkpoint=str(tmp_path / "start.pt"), batch_norm=batch_norm)
+        result = fit([(image, classes)], tmp_path / batch_norm, config=tuning, progress=False)
+        return load_model(result["last_checkpoint"]).state_dict()
+
+    before = start.state_dict()
+    for batch_norm in ("frozen", "batch"):
+        after = trained(batch_norm)
+        stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+        weights = [k for k in before if k.endswith("weight")]
+        assert stats and weights
+        kept = all(torch.equal(before[k], after[k]) for k in stats)
+        assert kept == (batch_norm == "frozen"), batch_norm
+        assert not all(torch.equal(before[k], after[k]) for k in weights), batch_norm  # the weights trained
