@@ -33,10 +33,12 @@ __all__ = ["COMPARTMENT_MIN_VOLUME_UM3", "label_classes", "merge_fragments", "sp
 #: 0.25-0.5 µm across (0.008-0.065 µm³), so pieces under 0.005 µm³ (a 210 nm ball) are fragments.
 #: Organelles get floors well under their smallest true size, so that only segmentation specks go:
 #: mitochondria 0.01 µm³ (a 270 nm ball; a 250 nm thick, 1 µm long tube is 0.05 µm³), lipid droplets
-#: 0.004 µm³ (a 200 nm ball; droplets seen by SXT are 300 nm and up).  DMVs are handled by
-#: :func:`sxtseg.run`'s ``dmv_min_diameter_nm`` after splitting.
+#: 0.004 µm³ (a 200 nm ball; droplets seen by SXT are 300 nm and up), other vesicles (lysosomes,
+#: endosomes, multivesicular bodies, vacuoles: 200-800 nm) 0.002 µm³ (a 156 nm ball).  DMVs are
+#: handled by :func:`sxtseg.run`'s ``dmv_min_diameter_nm`` after splitting.
 COMPARTMENT_MIN_VOLUME_UM3: dict[str, float] = {"cytoplasm": 1.0, "nucleus": 0.5, "nucleolus": 0.005,
-                                                "mitochondrion": 0.01, "lipid_droplet": 0.004}
+                                                "mitochondrion": 0.01, "lipid_droplet": 0.004,
+                                                "other_vesicle": 0.002}
 
 
 def _check_classes(class_labels: Volume) -> None:

@@ -231,3 +231,16 @@ def test_keep_classes_is_isin_where(dtype):
         got = _keep_classes(classes, codes)
         assert got.dtype == classes.dtype
         np.testing.assert_array_equal(got, expected)
+
+
+def test_merge_fragments_removes_specks_of_other_vesicles_but_keeps_a_small_lysosome():
+    from sxtseg.instances import merge_fragments
+
+    classes = np.full((48, 64, 64), int(SXTClass.CYTOPLASM), np.uint8)  # 5.3 µm³ of cytoplasm
+    classes[3, 4, 5] = SXTClass.OTHER_VESICLE  # a one-voxel speck at 30 nm: 2.7e-5 µm³
+    z, y, x = np.ogrid[:48, :64, :64]
+    ball = (z - 24) ** 2 + (y - 32) ** 2 + (x - 32) ** 2 <= (100 / 30) ** 2  # a 200 nm lysosome: 0.004 µm³
+    classes[ball] = SXTClass.OTHER_VESICLE
+    merged = merge_fragments(Volume(classes, voxel_size=30.0)).to_numpy()
+    assert merged[3, 4, 5] == SXTClass.CYTOPLASM
+    assert (merged == SXTClass.OTHER_VESICLE).sum() == ball.sum()
