@@ -421,9 +421,8 @@ def _zoom(voxel_nm: np.ndarray, meta: dict) -> np.ndarray | None:
     4, and 20 and 25 nm volumes did best at 30 nm.
     """
     low, median, high = _training_range(meta)
-    tolerance = 1 + RESAMPLE_TOLERANCE
-    coarse = voxel_nm > high * tolerance
-    target = np.where(voxel_nm * tolerance < low, low, voxel_nm)
+    coarse = voxel_nm > high * (1 + RESAMPLE_TOLERANCE)
+    target = np.where(voxel_nm < low * (1 - RESAMPLE_TOLERANCE), low, voxel_nm)
     target = np.where(coarse, median if coarse.all() else high, target)
     ratio = voxel_nm / target
     return ratio if np.any(ratio != 1) else None
