@@ -53,6 +53,7 @@ on PostgreSQL.  The record has ``target_met`` for each.
     python benchmarks/bench_catalog.py --quick     # 3 runs x 2,000 objects, few requests (CI), seconds
     python benchmarks/bench_catalog.py --only-ingest --databases sqlite   # the SQLite ingest alone
     python benchmarks/bench_catalog.py --only-ingest --databases postgresql --jobs 1   # one connection
+    python benchmarks/bench_catalog.py --only-ingest --databases postgresql --server-floor   # and the server's floor
 
 Prints one JSON record on stdout (progress on stderr).  PostgreSQL parts are
 skipped, with the reason recorded, when neither ``PGHOST`` nor

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -150,6 +151,21 @@ def test_bench_catalog_quick():
     modes = {(r["query"], r["mode"], r["clients"]) for r in sqlite["latency"]["results"]}
     assert {(q, m, c) for q in ("filtered_objects", "aggregate") for m in ("api", "sql") for c in (1, 16)} <= modes
     assert isinstance(record["targets"]["ingest_sqlite_rows_per_s_at_least_50000"]["target_met"], bool)
+
+
+@pytest.mark.slow
+def test_bench_catalog_server_floor_quick():
+    pytest.importorskip("django")
+    if shutil.which("pg_virtualenv") is None:
+        message = "PostgreSQL (Debian postgresql + postgresql-common's pg_virtualenv) is not installed"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    record = _run("bench_catalog.py", "--postgresql", "--databases", "postgresql", "--only-ingest", "--server-floor")
+    ingest = record["databases"]["postgresql"]["ingest"]
+    assert ingest["object_rows"] == 6000 and ingest["machine_busy_cpu_seconds"] > 0
+    floor = ingest["server_floor"]["results"]  # each run checks the table holds the 6,000 rows again
+    assert [r["connections"] for r in floor] == [1, 2, 4] and all(r["rows_per_s"] > 0 for r in floor)
 
 
 @pytest.mark.slow
