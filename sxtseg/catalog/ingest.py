@@ -347,105 +347,30 @@ def _insert_objects(run_id: int, project_id: int, frame: pd.DataFrame, progress:
     from .models import OBJECT_COLUMNS, CatalogObject
 
     columns = [*_KEYS, "class_name", *OBJECT_COLUMNS]
+    rows = _object_rows((run_id, project_id), frame, columns)
     table = CatalogObject._meta.db_table
     bar = tqdm(total=len(frame), desc="object rows", unit="row", disable=not progress, mininterval=0.2)
     if connection.vendor == "postgresql":
-        _copy_rows(connection, table, columns, (run_id, project_id), frame, bar)
+        _copy_rows(connection, table, columns, rows, frame, bar)
     else:
-        rows = _object_rows((run_id, project_id), frame, columns)
         _executemany_rows(connection, table, columns, rows, len(frame), bar)
     bar.close()
 
 
-def _copy_rows(connection, table: str, columns: list[str], keys: tuple[int, ...], frame: pd.DataFrame, bar) -> None:
-    """PostgreSQL: ``COPY`` the rows, binary when every column has the type of its table column.
-
-    Binary rows are packed column by column with NumPy (:func:`binary_copy_data`);
-    otherwise psycopg formats text rows one by one.
-    """
-    # binary: the server then parses no text (a third of its time on float columns)
+def _copy_rows(connection, table: str, columns: list[str], rows, frame: pd.DataFrame, bar) -> None:
+    """PostgreSQL: ``COPY`` the rows, binary when every column has the type of its table column."""
+    # binary: the server then parses no text (a third of its time on float columns), psycopg packs the
+    # numbers in C
     types = _binary_types(frame, columns)
     options = " (FORMAT BINARY)" if types else ""
     with connection.cursor() as cursor:
         with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN{options}") as copy:
             if types:
-                copy.write(_BINARY_HEADER)
-            else:
-                rows = _object_rows(keys, frame, columns)
+                copy.set_types(types)
             for start in range(0, len(frame), _BATCH):
-                if types:
-                    copy.write(binary_copy_data(frame.iloc[start:start + _BATCH], columns, types, keys))
-                else:
-                    for row in itertools.islice(rows, _BATCH):
-                        copy.write_row(row)
+                for row in itertools.islice(rows, _BATCH):
+                    copy.write_row(row)
                 bar.update(min(_BATCH, len(frame) - start))
-            if types:
-                copy.write(_BINARY_TRAILER)
-
-
-#: PostgreSQL's binary COPY stream: signature, flags (no OIDs), header extension length; the trailer
-#: is a tuple of -1 fields.
-_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + np.array([0, 0], ">i4").tobytes()
-_BINARY_TRAILER = np.array([-1], ">i2").tobytes()
-#: Big-endian NumPy type of each binary COPY type that has a fixed width.
-_WIRE = {"int8": ">i8", "int2": ">i2", "float8": ">f8", "bool": "u1"}
-
-
-def binary_copy_data(frame: pd.DataFrame, columns: list[str], types: list[str], keys: tuple[int, ...]) -> bytes:
-    """The tuples of ``frame`` in PostgreSQL's binary COPY format, packed column by column.
-
-    Each tuple is its field count (int16) and, per field, its length in bytes
-    (int32; -1 for NULL, which has no data) and the value in network byte
-    order.  The first ``len(keys)`` columns are the constant ``keys`` (int8);
-    float NaN and missing values are NULL, as psycopg's ``write_row`` of
-    :func:`_object_rows` stores them.  Header and trailer are not included.
-
-    Examples
-    --------
-    >>> frame = pd.DataFrame({"class_name": ["dmv"], "volume_um3": [np.nan]})
-    >>> binary_copy_data(frame, ["run_id", "class_name", "volume_um3"], ["int8", "text", "float8"], (7,)).hex()
-    '000300000008000000000000000700000003646d76ffffffff'
-    """
-    n = len(frame)
-    lengths, payloads = [], []  # per field: int32 lengths (n,), and (values as bytes (n, width), or None: text)
-    for k, (name, kind) in enumerate(zip(columns, types)):
-        if k < len(keys):
-            lengths.append(np.full(n, 8, np.int64))
-            payloads.append(np.full(n, keys[k], ">i8").view(np.uint8).reshape(n, 8))
-            continue
-        column = frame[name]
-        if kind == "text":  # _binary_types made sure they are all str
-            codes, uniques = pd.factorize(column)
-            encoded = [str(v).encode() for v in uniques]
-            lengths.append(np.array([len(e) for e in encoded], np.int64)[codes])
-            payloads.append((codes, encoded))
-            continue
-        values = column.to_numpy()
-        missing = pd.isna(column).to_numpy()
-        wire = np.dtype(_WIRE[kind])
-        data = np.zeros(n, wire)
-        data[~missing] = values[~missing]
-        lengths.append(np.where(missing, -1, wire.itemsize).astype(np.int64))
-        payloads.append(data.view(np.uint8).reshape(n, wire.itemsize))
-    widths = np.stack(lengths, axis=1)  # (n, fields)
-    sizes = 4 + np.maximum(widths, 0)
-    row_bytes = 2 + sizes.sum(axis=1)
-    starts = np.concatenate([[0], np.cumsum(row_bytes)[:-1]])
-    out = np.zeros(int(row_bytes.sum()), np.uint8)
-    out[starts[:, None] + np.arange(2)] = np.frombuffer(np.array([len(columns)], ">i2").tobytes(), np.uint8)
-    at = starts + 2  # where each row's next field begins
-    for j, payload in enumerate(payloads):
-        out[at[:, None] + np.arange(4)] = widths[:, j].astype(">i4").view(np.uint8).reshape(n, 4)
-        if isinstance(payload, tuple):  # text: one scatter per distinct value
-            codes, encoded = payload
-            for code, value in enumerate(encoded):
-                rows = np.flatnonzero(codes == code)
-                out[(at[rows] + 4)[:, None] + np.arange(len(value))] = np.frombuffer(value, np.uint8)
-        else:
-            present = widths[:, j] >= 0
-            out[(at[present] + 4)[:, None] + np.arange(payload.shape[1])] = payload[present]
-        at = at + sizes[:, j]
-    return out.tobytes()
 
 
 def _executemany_rows(connection, table: str, columns: list[str], rows, count: int, bar) -> None:
