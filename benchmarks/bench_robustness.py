@@ -208,10 +208,11 @@ def main(argv=None) -> int:
         run_options["fiducial_min_lac"] = None
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-robustness-") as tmp:
+        names = list(grid())
         for condition, (options, transform) in cells.items():
-            k = list(grid()).index(condition)  # a cell's seed is its place in the whole grid, whatever --only picks
+            k = names.index(condition)  # a cell's seed is its place in the whole grid, whatever --only picks
             for j in range(args.cells_per_condition):
-                row = score(condition, args.seed + k + j * len(grid()), options, transform, args.model,
+                row = score(condition, args.seed + k + j * len(names), options, transform, args.model,
                             calibration, Path(tmp), run_options)
                 print(json.dumps(row), file=sys.stderr)
                 rows.append(row)
