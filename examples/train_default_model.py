@@ -220,6 +220,15 @@ def evaluate(checkpoint: Path, seeds=(1000, 1001, 1002), shape=(128, 384, 384)) 
     return results
 
 
+def parse_ratios(text: str) -> dict:
+    """``"nucleus=3,fiducial=0.3"`` -> ``{"nucleus": 3.0, "fiducial": 0.3}``."""
+    ratios = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        ratios[name.strip()] = float(value)
+    return ratios
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/default"))
@@ -237,6 +246,12 @@ def main(argv=None):
     parser.add_argument("--intensity", choices=["lac", "percentile"], default="lac",
                         help="input normalisation: fixed LAC range (calibrated SXT; default) or the volume's "
                              "1st-99th percentiles")
+    parser.add_argument("--calibration", choices=["auto", "none"], default="auto",
+                        help="auto (default): training images go through sxtseg.calibrate as segment() inputs "
+                             "do (TrainingConfig.calibration); none: used as drawn (the shipped model's recipe)")
+    parser.add_argument("--class-ratios", default="",
+                        help="share of patches centred on each class, e.g. nucleus=3,cytoplasm=2 (others 1; "
+                             "TrainingConfig.class_ratios)")
     parser.add_argument("--install", action="store_true", help="copy best.pt to sxtseg/models/weights/default.pt")
     parser.add_argument("--evaluate-only", action="store_true")
     args = parser.parse_args(argv)
@@ -253,8 +268,8 @@ def main(argv=None):
             classes = {name: code for name, code in classes.items() if code <= SXTClass.DMV}
         config = TrainingConfig(**ARCHITECTURES[args.architecture], epochs=args.epochs,
                                 steps_per_epoch=args.steps, learning_rate=args.learning_rate, seed=0,
-                                intensity=INTENSITY[args.intensity], classes=classes, calibration="none",
-                                batch_norm=args.batch_norm,
+                                intensity=INTENSITY[args.intensity], classes=classes, calibration=args.calibration,
+                                batch_norm=args.batch_norm, class_ratios=parse_ratios(args.class_ratios),
                                 description=f"{args.phantoms} phantom cells (make_infected_cell seeds 100-"
                                             f"{99 + args.phantoms}, {what}); "
                                             f"examples/train_default_model.py --architecture {args.architecture}")

@@ -42,6 +42,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,16 @@ class TrainingConfig:
         inference; ``"none"``: used as they are (images already in LAC, such
         as phantoms).  A property of the training data, not of the model:
         not inherited by fine-tuning (every model reads LAC).
+    class_ratios : dict
+        Relative share of training patches centred on each class, by class
+        name (as MONAI's ``RandCropByLabelClassesd`` ``ratios``); a class not
+        named gets 1, so ``{}`` (the default) centres equally many patches on
+        every class present in the labels, and ``{"nucleus": 3,
+        "fiducial": 0.3}`` centres three times as many on the nucleus and a
+        third as many on gold beads as on each other class.  0 centres no
+        patch on a class (its voxels still count in the loss wherever other
+        patches hold them).  Not inherited by fine-tuning (it is about the
+        training data).
     batch_norm : {"batch", "frozen"}
         ``"batch"``: batch-norm layers normalise each training batch by its own
         statistics and update their running statistics (PyTorch's default);
@@ -147,6 +158,7 @@ class TrainingConfig:
     init_checkpoint: str | None = None
     calibration: str = "auto"
     batch_norm: str = "batch"
+    class_ratios: dict = field(default_factory=dict)
 
     def check(self) -> None:
         """Raise :class:`InvalidArgumentError` on an inconsistent configuration."""
@@ -159,6 +171,15 @@ class TrainingConfig:
         _check_class_codes(self.classes)
         if self.ignore_label in [int(c) for c in self.classes.values()]:
             raise InvalidArgumentError(f"ignore_label {self.ignore_label} is also a class code")
+        unknown = sorted(set(self.class_ratios) - set(self.classes))
+        if unknown:
+            raise InvalidArgumentError(f"class_ratios names {unknown}, which are not among the classes "
+                                       f"{sorted(self.classes)}")
+        for name, ratio in self.class_ratios.items():
+            if not (isinstance(ratio, (int, float)) and math.isfinite(ratio) and ratio >= 0):
+                raise InvalidArgumentError(f"class_ratios[{name!r}] must be a finite number >= 0, not {ratio!r}")
+        if self.class_ratios and not any(self.class_ratio(name) > 0 for name in self.classes):
+            raise InvalidArgumentError("class_ratios give every class 0: no patch could be centred")
         if self.batch_norm not in ("batch", "frozen"):
             raise InvalidArgumentError(f"batch_norm must be 'batch' or 'frozen', not {self.batch_norm!r}")
         if self.batch_norm == "frozen" and not self.init_checkpoint:
@@ -170,6 +191,10 @@ class TrainingConfig:
     @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+    def class_ratio(self, name: str) -> float:
+        """The relative share of patches centred on class ``name`` (1 unless ``class_ratios`` says otherwise)."""
+        return float(self.class_ratios.get(name, 1.0))
 
     @property
     def in_channels(self) -> int:
@@ -251,8 +276,10 @@ class PatchSampler:
 
     Notes
     -----
-    One pass over the labels counts every class per dask block.  A patch of
-    class c picks a block in proportion to its count of c, a random voxel of
+    One pass over the labels counts every class per dask block.  A patch
+    is centred on a class drawn among those present in the labels, each with
+    its ``config.class_ratios`` share (equal by default).  A patch of
+    class c then picks a block in proportion to its count of c, a random voxel of
     class c in it (the block's labels are cached), and centres the patch
     there with a random shift of up to a quarter patch.  Only the patch is
     read from the image.
@@ -298,6 +325,13 @@ class PatchSampler:
         self.present = np.nonzero(totals)[0]
         if len(self.present) == 0:
             raise InvalidDataError("no annotated voxel in any training label volume")
+        names = {int(code): name for name, code in config.classes.items()}
+        ratios = np.array([config.class_ratio(names[int(c)]) for c in self.present])
+        if not ratios.sum() > 0:
+            raise InvalidArgumentError(f"class_ratios give 0 to every class in the labels "
+                                       f"({[names[int(c)] for c in self.present]}): no patch could be centred")
+        #: probability that a patch is centred on each class of ``present``
+        self.class_probabilities = ratios / ratios.sum()
         self._cache: dict = {}
 
     def _block(self, pair: int, block: int) -> np.ndarray:
@@ -311,7 +345,10 @@ class PatchSampler:
 
     def _centre(self) -> tuple[int, np.ndarray]:
         """A random annotated voxel of a random class: (pair, (z, y, x))."""
-        c = self.rng.choice(self.present)
+        if np.ptp(self.class_probabilities) == 0:  # equal shares: the draw of the sampler before class_ratios
+            c = self.rng.choice(self.present)
+        else:
+            c = self.rng.choice(self.present, p=self.class_probabilities)
         weights = np.concatenate([counts[:, c] for counts in self.counts]).astype(np.float64)
         flat = self.rng.choice(len(weights), p=weights / weights.sum())
         pair = int(np.searchsorted(np.cumsum([len(x) for x in self.counts]), flat, side="right"))

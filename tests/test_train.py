@@ -71,6 +71,31 @@ def test_sampler_balances_classes_and_stays_on_annotated_voxels():
     assert patch_labels.shape == (1, 8, 16, 16)
 
 
+def test_class_ratios_set_the_share_of_patch_centres():
+    image, classes, _, _ = make_infected_cell((40, 96, 96), seed=2, n_dmv=10)
+    truth = classes.to_numpy()
+    present = np.unique(truth)
+    config = TrainingConfig(patch_size=(8, 16, 16), class_ratios={"nucleus": 4, "dmv": 2, "mitochondrion": 0})
+    config.check()
+    sampler = PatchSampler([(image, classes)], config, np.random.default_rng(3))
+    share = np.bincount([truth[tuple(sampler._centre()[1])] for _ in range(1500)], minlength=7) / 1500
+    weights = np.array([{SXTClass.NUCLEUS: 4, SXTClass.DMV: 2, SXTClass.MITOCHONDRION: 0}.get(int(c), 1)
+                        for c in present], float)
+    expected = weights / weights.sum()
+    assert share[SXTClass.MITOCHONDRION] == 0
+    assert np.all(np.abs(share[present] - expected) < 0.04), (share, expected)
+    # refused: an unknown class, a negative share, nothing left to centre on
+    for ratios, message in (({"golgi": 1}, "not among the classes"), ({"dmv": -1}, "finite number"),
+                            ({name: 0 for name in TrainingConfig().classes}, "every class 0")):
+        with pytest.raises(InvalidArgumentError, match=message):
+            TrainingConfig(class_ratios=ratios).check()
+    only_absent = {name: 0 for name in TrainingConfig().classes}
+    only_absent["fiducial"] = 1  # no gold in this cell
+    with pytest.raises(InvalidArgumentError, match="no patch could be centred"):
+        PatchSampler([(image, classes)], TrainingConfig(patch_size=(8, 16, 16), class_ratios=only_absent),
+                     np.random.default_rng(0))
+
+
 def test_sampler_2d_context_and_padding():
     image, classes, _, _ = make_infected_cell((32, 40, 40), seed=3, n_dmv=2)
     config = TrainingConfig(spatial_dims=2, context_slices=2, patch_size=(48, 48))
