@@ -52,7 +52,8 @@ from .errors import InvalidArgumentError, OutputExistsError, ShapeError, VoxelSi
 from .volume import Volume
 
 __all__ = ["DEFAULT_BLOCK_SHAPE", "DEFAULT_HALO", "PRECISIONS", "context_stack", "cpu_has_native_bfloat16",
-           "dice_per_class", "predict_array", "resolve_device", "resolve_precision", "segment"]
+           "dice_per_class", "predict_array", "resolve_device", "resolve_precision", "segment",
+           "segmentation_voxel_size_nm"]
 
 
 
@@ -404,8 +405,8 @@ def _training_range(meta: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return low, median, high
 
 
-def _zoom(voxel_nm: np.ndarray, meta: dict) -> np.ndarray | None:
-    """Zoom factors from the volume's grid to the grid the model segments it on, or None when within tolerance.
+def segmentation_voxel_size_nm(voxel_size_nm, metadata: dict) -> np.ndarray:
+    """The voxel size (z, y, x nm) at which :func:`segment` runs a model on a volume of ``voxel_size_nm``.
 
     An axis inside the range of voxel sizes the model was trained at
     (``voxel_size_range_nm``; a single ``voxel_size_nm`` for checkpoints
@@ -419,12 +420,38 @@ def _zoom(voxel_nm: np.ndarray, meta: dict) -> np.ndarray | None:
     nucleus Dice at 35 nm than at 40 nm in 8 cells of 8, 60 nm z voxels under
     30 nm xy voxels lower at (35, 30, 30) nm than at (40, 30, 30) nm in 4 of
     4, and 20 and 25 nm volumes did best at 30 nm.
+
+    Parameters
+    ----------
+    voxel_size_nm : sequence of 3 float
+        The volume's voxel size, (z, y, x) in nm.
+    metadata : dict
+        A checkpoint's metadata (``load_model(...).metadata``).
+
+    Returns
+    -------
+    numpy.ndarray
+        (z, y, x) voxel size in nm; equal to ``voxel_size_nm`` where no resampling happens.
+
+    Examples
+    --------
+    >>> meta = {"voxel_size_nm": [35.0] * 3, "voxel_size_range_nm": [[30.0] * 3, [40.0] * 3]}
+    >>> segmentation_voxel_size_nm([60.0, 60.0, 60.0], meta).tolist()
+    [35.0, 35.0, 35.0]
+    >>> segmentation_voxel_size_nm([60.0, 30.0, 30.0], meta).tolist()
+    [40.0, 30.0, 30.0]
     """
-    low, median, high = _training_range(meta)
+    voxel_nm = np.asarray(voxel_size_nm, float)
+    low, median, high = _training_range(metadata)
     coarse = voxel_nm > high * (1 + RESAMPLE_TOLERANCE)
     target = np.where(voxel_nm < low * (1 - RESAMPLE_TOLERANCE), low, voxel_nm)
-    target = np.where(coarse, median if coarse.all() else high, target)
-    ratio = voxel_nm / target
+    return np.where(coarse, median if coarse.all() else high, target)
+
+
+def _zoom(voxel_nm: np.ndarray, meta: dict) -> np.ndarray | None:
+    """Zoom factors from the volume's grid to the grid the model segments it on
+    (:func:`segmentation_voxel_size_nm`), or None when within tolerance."""
+    ratio = voxel_nm / segmentation_voxel_size_nm(voxel_nm, meta)
     return ratio if np.any(ratio != 1) else None
 
 
