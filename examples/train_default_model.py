@@ -19,10 +19,7 @@ randomisation, ``--randomize``, the default):
   drawn met wedge volumes at inference unlike anything it had seen (try 5 on
   two tuning wedge cells: DMV Dice 0.55 and 0.35 calibrated, 0.76 and 0.61
   with ``--calibration none``).  ``--calibration none`` is the recipe of the
-  shipped model.
-- ``--coarse-phantoms N``: N more cells drawn at 45-80 nm voxels and resampled
-  onto the 25-40 nm grid as ``segment()`` resamples such volumes
-  (:func:`coarse_phantoms`).  Grey-value conventions (scaled LAC, attenuation, integer
+  shipped model.  Grey-value conventions (scaled LAC, attenuation, integer
   grey values) are :func:`sxtseg.calibrate`'s job at inference, not the
   model's: training on auto-calibrated random conventions was tried and
   dropped, as a third of those cells came out of the calibration wrong (no
@@ -105,45 +102,6 @@ def training_phantoms(count: int, shape=(96, 256, 256), randomize: bool = True, 
     return pairs
 
 
-#: The grid the training cells are drawn on (25-40 nm, median 35 nm): coarse cells are resampled onto it
-#: as segment() would resample them for a model trained on these cells.
-TRAINING_GRID = {"voxel_size_nm": [35.0] * 3, "voxel_size_range_nm": [[25.0] * 3, [40.0] * 3]}
-
-
-def coarse_phantoms(count: int, shape=(96, 256, 256), first_seed: int = 200):
-    """Domain-randomised cells drawn at coarse voxels and resampled as :func:`sxtseg.segment` resamples.
-
-    Half are coarse on every axis (45-65 nm), half in z only (50-80 nm z under 25-40 nm xy).  The
-    image is zoomed linearly onto :func:`sxtseg.infer.segmentation_voxel_size_nm` of
-    :data:`TRAINING_GRID` (35 nm, or 40 nm in z for the z-only cells), as inference does, and the
-    classes by nearest neighbour: the model sees the interpolated, blockier image that segment()
-    gives it for a 50-60 nm tomogram, with truth on the grid it is scored on.  Each cell keeps
-    about the physical size of a ``shape`` cell at 35 nm.
-    """
-    from scipy import ndimage
-
-    from sxtseg import Volume
-    from sxtseg.infer import segmentation_voxel_size_nm
-
-    rng = np.random.default_rng(8)
-    pairs = []
-    for k in range(count):
-        if k % 2 == 0:
-            size = (float(rng.uniform(45, 65)),) * 3
-        else:
-            xy = float(rng.choice([25.0, 30.0, 35.0, 40.0]))
-            size = (float(rng.uniform(50, 80)), xy, xy)
-        coarse_shape = tuple(max(32, int(round(n * 35.0 / v))) for n, v in zip(shape, size))
-        image, classes = randomized_phantom(rng, coarse_shape, size, first_seed + k)
-        target = segmentation_voxel_size_nm(size, TRAINING_GRID)
-        zoom = np.asarray(size) / target
-        lac = ndimage.zoom(image.to_numpy(), zoom, order=1, grid_mode=True, mode="nearest")
-        labels = ndimage.zoom(classes.to_numpy(), zoom, order=0, grid_mode=True, mode="nearest")
-        target = tuple(float(v) for v in target)
-        pairs.append((Volume(lac, voxel_size=target), Volume(labels, voxel_size=target)))
-    return pairs
-
-
 # Cells with 1.5-2x z voxels.  0: a third of the cells with them (tried) widened the checkpoint's z
 # voxel range to 80 nm, so 50-60 nm z voxels reached the model unresampled, and it lost the nucleus
 # there (Dice 0.0 against 0.91 with resampling); isotropic training keeps the range at 25-40 nm and
@@ -151,16 +109,14 @@ def coarse_phantoms(count: int, shape=(96, 256, 256), first_seed: int = 200):
 ANISOTROPIC_FRACTION = 0.0
 
 
-def randomized_phantom(rng: np.random.Generator, shape, voxel, seed: int):
-    """One domain-randomised training cell of ``shape`` voxels of ``voxel`` nm (one size, or z, y, x):
-    its image (LAC with a calibration residual) and classes."""
+def randomized_phantom(rng: np.random.Generator, shape, voxel: float, seed: int):
+    """One domain-randomised training cell: its image (in a random grey-value convention) and classes."""
     from sxtseg import Volume
 
-    size = tuple(float(v) for v in np.broadcast_to(voxel, (3,)))
-    this_shape = tuple(shape)
-    if len(set(size)) == 1 and rng.random() < ANISOTROPIC_FRACTION:  # z voxels 1.5-2x the xy size, fewer of them
-        size = (size[0] * float(rng.uniform(1.5, 2.0)), size[1], size[2])
-        this_shape = (max(48, int(round(shape[0] * size[1] / size[0]))), *shape[1:])
+    size = (voxel, voxel, voxel)
+    if rng.random() < ANISOTROPIC_FRACTION:  # anisotropic: z voxels 1.5-2x the xy size, fewer of them
+        size = (voxel * float(rng.uniform(1.5, 2.0)), voxel, voxel)
+    this_shape = (max(48, int(round(shape[0] * voxel / size[0]))), *shape[1:])
     decoys = rng.random() < 0.7
     scene = dict(
         n_lysosomes=int(rng.integers(4, 17)) if decoys else 0,
@@ -299,9 +255,6 @@ def main(argv=None):
     parser.add_argument("--calibration", choices=["auto", "none"], default="auto",
                         help="auto (default): training images go through sxtseg.calibrate as segment() inputs "
                              "do (TrainingConfig.calibration); none: used as drawn (the shipped model's recipe)")
-    parser.add_argument("--coarse-phantoms", type=int, default=0,
-                        help="add this many randomised cells drawn at 45-80 nm voxels and resampled as "
-                             "segment() resamples them (coarse_phantoms; seeds 200..)")
     parser.add_argument("--class-ratios", default="",
                         help="share of patches centred on each class, e.g. nucleus=3,cytoplasm=2 (others 1; "
                              "TrainingConfig.class_ratios)")
@@ -324,10 +277,7 @@ def main(argv=None):
                                 intensity=INTENSITY[args.intensity], classes=classes, calibration=args.calibration,
                                 batch_norm=args.batch_norm, class_ratios=parse_ratios(args.class_ratios),
                                 description=f"{args.phantoms} phantom cells (make_infected_cell seeds 100-"
-                                            f"{99 + args.phantoms}, {what})"
-                                            + (f" and {args.coarse_phantoms} cells at 45-80 nm voxels resampled as "
-                                               f"segment() does (seeds 200-{199 + args.coarse_phantoms})"
-                                               if args.coarse_phantoms else "") + "; "
+                                            f"{99 + args.phantoms}, {what}); "
                                             f"examples/train_default_model.py --architecture {args.architecture}")
         args.out.mkdir(parents=True, exist_ok=True)
         if args.init:
@@ -338,8 +288,7 @@ def main(argv=None):
             val_image, val_classes, _, _ = make_infected_cell((64, 192, 192), seed=900, n_lysosomes=8,
                                                               n_multivesicular_bodies=2, n_fiducials=4)
         validation = (val_image.compute(), val_classes.compute())
-        pairs = training_phantoms(args.phantoms, randomize=not args.plain) + coarse_phantoms(args.coarse_phantoms)
-        fit(pairs, args.out, config=config,
+        fit(training_phantoms(args.phantoms, randomize=not args.plain), args.out, config=config,
             validation=validation, resume=(args.out / "last_state.pt").exists())
     report = {"architecture": args.architecture, "held_out": evaluate(args.out / "best.pt")}
     print(json.dumps(report))
