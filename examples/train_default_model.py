@@ -60,6 +60,7 @@ import numpy as np
 
 from sxtseg import SXTClass, make_infected_cell
 from sxtseg.classes import CLASS_NAMES
+from sxtseg.cli import parse_class_values
 from sxtseg.infer import dice_per_class, predict_array
 from sxtseg.models import load_model
 from sxtseg.models.checkpoint import normalization_range
@@ -226,15 +227,6 @@ def evaluate(checkpoint: Path, seeds=(1000, 1001, 1002), shape=(128, 384, 384)) 
     return results
 
 
-def parse_ratios(text: str) -> dict:
-    """``"nucleus=3,fiducial=0.3"`` -> ``{"nucleus": 3.0, "fiducial": 0.3}``."""
-    ratios = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, _, value = item.partition("=")
-        ratios[name.strip()] = float(value)
-    return ratios
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/default"))
@@ -255,7 +247,7 @@ def main(argv=None):
     parser.add_argument("--calibration", choices=["auto", "none"], default="auto",
                         help="auto (default): training images go through sxtseg.calibrate as segment() inputs "
                              "do (TrainingConfig.calibration); none: used as drawn (the shipped model's recipe)")
-    parser.add_argument("--class-ratios", default="",
+    parser.add_argument("--class-ratios", type=lambda text: parse_class_values(text, "SHARE"), default={},
                         help="share of patches centred on each class, e.g. nucleus=3,cytoplasm=2 (others 1; "
                              "TrainingConfig.class_ratios)")
     parser.add_argument("--install", action="store_true", help="copy best.pt to sxtseg/models/weights/default.pt")
@@ -275,7 +267,7 @@ def main(argv=None):
         config = TrainingConfig(**ARCHITECTURES[args.architecture], epochs=args.epochs,
                                 steps_per_epoch=args.steps, learning_rate=args.learning_rate, seed=0,
                                 intensity=INTENSITY[args.intensity], classes=classes, calibration=args.calibration,
-                                batch_norm=args.batch_norm, class_ratios=parse_ratios(args.class_ratios),
+                                batch_norm=args.batch_norm, class_ratios=args.class_ratios,
                                 description=f"{args.phantoms} phantom cells (make_infected_cell seeds 100-"
                                             f"{99 + args.phantoms}, {what}); "
                                             f"examples/train_default_model.py --architecture {args.architecture}")

@@ -152,18 +152,33 @@ def _client(args: argparse.Namespace):
     return Client(LocalCluster(n_workers=int(count), threads_per_worker=1, dashboard_address=None))
 
 
-def _min_volumes(text: str | None) -> dict | None:
-    """``nucleus=0.5,cytoplasm=1`` (µm³ per compartment class) as a dict."""
-    if text is None:
-        return None
-    volumes = {}
+def parse_class_values(text: str, value_name: str = "VALUE") -> dict:
+    """``"nucleus=0.5,cytoplasm=1"`` as ``{"nucleus": 0.5, "cytoplasm": 1.0}`` (a per-class option).
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        An item is not ``CLASS=NUMBER``; the message shows the expected form with ``value_name``.
+
+    Examples
+    --------
+    >>> parse_class_values("nucleus=3, fiducial=0.3")
+    {'nucleus': 3.0, 'fiducial': 0.3}
+    """
+    values = {}
     for item in text.split(","):
         name, _, value = item.partition("=")
         try:
-            volumes[name.strip()] = float(value)
+            values[name.strip()] = float(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected CLASS=UM3[,CLASS=UM3...], got {text!r}") from None
-    return volumes
+            raise argparse.ArgumentTypeError(f"expected CLASS={value_name}[,CLASS={value_name}...], "
+                                             f"got {text!r}") from None
+    return values
+
+
+def _min_volumes(text: str | None) -> dict | None:
+    """``nucleus=0.5,cytoplasm=1`` (µm³ per compartment class) as a dict."""
+    return None if text is None else parse_class_values(text, "UM3")
 
 
 def _number_or_off(text: str) -> float | None:
