@@ -279,6 +279,10 @@ def main(argv=None):
     parser.add_argument("--class-ratios", type=lambda text: parse_class_values(text, "SHARE"), default={},
                         help="share of patches centred on each class, e.g. nucleus=3,cytoplasm=2 (others 1; "
                              "TrainingConfig.class_ratios)")
+    parser.add_argument("--segment-voxel-size-nm", type=float, default=None,
+                        help="store in the checkpoint that segment() runs the model at this voxel size on every "
+                             "volume (TrainingConfig.segment_voxel_size_nm); default: only volumes outside the "
+                             "training voxel sizes are resampled")
     parser.add_argument("--install", action="store_true", help="copy best.pt to sxtseg/models/weights/default.pt")
     parser.add_argument("--evaluate-only", action="store_true")
     args = parser.parse_args(argv)
@@ -300,6 +304,7 @@ def main(argv=None):
                                 steps_per_epoch=args.steps, learning_rate=args.learning_rate, seed=0,
                                 intensity=INTENSITY[args.intensity], classes=classes, calibration=args.calibration,
                                 batch_norm=args.batch_norm, class_ratios=args.class_ratios,
+                                segment_voxel_size_nm=args.segment_voxel_size_nm,
                                 description=f"{args.phantoms} phantom cells (make_infected_cell seeds 100-"
                                             f"{99 + args.phantoms}, {what}){plain_extra}; "
                                             f"examples/train_default_model.py --architecture {args.architecture}")

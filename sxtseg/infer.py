@@ -421,6 +421,11 @@ def segmentation_voxel_size_nm(voxel_size_nm, metadata: dict) -> np.ndarray:
     30 nm xy voxels lower at (35, 30, 30) nm than at (40, 30, 30) nm in 4 of
     4, and 20 and 25 nm volumes did best at 30 nm.
 
+    A checkpoint that names a ``segment_voxel_size_nm``
+    (:class:`sxtseg.train.TrainingConfig`) is run at that voxel size on every
+    axis that differs from it by more than the tolerance, whatever the
+    training range.
+
     Parameters
     ----------
     voxel_size_nm : sequence of 3 float
@@ -440,8 +445,13 @@ def segmentation_voxel_size_nm(voxel_size_nm, metadata: dict) -> np.ndarray:
     [35.0, 35.0, 35.0]
     >>> segmentation_voxel_size_nm([60.0, 30.0, 30.0], meta).tolist()
     [40.0, 30.0, 30.0]
+    >>> segmentation_voxel_size_nm([40.0, 32.0, 32.0], {**meta, "segment_voxel_size_nm": [30.0] * 3}).tolist()
+    [30.0, 32.0, 32.0]
     """
     voxel_nm = np.asarray(voxel_size_nm, float)
+    if metadata.get("segment_voxel_size_nm") is not None:
+        preferred = np.asarray(metadata["segment_voxel_size_nm"], float)
+        return np.where(np.abs(voxel_nm - preferred) > RESAMPLE_TOLERANCE * preferred, preferred, voxel_nm)
     low, median, high = _training_range(metadata)
     coarse = voxel_nm > high * (1 + RESAMPLE_TOLERANCE)
     target = np.where(voxel_nm < low * (1 - RESAMPLE_TOLERANCE), low, voxel_nm)
@@ -763,9 +773,12 @@ def segment(
     source = volume
     volume, record = calibrate(volume, calibration)
     if zoom is not None:
-        log.warning("%s: voxel size %s nm is more than %d%% outside the model's training voxel sizes %s nm: "
-                    "resampling each block", volume._name(), [float(v) for v in volume.voxel_size_in("nm")],
-                    int(RESAMPLE_TOLERANCE * 100), meta.get("voxel_size_range_nm", meta["voxel_size_nm"]))
+        voxel_nm = np.array(volume.voxel_size_in("nm"), float)
+        outside = bool(np.any(_range_factor(voxel_nm, meta) != 1))
+        (log.warning if outside else log.info)(
+            "%s: voxel size %s nm (the model's training voxel sizes: %s nm); the model segments it at %s nm: "
+            "resampling each block", volume._name(), voxel_nm.tolist(),
+            meta.get("voxel_size_range_nm", meta["voxel_size_nm"]), segmentation_voxel_size_nm(voxel_nm, meta).tolist())
     low, high, sample = _normalization(volume, meta)  # one strided read serves both
     check_input_values(volume, sample, low, high)
     from .denoise import match_noise

@@ -134,6 +134,16 @@ class TrainingConfig:
         shipped model, but fine-tuning on 5 slices of an unseen imaging model
         gained much less with it (DMV Dice 0.342 against 0.447 with batch
         statistics): that needs the statistics to move.
+    segment_voxel_size_nm : float or tuple of 3 float, optional
+        The voxel size (nm; one for all axes, or z, y, x) at which
+        :func:`sxtseg.segment` runs the trained model on every volume whose
+        voxel size differs from it by more than 10% (stored in the checkpoint;
+        :func:`sxtseg.infer.segmentation_voxel_size_nm`).  None (the default):
+        volumes inside the training voxel sizes keep theirs and only those
+        outside are resampled.  Chosen by measurement after a first training
+        (the domain-randomised default model scores best at 30 nm whatever
+        the input's voxel size; docs/benchmarks.md).  Not inherited by
+        fine-tuning (it is about what the new model was measured on).
     """
 
     model: str = "unet"
@@ -159,6 +169,7 @@ class TrainingConfig:
     calibration: str = "auto"
     batch_norm: str = "batch"
     class_ratios: dict = field(default_factory=dict)
+    segment_voxel_size_nm: float | tuple | None = None
 
     def check(self) -> None:
         """Raise :class:`InvalidArgumentError` on an inconsistent configuration."""
@@ -184,6 +195,8 @@ class TrainingConfig:
             raise InvalidArgumentError(f"batch_norm must be 'batch' or 'frozen', not {self.batch_norm!r}")
         if self.batch_norm == "frozen" and not self.init_checkpoint:
             raise InvalidArgumentError("batch_norm='frozen' keeps a checkpoint's statistics: it needs init_checkpoint")
+        if self.segment_voxel_size_nm is not None:
+            self.segment_voxel_size()
         for name in ("batch_size", "epochs", "steps_per_epoch"):
             if int(getattr(self, name)) < 1:
                 raise InvalidArgumentError(f"{name} must be at least 1")
@@ -191,6 +204,21 @@ class TrainingConfig:
     @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+    def segment_voxel_size(self) -> list[float] | None:
+        """``segment_voxel_size_nm`` as (z, y, x) nm, or None; refuses anything but 1 or 3 positive sizes."""
+        if self.segment_voxel_size_nm is None:
+            return None
+        try:
+            sizes = np.atleast_1d(np.asarray(self.segment_voxel_size_nm, dtype=float)).ravel()
+        except (TypeError, ValueError):
+            sizes = np.array([np.nan])
+        if sizes.size == 1:
+            sizes = np.repeat(sizes, 3)
+        if sizes.size != 3 or not np.all(np.isfinite(sizes)) or np.any(sizes <= 0):
+            raise InvalidArgumentError(f"segment_voxel_size_nm must be one or three positive sizes in nm, not "
+                                       f"{self.segment_voxel_size_nm!r}")
+        return [float(v) for v in sizes]
 
     def class_ratio(self, name: str) -> float:
         """The relative share of patches centred on class ``name`` (1 unless ``class_ratios`` says otherwise)."""
@@ -608,6 +636,8 @@ def fit(
         # only volumes outside it)
         "voxel_size_nm": [float(v) for v in np.median(sizes, axis=0)],
         "voxel_size_range_nm": [[float(v) for v in sizes.min(axis=0)], [float(v) for v in sizes.max(axis=0)]],
+        **({"segment_voxel_size_nm": config.segment_voxel_size()} if config.segment_voxel_size_nm is not None
+           else {}),
         "intensity": config.intensity,
         "calibration": config.calibration,
         "input": {"context_slices": config.context_slices, "patch_size": list(config.patch_size)},

@@ -142,6 +142,26 @@ def test_resampling_targets_of_voxel_sizes_outside_the_training_range():
         zoom(85.0, 35.0, 35.0)
 
 
+def test_a_checkpoint_segment_voxel_size_sets_the_grid_inside_the_training_range():
+    from sxtseg.infer import check_voxel_size
+
+    meta = {"voxel_size_nm": [35.0] * 3, "voxel_size_range_nm": [[25.0] * 3, [40.0] * 3],
+            "segment_voxel_size_nm": [30.0] * 3}
+
+    def zoom(*voxel_nm):
+        found = check_voxel_size(Volume(np.zeros((4, 4, 4), np.float32), voxel_size=voxel_nm), meta)
+        return None if found is None else [round(float(f), 4) for f in found]
+
+    assert zoom(30.0, 32.0, 28.0) is None  # within 10% of 30 nm
+    assert zoom(40.0, 40.0, 40.0) == [round(40 / 30, 4)] * 3  # inside the training range, still to 30 nm
+    assert zoom(25.0, 30.0, 30.0) == [round(25 / 30, 4), 1.0, 1.0]
+    assert zoom(60.0, 60.0, 60.0) == [2.0] * 3
+    # the refusal still measures the distance from the training range, not from 30 nm
+    assert zoom(75.0, 75.0, 75.0) == [2.5] * 3
+    with pytest.raises(VoxelSizeError, match=r"z x2\.12 off"):
+        zoom(85.0, 30.0, 30.0)
+
+
 def test_uint16_phantom_segments_like_its_lac_twin(cell):
     from sxtseg import segment
 

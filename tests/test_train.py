@@ -154,6 +154,7 @@ def test_fit_writes_checkpoints_and_log_and_resumes_identically(tmp_path, monkey
     assert best.metadata["classes"]["dmv"] == SXTClass.DMV
     assert best.metadata["voxel_size_nm"] == [30.0, 30.0, 30.0]
     assert best.metadata["training"]["description"] == "test phantoms"
+    assert "segment_voxel_size_nm" not in best.metadata  # the training range decides
 
     # the same run, killed after the first epoch's checkpoints, then resumed
     import sxtseg.train
@@ -175,6 +176,20 @@ def test_fit_writes_checkpoints_and_log_and_resumes_identically(tmp_path, monkey
     a = load_model(whole["last_checkpoint"]).metadata["sha256"]
     b = load_model(resumed["last_checkpoint"]).metadata["sha256"]
     assert a == b
+
+
+def test_segment_voxel_size_is_checked_and_stored_in_the_checkpoint(tmp_path):
+    assert TrainingConfig(segment_voxel_size_nm=30).segment_voxel_size() == [30.0, 30.0, 30.0]
+    assert TrainingConfig(segment_voxel_size_nm=(40, 30, 30)).segment_voxel_size() == [40.0, 30.0, 30.0]
+    for bad in (0, -30.0, float("nan"), (30.0, 30.0), "thirty"):
+        with pytest.raises(InvalidArgumentError, match="segment_voxel_size_nm"):
+            TrainingConfig(segment_voxel_size_nm=bad).check()
+    image, classes, _, _ = make_infected_cell((32, 40, 40), voxel_size_nm=40.0, seed=8, n_dmv=1)
+    config = TrainingConfig(model="unet", model_config=TINY_UNET, patch_size=(8, 16, 16), epochs=1,
+                            steps_per_epoch=1, segment_voxel_size_nm=30.0)
+    meta = load_model(fit([(image, classes)], tmp_path, config=config, progress=False)["last_checkpoint"]).metadata
+    assert meta["voxel_size_range_nm"] == [[40.0] * 3, [40.0] * 3]
+    assert meta["segment_voxel_size_nm"] == [30.0, 30.0, 30.0]
 
 
 def test_checkpoint_round_trip_and_refusals(tmp_path):
