@@ -356,7 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="segment, split and measure one or more cells (the main job)")
     p.add_argument("inputs", nargs="+", help="tomograms: MRC, TIFF, OME-Zarr, HDF5, NPY")
     p.add_argument("-o", "--output", required=True, help="results folder (must not exist unless --overwrite)")
-    p.add_argument("--model", default="default", help="shipped model name or checkpoint file (default: default)")
+    p.add_argument("--model", default="default",
+                   help="shipped model name (default, plain) or checkpoint file (default: default)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:1...")
     p.add_argument("--scheduler", help="address of a running dask.distributed scheduler")
     p.add_argument("--cluster", help="start a local dask cluster: local:N (N workers)")
@@ -376,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="sxtseg-demo", help="results folder (default ./sxtseg-demo, replaced)")
     p.add_argument("--shape", type=_int_tuple, default=(128, 384, 384), help="Z,Y,X voxels (default 128,384,384)")
     p.add_argument("--seed", type=int, default=4242, help="phantom seed (default 4242)")
-    p.add_argument("--model", default="default", help="shipped model name or checkpoint file")
+    p.add_argument("--model", default="default", help="shipped model name (default, plain) or checkpoint file")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda...")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -212,6 +212,6 @@ def test_bench_argmax_quick():
     record = _run("bench_argmax.py")
     assert set(record["inputs"]) == {"logits", "random"}
     for entry in record["inputs"].values():
-        assert entry["shape"][0] == 7 and entry["shape"][1:] == [64, 96, 96]
+        assert entry["shape"][0] == 9 and entry["shape"][1:] == [64, 96, 96]  # the default model's 9 classes
         assert set(entry["seconds"]) == {"numpy", "torch", "sxtseg_1", "sxtseg"}
         assert all(v > 0 for v in entry["seconds"].values()) and entry["time_ratios"]["sxtseg/numpy"] > 0

@@ -26,14 +26,21 @@ def held_out():
     return image[crop].compute(), classes.to_numpy()[crop], objects
 
 
-def test_default_weights_are_shipped_small_and_described():
-    path = shipped_models()["default"]
-    assert path.stat().st_size < 10 * 2**20
-    model = load_model("default")
-    meta = model.metadata
-    assert meta["classes"]["dmv"] == SXTClass.DMV and len(meta["classes"]) == 7
-    assert meta["voxel_size_nm"] == [30.0, 30.0, 30.0] or len(meta["voxel_size_nm"]) == 3
-    assert meta["training"]["description"] and meta["sha256"]
+def test_shipped_weights_are_small_and_described():
+    assert set(shipped_models()) == {"default", "plain"}
+    for path in shipped_models().values():
+        assert path.stat().st_size < 10 * 2**20
+    default, plain = load_model("default").metadata, load_model("plain").metadata
+    # the default: 9 classes (decoys and gold beads among them), segments every volume at 30 nm
+    assert default["classes"]["dmv"] == SXTClass.DMV and default["classes"]["other_vesicle"] == SXTClass.OTHER_VESICLE
+    assert len(default["classes"]) == 9 and default["segment_voxel_size_nm"] == [30.0, 30.0, 30.0]
+    assert default["calibration"] == "auto"  # trained on cells calibrated as segment() calibrates
+    # the plain model (the default until 2026-12-07): 7 classes, segments 30-40 nm volumes as they are
+    assert len(plain["classes"]) == 7 and "segment_voxel_size_nm" not in plain
+    assert plain["voxel_size_range_nm"] == [[30.0] * 3, [40.0] * 3]
+    for meta in (default, plain):
+        assert meta["training"]["description"] and meta["sha256"]
+        assert meta["intensity"] == {"method": "fixed", "low": 0.1, "high": 0.4}
 
 
 def test_default_model_segments_a_held_out_phantom(held_out):

@@ -87,7 +87,7 @@ def test_default_checkpoint_loads_into_the_plain_network_without_monai():
             "print(type(net).__name__, tuple(out.shape), 'monai' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split() == ["PlainUNet", "(1,", "7,", "32,", "32,", "32)", "False"]
+    assert done.stdout.split() == ["PlainUNet", "(1,", "9,", "32,", "32,", "32)", "False"]
 
 
 @pytest.mark.skipif("default" not in shipped_models(), reason="no shipped default model")
