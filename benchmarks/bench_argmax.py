@@ -21,7 +21,7 @@ checked equal to NumPy's before timing.
 
 Run::
 
-    python benchmarks/bench_argmax.py                 # 9 classes (the default model's) x 128x384x384 (the demo cell's size)
+    python benchmarks/bench_argmax.py                 # 9 classes (the default model's) x 128x384x384 (the demo cell)
     python benchmarks/bench_argmax.py --repeats 9
     git worktree add /tmp/before HEAD~1 && python benchmarks/bench_argmax.py --baseline /tmp/before
     python benchmarks/bench_argmax.py --quick         # 64x96x96 (CI)

@@ -46,8 +46,9 @@ from .volume import Volume
 __all__ = ["MAX_SIGMA_VOXELS", "SHIPPED_TRAINING_NOISE", "TRIGGER", "match_noise", "noise_sigma", "parse_denoise", "smoothing_sigma"]
 
 #: Noise (1/µm, as :func:`noise_sigma` reads it) of the data each shipped model was trained on, by weights
-#: sha256.  The plain model (the default until 2026-12-07): phantoms with photon noise 0.02-0.06, which read 0.0036-0.0105 1/µm
-#: (``make_infected_cell`` at 25, 30 and 40 nm voxels; noise 0.04, the phantom's default, reads 0.0071).
+#: sha256.  The plain model (the default until 2026-12-07): phantoms with photon noise 0.02-0.06, which read
+#: 0.0036-0.0105 1/µm (``make_infected_cell`` at 25, 30 and 40 nm voxels; noise 0.04, the phantom's default,
+#: reads 0.0071).  The default model records none (trained on noise up to 0.13; nothing is smoothed for it).
 SHIPPED_TRAINING_NOISE: dict[str, tuple[float, float]] = {
     "d6434e5730ee806e6f745d7bd2dc71f3486d453ffa94673b2dbed7867b57795c": (0.0036, 0.0105)}
 #: Smooth when the noise is more than this many times the top of the model's training range.

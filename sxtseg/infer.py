@@ -778,7 +778,8 @@ def segment(
         (log.warning if outside else log.info)(
             "%s: voxel size %s nm (the model's training voxel sizes: %s nm); the model segments it at %s nm: "
             "resampling each block", volume._name(), voxel_nm.tolist(),
-            meta.get("voxel_size_range_nm", meta["voxel_size_nm"]), segmentation_voxel_size_nm(voxel_nm, meta).tolist())
+            meta.get("voxel_size_range_nm", meta["voxel_size_nm"]),
+            segmentation_voxel_size_nm(voxel_nm, meta).tolist())
     low, high, sample = _normalization(volume, meta)  # one strided read serves both
     check_input_values(volume, sample, low, high)
     from .denoise import match_noise
