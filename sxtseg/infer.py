@@ -674,7 +674,9 @@ def segment(
         whole volume as one block when it has no more voxels than
         :data:`DEFAULT_BLOCK_SHAPE` (128x512x512) and no ``client`` is given
         (no halo windows: a 256^3 volume takes 125 windows instead of 150),
-        otherwise blocks of that shape.
+        otherwise blocks of that shape.  Both are counted on the grid the
+        model runs on: a volume upsampled by 4/3 per axis (40 nm segmented at
+        30 nm) gets blocks of 96x384x384 of its own voxels.
     halo : tuple of int
         Voxels read on every side of a block and dropped after inference, so
         that blocks agree with whole-volume inference at their borders.
@@ -758,12 +760,15 @@ def segment(
 
         output = Path(tempfile.mkdtemp(prefix="sxtseg-segment-")) / "segmentation.zarr"
     output = Path(output)
+    zoom = check_voxel_size(volume, meta, allow_large_resampling=allow_large_resampling)
     if block_shape is None:
-        fits = client is None and np.prod(volume.shape, dtype=np.int64) <= np.prod(DEFAULT_BLOCK_SHAPE)
-        block_shape = volume.shape if fits else DEFAULT_BLOCK_SHAPE
+        # a block is bounded on the grid the network runs on: upsampled (a 40 nm volume segmented at
+        # 30 nm), it holds fewer of the volume's voxels
+        growth = np.ones(3) if zoom is None else np.maximum(zoom, 1.0)
+        fits = client is None and np.prod(np.ceil(np.array(volume.shape) * growth)) <= np.prod(DEFAULT_BLOCK_SHAPE)
+        block_shape = volume.shape if fits else np.maximum(np.array(DEFAULT_BLOCK_SHAPE) // growth, 1)
     block_shape = np.minimum(np.array(block_shape, int), volume.shape)
     halo = np.array(halo, int)
-    zoom = check_voxel_size(volume, meta, allow_large_resampling=allow_large_resampling)
     from .calibration import calibrate
     from .heap import return_large_buffers_to_os, wanted
     from .io._write import write_text_atomically

@@ -90,6 +90,19 @@ def test_resampling_when_the_voxel_size_differs(tiny_model, cell, caplog):
     assert labels.metadata["segmentation"]["parameters"]["zoom"] == [1.0, 2.0, 2.0]
 
 
+def test_default_blocks_are_counted_on_the_grid_the_model_runs_on(tiny_model, cell, monkeypatch):
+    import sxtseg.infer
+
+    image, _, _ = cell  # 32x64x64 voxels: one default block of 32x64x64 as it is
+    monkeypatch.setattr(sxtseg.infer, "DEFAULT_BLOCK_SHAPE", (32, 64, 64))
+    same = segment(image, tiny_model, progress=False)
+    assert same.metadata["segmentation"]["parameters"]["block_shape"] == [32, 64, 64]
+    coarse = Volume(image.to_numpy(), voxel_size=(30.0, 60.0, 60.0))  # y and x upsampled 2x for the model
+    labels = segment(coarse, tiny_model, progress=False)
+    assert labels.metadata["segmentation"]["parameters"]["block_shape"] == [32, 32, 32]
+    assert labels.shape == coarse.shape
+
+
 def test_run_writes_every_output(tiny_model, cell, tmp_path):
     image, _, _ = cell
     result = run(image, tmp_path / "out", tiny_model, block_shape=(32, 48, 48), halo=(4, 8, 8), progress=False)
