@@ -215,3 +215,17 @@ def test_bench_argmax_quick():
         assert entry["shape"][0] == 9 and entry["shape"][1:] == [64, 96, 96]  # the default model's 9 classes
         assert set(entry["seconds"]) == {"numpy", "torch", "sxtseg_1", "sxtseg"}
         assert all(v > 0 for v in entry["seconds"].values()) and entry["time_ratios"]["sxtseg/numpy"] > 0
+
+
+@pytest.mark.slow
+def test_bench_voxel_size_quick():
+    record = _run("bench_voxel_size.py", "--old-blocks")
+    rows = {(r["voxel_nm"], r["model"], r["block_rule"]): r for r in record["rows"]}
+    assert len(rows) == 6
+    # the default model segments at 30 nm: 40 nm volumes are upsampled 4/3, 30 nm ones are not
+    assert rows[(40.0, "default", "default")]["zoom"] == pytest.approx([4 / 3] * 3)
+    assert rows[(30.0, "default", "default")]["zoom"] is None
+    # the plain model segments 30-40 nm volumes as they are
+    assert rows[(40.0, "plain", "default")]["zoom"] is None and rows[(40.0, "plain", "default")]["shape"] == [32, 96, 96]
+    for row in record["rows"]:
+        assert row["seconds"] > 0 and row["peak_rss_gib"] > 0 and 0 <= row["dice_dmv"] <= 1
