@@ -525,16 +525,18 @@ def _predict_block(region: np.ndarray, inner: tuple[slice, ...], net, meta: dict
                    softmax: bool = True, precision: str = "float32", smooth_sigma: float = 0.0) -> np.ndarray:
     """Classes (uint8, inner shape) or probabilities (C, *inner shape) of the inner part of a haloed region.
 
-    On a CPU without ``softmax``, a 3-D model on a region of at least one window gets its classes from
-    :func:`sxtseg.slab_windows.window_classes` (the same blending, one window's depth of logits
-    held at a time); other cases get MONAI's ``sliding_window_inference`` through
-    :func:`predict_array`: probabilities with ``softmax``, else logits.  Resampled blocks always get
-    probabilities: their linear interpolation is what is argmaxed.  ``smooth_sigma`` (voxels): a
+    On a CPU, a 3-D model on a region of at least one window is blended slab by slab
+    (:mod:`sxtseg.slab_windows`): classes from :func:`~sxtseg.slab_windows.window_classes` (one
+    window's depth of logits held at a time), or probabilities from
+    :func:`~sxtseg.slab_windows.window_probabilities` with ``softmax`` or resampling (MONAI's to
+    float32 rounding, about twice as fast); other cases get MONAI's ``sliding_window_inference``
+    through :func:`predict_array`: probabilities with ``softmax``, else logits.  Resampled blocks
+    always get probabilities: their linear interpolation is what is argmaxed.  ``smooth_sigma`` (voxels): a
     Gaussian filter first (:mod:`sxtseg.denoise`; the halo covers its reach).
     """
     from scipy import ndimage
 
-    from .slab_windows import fits, window_classes
+    from .slab_windows import fits, window_classes, window_probabilities
 
     image = region.astype(np.float32)  # a copy: the region may be a view of the caller's array
     if smooth_sigma > 0:
@@ -542,22 +544,50 @@ def _predict_block(region: np.ndarray, inner: tuple[slice, ...], net, meta: dict
     image -= low  # in place: one block-sized buffer fewer (the same float32 arithmetic)
     image /= high - low
     if zoom is not None:
-        image = ndimage.zoom(image, zoom, order=1, grid_mode=True, mode="nearest")
+        image = resample_linear(image, [int(round(n * z)) for n, z in zip(image.shape, zoom)])
     patch = meta["input"]["patch_size"]
     spatial_dims = meta["architecture"]["spatial_dims"] if "architecture" in meta else len(patch)
     device = resolve_device(device)
-    if device.type == "cpu" and not softmax and zoom is None and spatial_dims == 3 and fits(image.shape, patch):
+    if device.type == "cpu" and spatial_dims == 3 and fits(image.shape, patch):
         runnable = _runnable(net, device, precision=precision)  # (a GPU blends on the GPU, in MONAI's function)
-        return window_classes(runnable, image, patch_size=patch, overlap=overlap, batch_size=batch_size, keep=inner)
-    probs = predict_array(net, image, patch_size=patch, spatial_dims=spatial_dims,
-                          context=meta["input"].get("context_slices", 0), overlap=overlap,
-                          batch_size=batch_size, device=device, softmax=softmax or zoom is not None,
-                          precision=precision)
+        if not softmax and zoom is None:
+            return window_classes(runnable, image, patch_size=patch, overlap=overlap, batch_size=batch_size,
+                                  keep=inner)
+        probs = window_probabilities(runnable, image, patch_size=patch, overlap=overlap, batch_size=batch_size)
+    else:
+        probs = predict_array(net, image, patch_size=patch, spatial_dims=spatial_dims,
+                              context=meta["input"].get("context_slices", 0), overlap=overlap,
+                              batch_size=batch_size, device=device, softmax=softmax or zoom is not None,
+                              precision=precision)
     if zoom is not None:
-        back = np.array(region.shape) / np.array(image.shape)
-        probs = np.stack([ndimage.zoom(p, back, order=1, grid_mode=True, mode="nearest") for p in probs])
-        probs = probs[(slice(None), *[slice(0, n) for n in region.shape])]
+        probs = resample_linear(probs, region.shape)
     return probs[(slice(None), *inner)]
+
+
+def resample_linear(array: np.ndarray, shape) -> np.ndarray:
+    """``array`` (Z, Y, X, or C, Z, Y, X channel by channel) resampled linearly to ``shape`` (Z, Y, X), float32.
+
+    Voxels are areas: output voxel centres map to input coordinates as
+    ``(i + 0.5) * n_in / n_out - 0.5``, and coordinates past the border take
+    the border voxel: ``scipy.ndimage.zoom(array, order=1, grid_mode=True,
+    mode="nearest")`` to an output of ``shape``, computed by PyTorch's
+    trilinear interpolation (``align_corners=False``) on every core.  It
+    agrees with SciPy's to float32 rounding (within 1e-4 of values of order
+    1, tested) and took 0.56 s instead of 9.5 s for 9 probability maps of
+    171x512x512 to 128x384x384 on 2 cores.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> resample_linear(np.arange(8, dtype=np.float32).reshape(2, 2, 2), (4, 4, 4))[0, 0].tolist()
+    [0.0, 0.25, 0.75, 1.0]
+    """
+    tensor = torch.from_numpy(np.ascontiguousarray(array, np.float32))
+    batch = tensor[None, None] if tensor.ndim == 3 else tensor[None]
+    with torch.no_grad():
+        out = torch.nn.functional.interpolate(batch, size=tuple(int(n) for n in shape), mode="trilinear",
+                                              align_corners=False)
+    return out[0, 0].numpy() if tensor.ndim == 3 else out[0].numpy()
 
 
 #: Version of the resume manifest (``segment.json``); a manifest of another version is not resumed.

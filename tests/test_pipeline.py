@@ -237,3 +237,20 @@ def test_run_leaves_the_matplotlib_backend_alone(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-2:] == ["svg", "False"]
     assert (tmp_path / "out" / "quicklook.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_resample_linear_is_scipys_zoom_with_pixel_areas():
+    from scipy import ndimage
+
+    from sxtseg.infer import resample_linear
+
+    rng = np.random.default_rng(3)
+    for shape, out in [((40, 50, 60), (53, 67, 80)), ((33, 47, 29), (20, 47, 58)), ((7, 9, 5), (7, 9, 5))]:
+        image = rng.random(shape, dtype=np.float32)
+        expected = ndimage.zoom(image, np.array(out) / np.array(shape), order=1, grid_mode=True, mode="nearest")
+        assert expected.shape == out
+        np.testing.assert_allclose(resample_linear(image, out), expected, atol=1e-5)
+    probabilities = rng.random((3, 12, 16, 16), dtype=np.float32)
+    both = resample_linear(probabilities, (9, 12, 12))
+    assert both.shape == (3, 9, 12, 12) and both.dtype == np.float32
+    np.testing.assert_allclose(both[1], resample_linear(probabilities[1], (9, 12, 12)))  # channel by channel
