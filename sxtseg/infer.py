@@ -525,18 +525,16 @@ def _predict_block(region: np.ndarray, inner: tuple[slice, ...], net, meta: dict
                    softmax: bool = True, precision: str = "float32", smooth_sigma: float = 0.0) -> np.ndarray:
     """Classes (uint8, inner shape) or probabilities (C, *inner shape) of the inner part of a haloed region.
 
-    On a CPU, a 3-D model on a region of at least one window is blended slab by slab
-    (:mod:`sxtseg.slab_windows`): classes from :func:`~sxtseg.slab_windows.window_classes` (one
-    window's depth of logits held at a time), or probabilities from
-    :func:`~sxtseg.slab_windows.window_probabilities` with ``softmax`` or resampling (MONAI's to
-    float32 rounding, about twice as fast); other cases get MONAI's ``sliding_window_inference``
-    through :func:`predict_array`: probabilities with ``softmax``, else logits.  Resampled blocks
-    always get probabilities: their linear interpolation is what is argmaxed.  ``smooth_sigma`` (voxels): a
+    On a CPU without ``softmax``, a 3-D model on a region of at least one window gets its classes from
+    :func:`sxtseg.slab_windows.window_classes` (the same blending, one window's depth of logits
+    held at a time); other cases get MONAI's ``sliding_window_inference`` through
+    :func:`predict_array`: probabilities with ``softmax``, else logits.  Resampled blocks always get
+    probabilities: their linear interpolation (:func:`resample_linear`) is what is argmaxed.  ``smooth_sigma`` (voxels): a
     Gaussian filter first (:mod:`sxtseg.denoise`; the halo covers its reach).
     """
     from scipy import ndimage
 
-    from .slab_windows import fits, window_classes, window_probabilities
+    from .slab_windows import fits, window_classes
 
     image = region.astype(np.float32)  # a copy: the region may be a view of the caller's array
     if smooth_sigma > 0:
@@ -548,17 +546,13 @@ def _predict_block(region: np.ndarray, inner: tuple[slice, ...], net, meta: dict
     patch = meta["input"]["patch_size"]
     spatial_dims = meta["architecture"]["spatial_dims"] if "architecture" in meta else len(patch)
     device = resolve_device(device)
-    if device.type == "cpu" and spatial_dims == 3 and fits(image.shape, patch):
+    if device.type == "cpu" and not softmax and zoom is None and spatial_dims == 3 and fits(image.shape, patch):
         runnable = _runnable(net, device, precision=precision)  # (a GPU blends on the GPU, in MONAI's function)
-        if not softmax and zoom is None:
-            return window_classes(runnable, image, patch_size=patch, overlap=overlap, batch_size=batch_size,
-                                  keep=inner)
-        probs = window_probabilities(runnable, image, patch_size=patch, overlap=overlap, batch_size=batch_size)
-    else:
-        probs = predict_array(net, image, patch_size=patch, spatial_dims=spatial_dims,
-                              context=meta["input"].get("context_slices", 0), overlap=overlap,
-                              batch_size=batch_size, device=device, softmax=softmax or zoom is not None,
-                              precision=precision)
+        return window_classes(runnable, image, patch_size=patch, overlap=overlap, batch_size=batch_size, keep=inner)
+    probs = predict_array(net, image, patch_size=patch, spatial_dims=spatial_dims,
+                          context=meta["input"].get("context_slices", 0), overlap=overlap,
+                          batch_size=batch_size, device=device, softmax=softmax or zoom is not None,
+                          precision=precision)
     if zoom is not None:
         probs = resample_linear(probs, region.shape)
     return probs[(slice(None), *inner)]

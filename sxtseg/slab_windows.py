@@ -15,11 +15,9 @@ MONAI's blending (its division by the summed weights, the same for every
 class of a voxel, does not change the argmax; exact ties apart), with about
 half the memory per block (docs/benchmarks.md, "Peak memory").
 
-:func:`window_probabilities` runs the same loop and keeps the summed weights
-of the same planes too, to give MONAI's softmax probabilities of every voxel
-(what :func:`sxtseg.segment` interpolates back for resampled blocks and writes
-with ``probabilities=True``).  2-D models, GPUs and inputs smaller than a
-window go through MONAI's function (:func:`sxtseg.infer.predict_array`).
+Only class labels come out: probabilities, resampled blocks, 2-D models and
+inputs smaller than a window go through MONAI's function
+(:func:`sxtseg.infer.predict_array`).
 
 Examples
 --------
@@ -37,7 +35,7 @@ import itertools
 import numpy as np
 import torch
 
-__all__ = ["fits", "gaussian_weights", "window_classes", "window_probabilities", "window_slices"]
+__all__ = ["fits", "gaussian_weights", "window_classes", "window_slices"]
 
 
 def fits(image_shape, patch_size) -> bool:
@@ -115,76 +113,22 @@ def window_classes(net: torch.nn.Module, image: np.ndarray, *, patch_size, overl
         raise ValueError(f"window_classes needs a 3-D image at least {roi}, got {image.shape}")
     keep = keep or tuple(slice(0, n) for n in image.shape)
     keep = tuple(slice(*s.indices(n)[:2]) for s, n in zip(keep, image.shape))
-    out = np.zeros(tuple(s.stop - s.start for s in keep), np.uint8)
-    for z0, z1, start, logits, _ in _final_planes(net, image, roi, overlap, batch_size, weight_sums=False):
-        lo, hi = max(z0, keep[0].start), min(z1, keep[0].stop)
-        if lo < hi:
-            region = (slice(lo - start, hi - start), keep[1], keep[2])
-            out[lo - keep[0].start: hi - keep[0].start] = argmax_channels(logits.numpy(), region=region)
-    return out
-
-
-@torch.no_grad()
-def window_probabilities(net: torch.nn.Module, image: np.ndarray, *, patch_size, overlap: float = 0.25,
-                         batch_size: int = 4) -> np.ndarray:
-    """Softmax probabilities (C, Z, Y, X) of every voxel of ``image`` after Gaussian sliding-window blending.
-
-    The same windows, weights and float32 sums as :func:`window_classes`, each
-    voxel's sum divided by its summed weights as MONAI's
-    ``sliding_window_inference`` divides by its count map, then a softmax
-    over the classes: MONAI's probabilities (:func:`sxtseg.infer.predict_array`)
-    to float32 rounding, about twice as fast on a CPU (no map of the whole
-    volume is updated per window).  The output holds every voxel's C
-    probabilities (what resampled blocks interpolate back); the running sums
-    are one window deep.
-
-    Examples
-    --------
-    >>> import numpy as np, torch
-    >>> net = torch.nn.Conv3d(1, 3, 3, padding=1)
-    >>> image = np.random.default_rng(0).random((40, 48, 48), dtype=np.float32)
-    >>> probs = window_probabilities(net, image, patch_size=(32, 32, 32))
-    >>> probs.shape, bool(np.allclose(probs.sum(axis=0), 1, atol=1e-5))
-    ((3, 40, 48, 48), True)
-    """
-    roi = tuple(int(p) for p in patch_size)
-    if not fits(image.shape, roi):
-        raise ValueError(f"window_probabilities needs a 3-D image at least {roi}, got {image.shape}")
-    out = None
-    for z0, z1, start, logits, weights in _final_planes(net, image, roi, overlap, batch_size, weight_sums=True):
-        if out is None:
-            out = np.empty((logits.shape[0], *image.shape), np.float32)
-        final = logits[:, z0 - start: z1 - start]
-        final /= weights[z0 - start: z1 - start]  # in place: these planes of the buffer are done with
-        torch.from_numpy(out)[:, z0:z1] = torch.softmax(final, dim=0)
-    return out
-
-
-def _final_planes(net, image: np.ndarray, roi, overlap: float, batch_size: int, *, weight_sums: bool):
-    """Run the windows in MONAI's order and yield ``(z0, z1, start, logits, weights)`` as planes become final.
-
-    ``logits`` (C, depth, Y, X) holds the weighted sums of planes ``start``..
-    ``start + depth`` of the image; planes ``z0``..``z1 - 1`` of it are final
-    (no window still to come reaches them).  ``weights`` (depth, Y, X), only
-    with ``weight_sums``, holds the summed window weights of the same planes.
-    Both buffers are reused: read them before asking for the next item.
-    """
     x = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None]
     slices = window_slices(image.shape, roi, overlap)
     weight = gaussian_weights(roi)
     _, ny, nx = image.shape
+    out = np.zeros(tuple(s.stop - s.start for s in keep), np.uint8)
     depth = roi[0]
     logits = None  # (C, depth, Y, X): planes start .. start + depth of the blended sums
-    weights = torch.zeros((depth, ny, nx), dtype=torch.float32) if weight_sums else None
     start = slices[0][0].start
 
-    def shift_buffer(buffer: torch.Tensor, shift: int) -> None:
-        """Move the planes the new row shares with the old one to the front; zero the rest."""
-        kept = depth - shift
-        if kept > 0:
-            source = buffer[..., shift:, :, :]
-            buffer[..., :kept, :, :] = source if shift >= kept else source.clone()  # clone only if they overlap
-        buffer[..., max(kept, 0):, :, :] = 0
+    def emit(z0: int, z1: int) -> None:
+        """Planes z0..z1-1 (in the image) are final: their classes into ``out``."""
+        lo, hi = max(z0, keep[0].start), min(z1, keep[0].stop)
+        if lo >= hi:
+            return
+        region = (slice(lo - start, hi - start), keep[1], keep[2])
+        out[lo - keep[0].start: hi - keep[0].start] = argmax_channels(logits.numpy(), region=region)
 
     for first in range(0, len(slices), batch_size):
         batch = slices[first: first + batch_size]
@@ -196,12 +140,14 @@ def _final_planes(net, image: np.ndarray, roi, overlap: float, batch_size: int, 
             if logits is None:
                 logits = torch.zeros((window.shape[0], depth, ny, nx), dtype=torch.float32)
             if z != start:  # a new row of windows: the planes before it are final
-                yield start, z, start, logits, weights
-                shift_buffer(logits, z - start)
-                if weights is not None:
-                    shift_buffer(weights, z - start)
+                emit(start, z)
+                shift = z - start
+                kept = depth - shift  # planes the new row shares with the old one move to the front
+                if kept > 0:
+                    source = logits[:, shift:]
+                    logits[:, :kept] = source if shift >= kept else source.clone()  # clone only if they overlap
+                logits[:, max(kept, 0):] = 0
                 start = z
             logits[(slice(None), slice(z - start, z - start + depth), s[1], s[2])] += window
-            if weights is not None:
-                weights[(slice(z - start, z - start + depth), s[1], s[2])] += weight
-    yield start, image.shape[0], start, logits, weights
+    emit(start, image.shape[0])
+    return out

@@ -10,7 +10,7 @@ from monai.inferers import sliding_window_inference
 import sxtseg
 import sxtseg.slab_windows as slab_windows
 from sxtseg import make_infected_cell
-from sxtseg.slab_windows import fits, window_classes, window_probabilities
+from sxtseg.slab_windows import fits, window_classes
 
 
 def _net(classes: int = 5) -> torch.nn.Module:
@@ -38,26 +38,6 @@ def test_classes_are_monais_argmax(shape, roi, overlap, batch):
     keep = (slice(3, shape[0] - 2), slice(5, None), slice(0, shape[2] - 1))  # a block inside its halo
     np.testing.assert_array_equal(window_classes(net, image, patch_size=roi, overlap=overlap, batch_size=batch,
                                                  keep=keep), expected[keep])
-
-
-@pytest.mark.parametrize("shape, roi, overlap, batch", [
-    ((40, 48, 48), (32, 32, 32), 0.25, 4),
-    ((70, 61, 90), (32, 32, 32), 0.25, 3),
-    ((100, 40, 33), (32, 32, 32), 0.5, 2),
-    ((33, 33, 33), (16, 16, 16), 0.0, 5),
-])
-def test_probabilities_are_monais(shape, roi, overlap, batch):
-    net = _net()
-    image = np.random.default_rng(2).random(shape, dtype=np.float32)
-    with torch.no_grad():
-        logits = sliding_window_inference(torch.from_numpy(image)[None, None], roi, batch, net, overlap=overlap,
-                                          mode="gaussian")
-    expected = torch.softmax(logits, dim=1)[0].numpy()
-    found = window_probabilities(net, image, patch_size=roi, overlap=overlap, batch_size=batch)
-    assert found.shape == expected.shape and found.dtype == np.float32
-    np.testing.assert_allclose(found, expected, rtol=0, atol=2e-6)
-    with pytest.raises(ValueError, match="at least"):
-        window_probabilities(net, image[:8], patch_size=(16, 16, 16))
 
 
 def test_what_it_takes():
