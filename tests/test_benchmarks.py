@@ -226,6 +226,7 @@ def test_bench_voxel_size_quick():
     assert rows[(40.0, "default", "default")]["zoom"] == pytest.approx([4 / 3] * 3)
     assert rows[(30.0, "default", "default")]["zoom"] is None
     # the plain model segments 30-40 nm volumes as they are
-    assert rows[(40.0, "plain", "default")]["zoom"] is None and rows[(40.0, "plain", "default")]["shape"] == [32, 96, 96]
+    plain_40 = rows[(40.0, "plain", "default")]
+    assert plain_40["zoom"] is None and plain_40["shape"] == [32, 96, 96]
     for row in record["rows"]:
         assert row["seconds"] > 0 and row["peak_rss_gib"] > 0 and 0 <= row["dice_dmv"] <= 1
