@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -118,7 +119,7 @@ def main(argv=None) -> dict:
 
     record = {"benchmark": "bench_voxel_size", "seed": SEED, "shape_at_coarsest": list(shape), "voxels_nm": args.voxels,
               "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                          "cpus": len(__import__("os").sched_getaffinity(0)), "torch_threads": torch.get_num_threads()},
+                          "cpus": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads()},
               "versions": {"sxtseg": sxtseg.__version__, "torch": torch.__version__}, "rows": rows}
     print(json.dumps(record))
     print(markdown(rows), file=sys.stderr)
