@@ -198,6 +198,7 @@ def _instance_options(args: argparse.Namespace) -> dict:
 
     return {"calibration": parse_calibration(args.calibration), "denoise": parse_denoise(args.denoise),
             "allow_large_resampling": args.allow_large_resampling, "precision": args.precision,
+            "mirror": not args.no_mirror,
             "dmv_min_distance_nm": args.dmv_min_distance_nm, "dmv_min_diameter_nm": args.dmv_min_diameter_nm,
             "dmv_min_depth_nm": args.dmv_min_depth_nm, "min_volume_um3": args.min_volume_um3,
             "fiducial_min_lac": args.fiducial_min_lac}
@@ -302,6 +303,9 @@ def _add_instance_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
                    help="arithmetic of the network: auto (default: float16 on CUDA, bfloat16 on CPUs with native "
                         "bfloat16, else float32), float32, bfloat16, float16 (CUDA)")
+    p.add_argument("--no-mirror", action="store_true",
+                   help="run each window of the network once, without test-time mirroring (about 6x faster "
+                        "on a CPU, lower Dice: docs/benchmarks.md)")
     p.add_argument("--dmv-min-distance-nm", type=float, default=DMV_MIN_DISTANCE_NM,
                    help=f"smallest centre distance of touching DMVs split apart (default {DMV_MIN_DISTANCE_NM:g})")
     p.add_argument("--dmv-min-diameter-nm", type=float, default=DMV_MIN_DIAMETER_NM,

@@ -202,7 +202,7 @@ def _quicklook(path: Path, image: Volume, classes: Volume, table: pd.DataFrame, 
 
 
 def _one(source, out: Path, model, *, device, client, block_shape, halo, progress, calibration, denoise,
-         allow_large_resampling, precision, instance_parameters, min_volume_um3, check_parameters) -> dict:
+         allow_large_resampling, precision, mirror, instance_parameters, min_volume_um3, check_parameters) -> dict:
     from . import __version__
     from .calibration import calibrate
     from .heap import release_free_memory
@@ -248,7 +248,8 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     started = stage("segment")
     raw_classes = segment(image, model, output=out / "segmentation.zarr", device=device, client=client,
                           block_shape=block_shape, halo=halo, progress=progress, calibration=record,
-                          denoise=denoise, allow_large_resampling=allow_large_resampling, precision=precision)
+                          denoise=denoise, allow_large_resampling=allow_large_resampling, precision=precision,
+                          mirror=mirror)
     done("segment_s", started)
 
     started = stage("instances")
@@ -387,6 +388,7 @@ def run(
     denoise="auto",
     allow_large_resampling: bool = False,
     precision: str = "auto",
+    mirror: bool = True,
     dmv_min_distance_nm: float = DMV_MIN_DISTANCE_NM,
     dmv_min_diameter_nm: float = DMV_MIN_DIAMETER_NM,
     dmv_min_depth_nm: float | None = DMV_MIN_DEPTH_NM,
@@ -433,6 +435,9 @@ def run(
         Arithmetic of the network (:func:`sxtseg.infer.resolve_precision`):
         ``"auto"`` is float16 on CUDA, bfloat16 on CPUs with native bfloat16,
         else float32.
+    mirror : bool
+        Test-time mirroring (default; see :func:`sxtseg.segment`): better
+        Dice for 8x the network's arithmetic; False is about 6x faster on a CPU.
     dmv_min_distance_nm : float
         Smallest distance (nm) between the centres of two touching DMVs
         that are split apart (:func:`sxtseg.split_touching`).
@@ -507,6 +512,7 @@ def run(
     halo = DEFAULT_HALO if halo is None else halo
     parameters = _jsonable({
         "block_shape": block_shape, "halo": halo, "allow_large_resampling": bool(allow_large_resampling),
+        "mirror": bool(mirror),
         "calibration": calibration.to_dict() if isinstance(calibration, CalibrationRecord) else calibration,
         "denoise": parse_denoise(denoise) if not isinstance(denoise, dict) else denoise,
         **instance_parameters, "min_volume_um3": min_volume_um3, **check_parameters})
@@ -528,7 +534,7 @@ def run(
         reports[name] = _one(source, target, model, device=device, client=client, block_shape=block_shape,
                              halo=halo, progress=progress,
                              calibration=calibration, denoise=denoise, allow_large_resampling=allow_large_resampling,
-                             precision=precision, instance_parameters=instance_parameters, min_volume_um3=min_volume_um3,
+                             precision=precision, mirror=mirror, instance_parameters=instance_parameters, min_volume_um3=min_volume_um3,
                              check_parameters=check_parameters)
     if not single:
         tables = [pd.read_csv(partial / name / "objects.csv").assign(sample=name) for name in names]

@@ -173,9 +173,12 @@ def test_segment_widget_on_a_multiscale_dask_layer_uses_level_0(make_napari_view
     widget = SegmentWidget(viewer)
     widget.block_shape.setText("32,256,256")
     widget.device.setCurrentText("cpu")
+    assert widget.mirror.isChecked()  # segment()'s default
+    widget.mirror.setChecked(False)  # one pass per window: this test is about the pyramid's level
     worker = widget.run()
     with qtbot.waitSignal(worker.finished, timeout=300_000):
         pass
     result = viewer.layers["big classes"]
+    assert result.metadata["sxtseg"]["segmentation"]["parameters"]["mirror"] is False
     assert result.data.shape == (32, 512, 512) and tuple(result.scale) == (30.0, 30.0, 30.0)
     assert set(np.unique(result.data[16])) >= {0, 1}

@@ -19,7 +19,7 @@ class Cancelled(Exception):
 
 
 def segment_layer(data, meta: dict, *, model="default", calibration="auto", device="auto",
-                  block_shape=(128, 512, 512), on_block=None, name: str | None = None) -> tuple:
+                  block_shape=(128, 512, 512), mirror: bool = True, on_block=None, name: str | None = None) -> tuple:
     """Segment an image layer's data (level 0 of a pyramid; dask stays lazy) into a class labels layer.
 
     Parameters
@@ -29,7 +29,7 @@ def segment_layer(data, meta: dict, *, model="default", calibration="auto", devi
     meta : dict
         The layer's ``scale`` and ``units`` (the voxel size, nm when no unit),
         ``translate`` and ``metadata``.
-    model, calibration, device, block_shape
+    model, calibration, device, block_shape, mirror
         As :func:`sxtseg.segment` takes them.
     on_block : callable, optional
         ``on_block(done, total)`` after each block; raise :class:`Cancelled`
@@ -50,7 +50,7 @@ def segment_layer(data, meta: dict, *, model="default", calibration="auto", devi
 
     volume = layer_volume(data, meta)
     classes = segment(volume, model, calibration=calibration, device=device, block_shape=block_shape,
-                      progress=False, on_block=on_block)
+                      mirror=mirror, progress=False, on_block=on_block)
     from sxtseg.classes import label_metadata
 
     names = {int(code): str(name) for name, code in classes.metadata["segmentation"]["classes"].items()}

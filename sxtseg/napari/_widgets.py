@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QFormLayout,
@@ -161,6 +162,8 @@ class SegmentWidget(QWidget):
         self.calibration.addItems(["auto", "none"])
         self.device = _device_choice()
         self.block_shape = QLineEdit("128,512,512")
+        self.mirror = QCheckBox("average 8 mirror images (better, 8x the network's work)")
+        self.mirror.setChecked(True)  # segment()'s default
         self.run_button = QPushButton("Segment")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -176,6 +179,7 @@ class SegmentWidget(QWidget):
         form.addRow("calibration", self.calibration)
         form.addRow("device", self.device)
         form.addRow("block (z,y,x voxels)", self.block_shape)
+        form.addRow("mirroring", self.mirror)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
@@ -204,7 +208,7 @@ class SegmentWidget(QWidget):
         data = _level0(layer)  # full resolution
         meta = _layer_meta(layer)
         options = dict(model=self.model.model(), calibration=self.calibration.currentText(), device=self.device.currentText(),
-                       block_shape=block)
+                       block_shape=block, mirror=self.mirror.isChecked())
         self._stop.clear()
         worker = thread_worker(_segment_steps, progress={"desc": f"sxtseg: segment {layer.name}", "total": 0},
                                ignore_errors=True)(data, meta, options, self._stop)
