@@ -9,8 +9,10 @@ on the same volume:
   windows, overlap 0.25, Gaussian blending, batch 4) with the shipped network
   as loaded (eager, float32) on the whole calibrated, normalised volume in
   memory, then the argmax;
-- ``float32``: ``sxtseg.segment(volume, precision="float32")``;
-- ``auto``: ``sxtseg.segment(volume)`` (bfloat16 where the CPU has it);
+- ``float32``: ``sxtseg.segment(volume, precision="float32", mirror=False)``;
+- ``auto``: ``sxtseg.segment(volume, mirror=False)`` (bfloat16 where the CPU
+  has it); every ``segment`` case runs without test-time mirroring (one pass
+  per window, as the peer; mirroring, the default, is 8 passes);
 - ``auto_given_calibration``: the same with the calibration record given
   (``segment(volume, calibration=record)``, the record made once before the
   timer, as for ``monai``): what ``sxtseg run`` calls, its calibration being
@@ -104,8 +106,8 @@ def main(argv=None) -> int:
 
     def seg(volume, precision, calibration="auto") -> tuple[np.ndarray, float]:
         started = time.perf_counter()
-        labels = sxtseg.segment(volume, net, precision=precision, calibration=calibration,
-                                progress=False).to_numpy()
+        labels = sxtseg.segment(volume, net, precision=precision, calibration=calibration, mirror=False,
+                                progress=False).to_numpy()  # one pass per window, as plain MONAI
         return labels, time.perf_counter() - started
 
     given = {}  # "record": the calibration of the phantom being measured, made before the timer (as monai's)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import sys
@@ -186,6 +187,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="three conditions (CI smoke test)")
     parser.add_argument("--denoise", default="auto", help="auto (default), none, or a Gaussian sigma in voxels")
     parser.add_argument("--precision", default="auto", help="arithmetic of the network (default auto)")
+    parser.add_argument("--no-mirror", action="store_true",
+                        help="run each window once, without test-time mirroring (the default before it)")
     parser.add_argument("--no-object-checks", action="store_true",
                         help="run without sxtseg.object_checks (gold beads found by their LAC), as before it")
     args = parser.parse_args(argv)
@@ -203,7 +206,7 @@ def main(argv=None) -> int:
     meta = load_model(args.model).metadata
     from sxtseg.denoise import parse_denoise
 
-    run_options = {"denoise": parse_denoise(args.denoise), "precision": args.precision}
+    run_options = {"denoise": parse_denoise(args.denoise), "precision": args.precision, "mirror": not args.no_mirror}
     if args.no_object_checks:
         run_options["fiducial_min_lac"] = None
     rows = []
@@ -220,11 +223,11 @@ def main(argv=None) -> int:
 
     record = {"benchmark": "bench_robustness", "label": args.label, "model": str(args.model),
               "model_sha256": meta["sha256"], "calibration": args.calibration, "denoise": args.denoise,
-              "precision": args.precision, "first_seed": args.seed,
+              "precision": args.precision, "mirror": not args.no_mirror, "first_seed": args.seed,
               "cells_per_condition": args.cells_per_condition,
               "object_checks": not args.no_object_checks,
               "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                          "cpus": __import__("os").cpu_count()},
+                          "cpus": os.cpu_count()},
               "versions": {"sxtseg": sxtseg.__version__, "torch": torch.__version__, "numpy": np.__version__},
               "base_shape": list(BASE_SHAPE), "rows": rows}
     print(json.dumps(record))

@@ -10,10 +10,15 @@ peak resident memory is its own, and reports seconds, peak memory (GiB) and
 Dice against the phantom's truth. ``--old-blocks`` adds the default model
 with the block rule before 2026-12-07 (blocks of 128x512x512 of the volume's
 own voxels, whatever the resampling), for the peak-memory comparison.
+``--mirror off`` runs every model without test-time mirroring
+(``segment(..., mirror=False)``, one pass of the network per window instead
+of eight); ``--mirror both`` runs each with and without, for the cost of the
+default (``on``).
 
 Run::
 
     python benchmarks/bench_voxel_size.py --old-blocks          # 128x512x512 at 40 nm, the same field at 30 nm
+    python benchmarks/bench_voxel_size.py --mirror both         # mirroring's cost: each model with and without
     python benchmarks/bench_voxel_size.py --quick               # 32x96x96 at 40 nm, for CI
 
 It prints one JSON record (stdout) and a markdown table (stderr).
@@ -40,12 +45,12 @@ import numpy as np
 import sxtseg
 from sxtseg import Volume
 from sxtseg.infer import dice_per_class
-image_path, truth_path, voxel, model, block = sys.argv[1:6]
+image_path, truth_path, voxel, model, block, mirror = sys.argv[1:7]
 image = Volume(np.load(image_path), voxel_size=float(voxel))
 truth = np.load(truth_path)
 block_shape = None if block == "auto" else tuple(int(n) for n in block.split(","))
 started = time.perf_counter()
-labels = sxtseg.segment(image, model, block_shape=block_shape, progress=False)
+labels = sxtseg.segment(image, model, block_shape=block_shape, mirror=mirror == "on", progress=False)
 classes = labels.to_numpy()
 seconds = time.perf_counter() - started
 dice = dice_per_class(classes, truth, 7)
@@ -68,20 +73,21 @@ def draw(shape, reference_nm: float, voxel_nm: float, folder: Path) -> tuple[Pat
     return image_path, truth_path, list(shape)
 
 
-def measure(image_path: Path, truth_path: Path, voxel_nm: float, model: str, block: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", CHILD, str(image_path), str(truth_path), str(voxel_nm), model, block],
-                          capture_output=True, text=True, check=False)
+def measure(image_path: Path, truth_path: Path, voxel_nm: float, model: str, block: str, mirror: bool = True) -> dict:
+    done = subprocess.run([sys.executable, "-c", CHILD, str(image_path), str(truth_path), str(voxel_nm), model, block,
+                           "on" if mirror else "off"], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{model} at {voxel_nm} nm failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def markdown(rows) -> str:
-    lines = ["| voxel nm | shape | model | blocks | zoom | seconds | peak GiB | DMV Dice | nucleus Dice |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| voxel nm | shape | model | mirror | blocks | zoom | seconds | peak GiB | DMV Dice | nucleus Dice |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         zoom = "-" if r["zoom"] is None else "x".join(f"{z:.3g}" for z in r["zoom"])
         lines.append(f"| {r['voxel_nm']:g} | {'x'.join(map(str, r['shape']))} | {r['model']} | "
+                     f"{'on' if r['mirror'] else 'off'} | "
                      f"{'x'.join(map(str, r['block_shape']))} ({r['blocks']}) | {zoom} | {r['seconds']:.1f} | "
                      f"{r['peak_rss_gib']:.2f} | {r['dice_dmv']:.3f} | {r['dice_nucleus']:.3f} |")
     return "\n".join(lines)
@@ -96,6 +102,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--models", nargs="+", default=["default", "plain"])
     parser.add_argument("--old-blocks", action="store_true",
                         help="also the default model with blocks of 128x512x512 of the volume's voxels")
+    parser.add_argument("--mirror", choices=("on", "off", "both"), default="on",
+                        help="test-time mirroring of segment(): on (default, as segment()), off, or both")
     args = parser.parse_args(argv)
     shape = (32, 96, 96) if args.quick else tuple(int(n) for n in args.shape.split(","))
     coarsest = max(args.voxels)
@@ -103,13 +111,14 @@ def main(argv=None) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-voxel-size-") as tmp:
         for voxel in args.voxels:
             image_path, truth_path, drawn = draw(shape, coarsest, voxel, Path(tmp))
-            runs = [(model, "auto") for model in args.models]
+            mirrors = {"on": [True], "off": [False], "both": [True, False]}[args.mirror]
+            runs = [(model, "auto", mirror) for mirror in mirrors for model in args.models]
             if args.old_blocks and "default" in args.models:
-                runs.append(("default", "128,512,512"))
-            for model, block in runs:
-                found = measure(image_path, truth_path, voxel, model, block)
+                runs.append(("default", "128,512,512", mirrors[0]))
+            for model, block, mirror in runs:
+                found = measure(image_path, truth_path, voxel, model, block, mirror)
                 blocks = int(np.prod([-(-n // b) for n, b in zip(drawn, found["block_shape"])]))
-                rows.append({"voxel_nm": voxel, "shape": drawn, "model": model,
+                rows.append({"voxel_nm": voxel, "shape": drawn, "model": model, "mirror": mirror,
                              "block_rule": "given 128x512x512" if block != "auto" else "default", "blocks": blocks,
                              **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in found.items()}})
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)

@@ -33,6 +33,7 @@ an ``error`` naming it, the record so far kept.
 Run (prints one JSON record; docs/reliability.md quotes it)::
 
     python benchmarks/soak_resume.py --kills 30
+    python benchmarks/soak_resume.py --quick --no-mirror   # as the tests run it: one pass per window
     python benchmarks/soak_resume.py --quick     # 3 kills, each when a random later block is written, 8 blocks;
                                                  # --overwrite checked after a kill only
 """
@@ -118,8 +119,11 @@ def killed_run(command: list[str], delay_s: float, until=None) -> bool:
 
 
 def soak(workdir: Path, kills: int, seed: int, shape: str = SHAPE, at_blocks: bool = False,
-         overwrite_other: bool = True, record: dict | None = None) -> dict:
-    """Run the soak in ``workdir``; fills and returns ``record`` (so that a caller keeps what was done on an error)."""
+         overwrite_other: bool = True, record: dict | None = None, options: list[str] = BLOCKS) -> dict:
+    """Run the soak in ``workdir``; fills and returns ``record`` (so that a caller keeps what was done on an error).
+
+    ``options``: of every ``sxtseg run`` (the blocks, and ``--no-mirror`` where asked for).
+    """
     global RUN_TIMEOUT_S
     record = {} if record is None else record
     rng = random.Random(seed)
@@ -131,7 +135,7 @@ def soak(workdir: Path, kills: int, seed: int, shape: str = SHAPE, at_blocks: bo
         if sxtseg_main(["phantom", str(path), "--shape", shape, "--seed", seed, "-q"]) != 0:
             raise RuntimeError(f"sxtseg phantom {path} failed")
     started = time.perf_counter()
-    sxtseg("run", str(cell), "-o", str(workdir / "reference"), *BLOCKS, "-q")
+    sxtseg("run", str(cell), "-o", str(workdir / "reference"), *options, "-q")
     reference_s = time.perf_counter() - started
     log(f"reference run {reference_s:.1f} s")
     RUN_TIMEOUT_S = max(120.0, 20 * reference_s)  # a run that hangs fails the soak, naming the command
@@ -148,7 +152,7 @@ def soak(workdir: Path, kills: int, seed: int, shape: str = SHAPE, at_blocks: bo
         out = workdir / f"out{len(record['episodes'])}"
         episode = {"kills": 0, "delays_s": [], "blocks_done": [], "killed_after_final_rename": False}
         record["episodes"].append(episode)
-        command = [*SXTSEG, "run", str(cell), "-o", str(out), *BLOCKS, "-q"]
+        command = [*SXTSEG, "run", str(cell), "-o", str(out), *options, "-q"]
         blocks = out.with_name(out.name + ".partial") / "segmentation.zarr" / "blocks"
         while record["kills"] < kills and not out.exists():
             done = len(list(blocks.iterdir())) if blocks.is_dir() else 0
@@ -178,12 +182,13 @@ def soak(workdir: Path, kills: int, seed: int, shape: str = SHAPE, at_blocks: bo
             record["half_written_outputs"] += int(bool(differences(workdir / "reference", out)))
             continue
         log(f"episode {len(record['episodes']) - 1}: resumed to the end")
-        resumed = sxtseg("run", str(cell), "-o", str(out), *BLOCKS, "-q", check=False)  # resume to the end
+        resumed = sxtseg("run", str(cell), "-o", str(out), *options, "-q", check=False)  # resume to the end
         if resumed.returncode != 0:
             record["failed_resumes"].append(resumed.stderr.strip()[-1500:])
     # a resume of an interrupted run with another input or another model must be refused
     log("refusals: another input and another model on an interrupted run")
-    record["refusals"] = _refusals(workdir, cell, other, _interrupted_run(workdir / "spare", cell, reference_s))
+    record["refusals"] = _refusals(workdir, cell, other, _interrupted_run(workdir / "spare", cell, reference_s, options),
+                                   options)
     record["episodes_completed"] = sum(1 for k in range(len(record["episodes"])) if (workdir / f"out{k}").exists())
     record["differences_after_resume"] = sorted({d for k in range(len(record["episodes"]))
                                                  for d in differences(workdir / "reference", workdir / f"out{k}")})
@@ -192,15 +197,15 @@ def soak(workdir: Path, kills: int, seed: int, shape: str = SHAPE, at_blocks: bo
     # --overwrite after an interruption starts clean
     fresh = workdir / "fresh"
     log("--overwrite after a kill")
-    killed_run([*SXTSEG, "run", str(cell), "-o", str(fresh), *BLOCKS, "-q"], rng.uniform(0.3, 0.9) * reference_s)
+    killed_run([*SXTSEG, "run", str(cell), "-o", str(fresh), *options, "-q"], rng.uniform(0.3, 0.9) * reference_s)
     if overwrite_other:  # over a finished result of another input (left out by --quick: one full run less)
-        sxtseg("run", str(other), "-o", str(fresh), *BLOCKS, "-q", "--overwrite")
-    sxtseg("run", str(cell), "-o", str(fresh), *BLOCKS, "-q", "--overwrite")
+        sxtseg("run", str(other), "-o", str(fresh), *options, "-q", "--overwrite")
+    sxtseg("run", str(cell), "-o", str(fresh), *options, "-q", "--overwrite")
     record["differences_after_overwrite"] = differences(workdir / "reference", fresh)
     return record
 
 
-def _interrupted_run(out: Path, cell: Path, reference_s: float, tries: int = 3) -> Path:
+def _interrupted_run(out: Path, cell: Path, reference_s: float, options: list[str], tries: int = 3) -> Path:
     """``out`` killed as soon as its first block is written: an interrupted run, whatever the machine's speed.
 
     (A kill after a fixed share of the reference's time can land before the run has written its
@@ -208,7 +213,7 @@ def _interrupted_run(out: Path, cell: Path, reference_s: float, tries: int = 3) 
     """
     blocks = out.with_name(out.name + ".partial") / "segmentation.zarr" / "blocks"
     for _ in range(tries):
-        killed_run([*SXTSEG, "run", str(cell), "-o", str(out), *BLOCKS, "-q"], 10 * reference_s,
+        killed_run([*SXTSEG, "run", str(cell), "-o", str(out), *options, "-q"], 10 * reference_s,
                    until=lambda: blocks.is_dir() and any(blocks.iterdir()))
         if _interrupted(out):
             return out
@@ -222,13 +227,13 @@ def _interrupted(out: Path) -> bool:
     return not out.exists() and (out.with_name(out.name + ".partial") / "run.json").exists()
 
 
-def _refusals(workdir: Path, cell: Path, other: Path, out: Path) -> dict:
+def _refusals(workdir: Path, cell: Path, other: Path, out: Path, options: list[str]) -> dict:
     """Exit code and message of a resume of ``out``'s interrupted run with another input and another model."""
-    other_input = sxtseg("run", str(other), "-o", str(out), *BLOCKS, "-q", check=False)
+    other_input = sxtseg("run", str(other), "-o", str(out), *options, "-q", check=False)
     tiny = workdir / "tiny.pt"
     if not tiny.exists():
         _tiny_model(tiny)
-    other_model = sxtseg("run", str(cell), "-o", str(out), "--model", str(tiny), *BLOCKS, "-q", check=False)
+    other_model = sxtseg("run", str(cell), "-o", str(out), "--model", str(tiny), *options, "-q", check=False)
     return {name: {"exit_code": r.returncode, "message": r.stderr.strip()[-300:]}
             for name, r in (("other_input", other_input), ("other_model", other_model))}
 
@@ -252,6 +257,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 kills")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--no-mirror", action="store_true",
+                        help="every run without test-time mirroring (one pass per window: faster, for CI)")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="sxtseg-soak-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -259,7 +266,8 @@ def main(argv=None) -> int:
     record: dict = {}
     try:
         soak(workdir, 3 if args.quick else args.kills, args.seed, QUICK_SHAPE if args.quick else SHAPE,
-             at_blocks=args.quick, overwrite_other=not args.quick, record=record)
+             at_blocks=args.quick, overwrite_other=not args.quick, record=record,
+             options=[*BLOCKS, "--no-mirror"] if args.no_mirror else BLOCKS)
     except RuntimeError as error:  # a command that failed or hung: the record so far, and what happened
         record["error"] = str(error)
     import sxtseg
@@ -268,7 +276,7 @@ def main(argv=None) -> int:
           and not record.get("differences_after_overwrite", ["not run"])
           and record["half_written_outputs"] == 0 and not record["failed_resumes"]
           and len(record["refusals"]) == 2 and all(r["exit_code"] == 2 for r in record["refusals"].values()))
-    record.update(benchmark="soak_resume", ok=ok, seconds=round(time.perf_counter() - started, 1),
+    record.update(benchmark="soak_resume", ok=ok, mirror=not args.no_mirror, seconds=round(time.perf_counter() - started, 1),
                   machine={"cpu": platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()},
                   versions={"sxtseg": sxtseg.__version__})
     print(json.dumps(record, indent=1))
