@@ -304,7 +304,7 @@ def _add_instance_options(p: argparse.ArgumentParser) -> None:
                    help="arithmetic of the network: auto (default: float16 on CUDA, bfloat16 on CPUs with native "
                         "bfloat16, else float32), float32, bfloat16, float16 (CUDA)")
     p.add_argument("--no-mirror", action="store_true",
-                   help="run each window of the network once, without test-time mirroring (about 6x faster "
+                   help="run each window of the network once, without test-time mirroring (6-7x faster "
                         "on a CPU, lower Dice: docs/benchmarks.md)")
     p.add_argument("--dmv-min-distance-nm", type=float, default=DMV_MIN_DISTANCE_NM,
                    help=f"smallest centre distance of touching DMVs split apart (default {DMV_MIN_DISTANCE_NM:g})")

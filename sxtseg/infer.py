@@ -10,8 +10,8 @@ chunks), reads each with a halo of neighbouring voxels, normalises it with
 the volume's own intensity range, resamples it to the model's voxel size
 when the two differ by more than 10%, runs :func:`predict_array` inside it
 (by default on the 8 mirror images of every window, their logits averaged:
-:mod:`sxtseg.models.mirror`), drops the halo and writes the block's class labels (uint8), and optionally
-its class probabilities (float16), to zarr.  Only then is the block marked
+:mod:`sxtseg.models.mirror`), drops the halo and writes the block's class
+labels (uint8), and optionally its class probabilities (float16), to zarr.  Only then is the block marked
 complete (an empty file in ``blocks/``), so an interrupted run given the
 same arguments again skips the finished blocks and ends with the same
 output as an uninterrupted one.  Host memory stays a few blocks; GPU memory
@@ -757,7 +757,7 @@ def segment(
         the 8 mirror images of every window (:mod:`sxtseg.models.mirror`).
         Better Dice on held-out phantoms (docs/benchmarks.md, "Test-time
         mirroring") for 8x the network's arithmetic; False runs each window
-        once (about 6x faster on a CPU).
+        once (6-7x faster on a CPU).
     overwrite : bool
         Start again even if ``output`` holds a run with other settings.
     progress : bool

@@ -437,7 +437,7 @@ def run(
         else float32.
     mirror : bool
         Test-time mirroring (default; see :func:`sxtseg.segment`): better
-        Dice for 8x the network's arithmetic; False is about 6x faster on a CPU.
+        Dice for 8x the network's arithmetic; False is 6-7x faster on a CPU.
     dmv_min_distance_nm : float
         Smallest distance (nm) between the centres of two touching DMVs
         that are split apart (:func:`sxtseg.split_touching`).
