@@ -67,7 +67,7 @@ def results(tmp_path_factory):
     for seed in (1, 2):
         image, *_ = sxtseg.make_infected_cell(shape=(32, 96, 96), seed=seed)
         image.metadata["source"] = {"path": f"cell{seed}.mrc", "reader": "phantom"}
-        sxtseg.run(image, root / f"cell{seed}", progress=False)
+        sxtseg.run(image, root / f"cell{seed}", progress=False, mirror=False)  # results to catalog: the fast way
         out[f"cell{seed}"] = root / f"cell{seed}"
     ct, _ = make_chest_phantom(shape=(24, 96, 128), seed=3)
     with pytest.warns(UserWarning):
@@ -739,7 +739,8 @@ def test_run_registers_as_it_finishes(loaded, tmp_path):
     image, *_ = sxtseg.make_infected_cell(shape=(32, 96, 96), seed=3)
     image.metadata["source"] = {"path": "cell3.mrc", "reader": "phantom"}
     target = POSTGRES_URL or os.environ["SXTSEG_CATALOG_DB"]
-    result = sxtseg.run(image, tmp_path / "cell3", progress=False, catalog=target, catalog_project="piped")
+    result = sxtseg.run(image, tmp_path / "cell3", progress=False, mirror=False, catalog=target,
+                        catalog_project="piped")
     (row,) = result["catalog"]
     assert row["created"] and Run.objects.get(pk=row["run_id"]).sample.project.name == "piped"
     assert Run.objects.get(pk=row["run_id"]).results_dir == str((tmp_path / "cell3").resolve())

@@ -128,7 +128,7 @@ def test_segment_takes_a_small_volume_as_one_block(phantom_image, tmp_path):
     from sxtseg import Volume
 
     volume = Volume(phantom_image, voxel_size=30.0)
-    segment(volume, "default", output=tmp_path / "one.zarr", calibration="none", progress=False)
+    segment(volume, "default", output=tmp_path / "one.zarr", calibration="none", mirror=False, progress=False)
     manifest = json.loads((tmp_path / "one.zarr" / "segment.json").read_text())
     assert manifest["parameters"]["block_shape"] == [64, 128, 128]
     assert len(list((tmp_path / "one.zarr" / "blocks").iterdir())) == 1

@@ -93,7 +93,7 @@ def test_run_counts_gold_beads_as_fiducials_not_lipid_droplets(tmp_path, model):
     default model has a fiducial class, and the check must not undo it."""
     image, classes, instances, objects = sxtseg.make_infected_cell((48, 160, 160), seed=7310, n_fiducials=8)
     volume = Volume(image.to_numpy(), voxel_size=image.voxel_size)  # as a file would come: no phantom metadata
-    report = next(iter(sxtseg.run(volume, tmp_path / "out", model, progress=False)["samples"].values()))
+    report = next(iter(sxtseg.run(volume, tmp_path / "out", model, progress=False, mirror=False)["samples"].values()))
     checks = report["instances"]["object_checks"]
     counts = {name: c["count"] for name, c in report["summary"]["classes"].items()}
     n_droplets = int((objects["class_name"] == "lipid_droplet").sum())
