@@ -13,8 +13,9 @@ process (so that peak RSS is the case's own):
 
 Both inference cases use the same window (the model's patch), overlap 0.25,
 Gaussian blending and batch size 4, and run each window once (the sxtseg cases
-with ``mirror=False``: test-time mirroring, their default, is 8 passes).  Reported: voxels per second of the
-inference stage and the ratio sxtseg/MONAI of throughput and of peak RSS.
+with ``mirror=False``: test-time mirroring, their default, is 8 passes).
+Reported: voxels per second of the inference stage and the ratio sxtseg/MONAI
+of throughput and of peak RSS.
 
     python benchmarks/bench_pipeline.py                 # 256^3 and 512^3, about 10 min on 2 cores
     python benchmarks/bench_pipeline.py --quick         # 64^3 with a tiny model, seconds (CI)

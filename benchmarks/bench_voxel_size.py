@@ -107,11 +107,11 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     shape = (32, 96, 96) if args.quick else tuple(int(n) for n in args.shape.split(","))
     coarsest = max(args.voxels)
+    mirrors = {"on": [True], "off": [False], "both": [True, False]}[args.mirror]
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-voxel-size-") as tmp:
         for voxel in args.voxels:
             image_path, truth_path, drawn = draw(shape, coarsest, voxel, Path(tmp))
-            mirrors = {"on": [True], "off": [False], "both": [True, False]}[args.mirror]
             runs = [(model, "auto", mirror) for mirror in mirrors for model in args.models]
             if args.old_blocks and "default" in args.models:
                 runs.append(("default", "128,512,512", mirrors[0]))

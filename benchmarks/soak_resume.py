@@ -187,8 +187,8 @@ def soak(workdir: Path, kills: int, seed: int, shape: str = SHAPE, at_blocks: bo
             record["failed_resumes"].append(resumed.stderr.strip()[-1500:])
     # a resume of an interrupted run with another input or another model must be refused
     log("refusals: another input and another model on an interrupted run")
-    record["refusals"] = _refusals(workdir, cell, other, _interrupted_run(workdir / "spare", cell, reference_s, options),
-                                   options)
+    interrupted = _interrupted_run(workdir / "spare", cell, reference_s, options)
+    record["refusals"] = _refusals(workdir, cell, other, interrupted, options)
     record["episodes_completed"] = sum(1 for k in range(len(record["episodes"])) if (workdir / f"out{k}").exists())
     record["differences_after_resume"] = sorted({d for k in range(len(record["episodes"]))
                                                  for d in differences(workdir / "reference", workdir / f"out{k}")})
@@ -276,7 +276,8 @@ def main(argv=None) -> int:
           and not record.get("differences_after_overwrite", ["not run"])
           and record["half_written_outputs"] == 0 and not record["failed_resumes"]
           and len(record["refusals"]) == 2 and all(r["exit_code"] == 2 for r in record["refusals"].values()))
-    record.update(benchmark="soak_resume", ok=ok, mirror=not args.no_mirror, seconds=round(time.perf_counter() - started, 1),
+    record.update(benchmark="soak_resume", ok=ok, mirror=not args.no_mirror,
+                  seconds=round(time.perf_counter() - started, 1),
                   machine={"cpu": platform.machine(), "cores": os.cpu_count(), "python": platform.python_version()},
                   versions={"sxtseg": sxtseg.__version__})
     print(json.dumps(record, indent=1))

@@ -11,8 +11,8 @@ the volume's own intensity range, resamples it to the model's voxel size
 when the two differ by more than 10%, runs :func:`predict_array` inside it
 (by default on the 8 mirror images of every window, their logits averaged:
 :mod:`sxtseg.models.mirror`), drops the halo and writes the block's class
-labels (uint8), and optionally its class probabilities (float16), to zarr.  Only then is the block marked
-complete (an empty file in ``blocks/``), so an interrupted run given the
+labels (uint8), and optionally its class probabilities (float16), to zarr.
+Only then is the block marked complete (an empty file in ``blocks/``), so an interrupted run given the
 same arguments again skips the finished blocks and ends with the same
 output as an uninterrupted one.  Host memory stays a few blocks; GPU memory
 stays one batch of windows.
@@ -132,12 +132,12 @@ class _Float32Logits(torch.nn.Module):
 
 
 def _runnable(model: torch.nn.Module, device: torch.device, *, fuse: bool = True, amp: bool = True,
-              precision: str | None = None, mirror: int = 0) -> torch.nn.Module:
+              precision: str | None = None, mirror_dims: int = 0) -> torch.nn.Module:
     """``model`` as the sliding window runs it on ``device``: evaluation mode, inference copy, precision.
 
-    See :func:`predict_array` for ``fuse``, ``amp`` and ``precision``.  ``mirror``: the spatial
-    dimensions (2 or 3) to average the logits over the mirror images of
-    (:class:`sxtseg.models.mirror.MirrorMean`); 0: no mirroring.
+    See :func:`predict_array` for ``fuse``, ``amp`` and ``precision``.  ``mirror_dims``: the
+    model's spatial dimensions (2 or 3), to average its logits over the mirror images of the
+    input (:class:`sxtseg.models.mirror.MirrorMean`); 0: no mirroring.
     """
     model = model.to(device).eval()
     if fuse:
@@ -149,10 +149,10 @@ def _runnable(model: torch.nn.Module, device: torch.device, *, fuse: bool = True
         model = _Float32Logits(model, device.type, getattr(torch, precision))
     elif device.type == "cpu":
         model = _Float32Logits(model, device.type)  # channels-first logits for the blending (a no-op if they are)
-    if mirror:
+    if mirror_dims:
         from .models.mirror import MirrorMean
 
-        model = MirrorMean(model, mirror)
+        model = MirrorMean(model, mirror_dims)
     return model
 
 
@@ -231,7 +231,8 @@ def predict_array(
     from monai.inferers import sliding_window_inference
 
     device = resolve_device(device)
-    model = _runnable(model, device, fuse=fuse, amp=amp, precision=precision, mirror=spatial_dims if mirror else 0)
+    model = _runnable(model, device, fuse=fuse, amp=amp, precision=precision,
+                      mirror_dims=spatial_dims if mirror else 0)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         logits = sliding_window_inference(x, tuple(patch_size), batch_size, model, overlap=overlap,
@@ -561,7 +562,7 @@ def _predict_block(region: np.ndarray, inner: tuple[slice, ...], net, meta: dict
     spatial_dims = meta["architecture"]["spatial_dims"] if "architecture" in meta else len(patch)
     device = resolve_device(device)
     if device.type == "cpu" and not softmax and zoom is None and spatial_dims == 3 and fits(image.shape, patch):
-        runnable = _runnable(net, device, precision=precision, mirror=3 if mirror else 0)  # (a GPU: MONAI's)
+        runnable = _runnable(net, device, precision=precision, mirror_dims=3 if mirror else 0)  # (GPU: MONAI's)
         return window_classes(runnable, image, patch_size=patch, overlap=overlap, batch_size=batch_size, keep=inner)
     probs = predict_array(net, image, patch_size=patch, spatial_dims=spatial_dims,
                           context=meta["input"].get("context_slices", 0), overlap=overlap,

@@ -534,7 +534,8 @@ def run(
         reports[name] = _one(source, target, model, device=device, client=client, block_shape=block_shape,
                              halo=halo, progress=progress,
                              calibration=calibration, denoise=denoise, allow_large_resampling=allow_large_resampling,
-                             precision=precision, mirror=mirror, instance_parameters=instance_parameters, min_volume_um3=min_volume_um3,
+                             precision=precision, mirror=mirror, instance_parameters=instance_parameters,
+                             min_volume_um3=min_volume_um3,
                              check_parameters=check_parameters)
     if not single:
         tables = [pd.read_csv(partial / name / "objects.csv").assign(sample=name) for name in names]
