@@ -32,6 +32,7 @@ def main(out: Path) -> None:
     from qtpy.QtWidgets import QApplication
 
     from sxtseg.napari import infected_cell
+    from sxtseg.napari._sample import SAMPLE_SHAPE
     from sxtseg.napari._widgets import FineTuneWidget, MeasureWidget, SegmentWidget
 
     out.mkdir(parents=True, exist_ok=True)
@@ -40,11 +41,12 @@ def main(out: Path) -> None:
     layers = infected_cell()
     image, _, instances = layers
     viewer.add_image(image[0], **image[1])
-    viewer.dims.set_point(0, 16 * 30.0)
+    middle = SAMPLE_SHAPE[0] // 2
+    viewer.dims.set_point(0, middle * 30.0)
     segment = SegmentWidget(viewer)
     viewer.window.add_dock_widget(segment, name="Segment (sxtseg)", area="right")
     segment.device.setCurrentText("cpu")
-    segment.block_shape.setText("32,128,128")
+    segment.block_shape.setText("64,128,128")
     wait(segment.run())
     viewer.screenshot(str(out / "napari_segment.png"), canvas_only=False)
     viewer.add_labels(instances[0], **{**instances[1], "visible": True})
@@ -69,12 +71,13 @@ def main(out: Path) -> None:
     viewer.window.add_dock_widget(finetune, name="Correct and fine-tune (sxtseg)", area="right")
     corrections = finetune.new_corrections()
     truth = layers[1][0]
-    corrections.data[16] = truth[16] + 1  # the user's painting (here: the truth of one slice)
+    corrections.data[middle] = truth[middle] + 1  # the user's painting (here: the truth of one slice)
     corrections.refresh()
     finetune.epochs.setText("2")
     finetune.steps.setText("4")
     finetune.device.setCurrentText("cpu")
     viewer.camera.zoom /= 2
+    viewer.dims.set_point(0, middle * 30.0)  # the painted slice (the Measure widget moved the view)
     wait(finetune.train())
     viewer.screenshot(str(out / "napari_finetune.png"), canvas_only=False)
     viewer.close()

@@ -18,6 +18,7 @@ import zarr
 from sxtseg import Volume, make_infected_cell, open_volume, save_volume
 from sxtseg.classes import CLASS_COLORS, CLASS_NAMES
 from sxtseg.napari import get_reader, infected_cell, read_layers, write_ome_zarr
+from sxtseg.napari._sample import SAMPLE_SHAPE
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +163,7 @@ def test_sample_data_is_a_small_phantom_made_offline():
     layers = infected_cell()
     assert [kind for _, _, kind in layers] == ["image", "labels", "labels"]
     image, classes = np.asarray(layers[0][0]), np.asarray(layers[1][0])
-    assert image.shape == classes.shape == (32, 128, 128)
+    assert image.shape == classes.shape == SAMPLE_SHAPE == (64, 128, 128)
     assert set(np.unique(classes)) >= {0, 1, 2, 6}  # background, cytoplasm, nucleus, DMVs
     instances = layers[2][1]["features"]
     assert {"index", "label", "class_name"} <= set(instances) and (instances["class_name"] == "dmv").any()
