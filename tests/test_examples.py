@@ -28,7 +28,7 @@ def _training_script():
 def test_training_script_coarse_cells_come_from_the_coarse_grid_with_fine_labels():
     import numpy as np
 
-    from sxtseg import SXTClass, make_infected_cell
+    from sxtseg import make_infected_cell
 
     script = _training_script()
     image, labels = script.coarse_phantom(np.random.default_rng(0), (60.0, 60.0, 60.0), seed=5)
