@@ -12,10 +12,10 @@ when the two differ by more than 10%, runs :func:`predict_array` inside it
 (by default on the 8 mirror images of every window, their logits averaged:
 :mod:`sxtseg.models.mirror`), drops the halo and writes the block's class
 labels (uint8), and optionally its class probabilities (float16), to zarr.
-Only then is the block marked complete (an empty file in ``blocks/``), so an interrupted run given the
-same arguments again skips the finished blocks and ends with the same
-output as an uninterrupted one.  Host memory stays a few blocks; GPU memory
-stays one batch of windows.
+Only then is the block marked complete (an empty file in ``blocks/``), so an
+interrupted run given the same arguments again skips the finished blocks and
+ends with the same output as an uninterrupted one.  Host memory stays a few
+blocks; GPU memory stays one batch of windows.
 
 Examples
 --------
@@ -562,7 +562,8 @@ def _predict_block(region: np.ndarray, inner: tuple[slice, ...], net, meta: dict
     spatial_dims = meta["architecture"]["spatial_dims"] if "architecture" in meta else len(patch)
     device = resolve_device(device)
     if device.type == "cpu" and not softmax and zoom is None and spatial_dims == 3 and fits(image.shape, patch):
-        runnable = _runnable(net, device, precision=precision, mirror_dims=3 if mirror else 0)  # (GPU: MONAI's)
+        # (a GPU blends on the GPU, in MONAI's function)
+        runnable = _runnable(net, device, precision=precision, mirror_dims=spatial_dims if mirror else 0)
         return window_classes(runnable, image, patch_size=patch, overlap=overlap, batch_size=batch_size, keep=inner)
     probs = predict_array(net, image, patch_size=patch, spatial_dims=spatial_dims,
                           context=meta["input"].get("context_slices", 0), overlap=overlap,

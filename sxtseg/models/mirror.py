@@ -26,6 +26,8 @@ import itertools
 
 import torch
 
+from ..errors import InvalidArgumentError
+
 __all__ = ["MirrorMean", "mirror_axes"]
 
 
@@ -73,7 +75,7 @@ class MirrorMean(torch.nn.Module):
     def __init__(self, net: torch.nn.Module, spatial_dims: int):
         super().__init__()
         if spatial_dims not in (2, 3):
-            raise ValueError(f"spatial_dims must be 2 or 3, got {spatial_dims}")
+            raise InvalidArgumentError(f"MirrorMean: spatial_dims must be 2 or 3, got {spatial_dims}")
         self.net, self.axes = net, mirror_axes(spatial_dims)
 
     @property
