@@ -478,6 +478,16 @@ def _zoom(voxel_nm: np.ndarray, meta: dict) -> np.ndarray | None:
     return ratio if np.any(ratio != 1) else None
 
 
+def _voxel_sizes_record(volume: Volume, meta: dict) -> dict | None:
+    """The volume's voxel size, the one the model ran at and the model's training range (z y x nm)."""
+    if volume.voxel_size is None:
+        return None
+    voxel_nm = np.array(volume.voxel_size_in("nm"), float)
+    low, _, high = _training_range(meta)
+    return {"input": voxel_nm.tolist(), "segmented": segmentation_voxel_size_nm(voxel_nm, meta).tolist(),
+            "training_range": [low.tolist(), high.tolist()]}
+
+
 def _range_factor(voxel_nm: np.ndarray, meta: dict) -> np.ndarray:
     """How far each axis lies outside the training range: voxel size / the nearest trained voxel size."""
     low, _, high = _training_range(meta)
@@ -901,7 +911,8 @@ def segment(
     classes = da.from_zarr(str(output / "classes"))
     result = Volume(classes, voxel_size=volume.voxel_size, unit=volume.unit, axes=volume.axes,
                     metadata={"segmentation": {**manifest, "output": str(output),
-                                               "classes": meta["classes"]},
+                                               "classes": meta["classes"],
+                                               "voxel_sizes_nm": _voxel_sizes_record(volume, meta)},
                               "calibration": record.to_dict(), "denoise": smoothing})
     if in_memory:
         result = result.compute()

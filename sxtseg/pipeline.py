@@ -212,7 +212,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     from .io._write import write_text_atomically
     from .morphometrics import measure, summarize
     from .object_checks import apply_changes, object_changes
-    from .quality import calibration_flags, denoise_flags, segmentation_flags
+    from .quality import quality_flags
 
     from tqdm.auto import tqdm
 
@@ -270,7 +270,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     classes, table = apply_changes(classes, instances, table, changes)  # gold beads: fiducials
     summary = summarize(table, classes)
     smoothing = raw_classes.metadata["denoise"]
-    quality = calibration_flags(record) + denoise_flags(smoothing) + segmentation_flags(classes)
+    quality = quality_flags(classes, raw_classes.metadata)
     done("measure_s", started)
 
     started = stage("write")

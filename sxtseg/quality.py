@@ -1,10 +1,14 @@
 """Quality flags: what in a calibration or a segmentation says "do not trust this result blindly".
 
-:func:`segmentation_flags` looks at the class fractions of a segmented cell
-(no cytoplasm, one class over 90 % of the cell, a cell touching every border
-of the volume); :func:`calibration_flags` turns the flags of a
-:class:`sxtseg.calibration.CalibrationRecord` into the same form.  ``sxtseg run``
-writes both to ``summary.json`` (``quality``) and prints them.
+:func:`segmentation_flags` looks at the class fractions and shape of a
+segmented cell (no cytoplasm, one class over 90 % of the cell, a cell touching
+every border of the volume, a cell thinner than any the shipped models were
+trained on); :func:`voxel_size_flags` at voxels coarser than the model's
+training voxels; :func:`calibration_flags` and :func:`denoise_flags` turn the
+records of :func:`sxtseg.calibrate` and the noise matching into the same
+form.  :func:`quality_flags` gathers them all; ``sxtseg run`` writes them to
+``summary.json`` (``quality``) and prints them, napari's Segment widget shows
+them.
 
 Each flag is a dict: ``flag`` (a short name), ``severity`` (``"warning"``) and
 ``message`` (one sentence naming what was seen).
@@ -25,23 +29,42 @@ import numpy as np
 from .classes import CLASS_NAMES, SXTClass
 from .volume import Volume
 
-__all__ = ["DOMINANT_FRACTION", "calibration_flags", "denoise_flags", "segmentation_flags"]
+__all__ = ["COARSE_VOXEL_TOLERANCE", "DOMINANT_FRACTION", "THIN_CELL_UM", "calibration_flags", "cell_thickness_um",
+           "denoise_flags", "quality_flags", "segmentation_flags", "voxel_size_flags"]
 
 #: A class holding more than this fraction of the cell's voxels is implausible.
 DOMINANT_FRACTION = 0.90
+
+#: A whole cell (inside the field of view in z) thinner than this (µm, :func:`cell_thickness_um`) is
+#: flagged ``thin_cell``.  The shipped models' training cells are 2.0-3.2 µm thick by that measure.
+#: ``benchmarks/bench_thin_cells.py`` (36 phantom cells 0.66-2.58 µm thick, docs/benchmarks.md): the
+#: default model's nucleus Dice was under 0.93 in 22 of the 24 cells under 1.4 µm (0.04-0.96) and
+#: 0.946-0.972 in the 12 above it; chosen on seeds 7600-7602, held on 7603-7605.
+THIN_CELL_UM = 1.4
+
+#: Voxels coarser than the model's coarsest training voxel size by more than this fraction (on any axis)
+#: are flagged ``coarse_voxels`` (the same tolerance as ``segment``'s resampling, 10 %).
+COARSE_VOXEL_TOLERANCE = 0.10
+
+#: The cell is "cut" by a z face of the volume when that face holds cell voxels in more than this
+#: fraction of the columns that hold cell (a speck of false cell on the face does not count).
+_CUT_FRACTION = 0.01
 
 
 def _flag(name: str, message: str) -> dict:
     return {"flag": name, "severity": "warning", "message": message}
 
 
-def segmentation_flags(classes: Volume) -> list[dict]:
+def segmentation_flags(classes: Volume, name: str | None = None) -> list[dict]:
     """Flags of implausible class fractions in a segmented cell.
 
     Parameters
     ----------
     classes : Volume
         Class codes (:class:`sxtseg.SXTClass`).
+    name : str, optional
+        What the messages call the volume (the input file); default
+        ``classes``' own source.
 
     Returns
     -------
@@ -50,7 +73,9 @@ def segmentation_flags(classes: Volume) -> list[dict]:
         ``dominant_class`` (one class over :data:`DOMINANT_FRACTION` of the
         cell's voxels), ``cell_touches_every_border`` (the cell reaches all
         six faces of the volume: a crop inside a cell, or background read as
-        cell).
+        cell), ``thin_cell`` (a cell whole in z and thinner than
+        :data:`THIN_CELL_UM`, by :func:`cell_thickness_um`: thinner than
+        any cell the shipped models were trained on).
     """
     import dask.array as da
 
@@ -59,7 +84,7 @@ def segmentation_flags(classes: Volume) -> list[dict]:
     data = classes.data
     counts = class_voxel_counts(classes)
     cell = int(counts[1:].sum())
-    name = classes._name()
+    name = name or classes._name()
     if cell == 0:
         return [_flag("no_cell", f"{name}: every voxel was segmented as background")]
     flags = []
@@ -76,7 +101,62 @@ def segmentation_flags(classes: Volume) -> list[dict]:
         flags.append(_flag("cell_touches_every_border",
                            f"{name}: the cell reaches all six faces of the volume (a crop inside a cell, "
                            "or ice segmented as cell)"))
+    thickness_um = cell_thickness_um(classes)
+    if thickness_um is not None and thickness_um < THIN_CELL_UM:
+        flags.append(_flag("thin_cell", f"{name}: the cell is {thickness_um:.2f} um thick, thinner than "
+                                        f"{THIN_CELL_UM:g} um and than any cell the shipped models were trained on "
+                                        "(2.0-3.2 um); on phantom cells 0.7-1.4 um thick the default model missed "
+                                        "much of the nucleus (Dice 0.04-0.96, under 0.93 in 22 of 24), the plain "
+                                        "model less (0.33-0.97) (docs/models.md, 'Thin cells')"))
     return flags
+
+
+def cell_thickness_um(classes: Volume) -> float | None:
+    """The thickness of a cell along z (µm), or None where it cannot be told.
+
+    The 99th percentile, over the (y, x) columns that hold cell, of the
+    cell voxels in the column times the z voxel size: the thickness of the
+    cell's thickest part, robust to a few columns of false cell.  Cell is
+    every class but background and fiducials.
+
+    Parameters
+    ----------
+    classes : Volume
+        Class codes (:class:`sxtseg.SXTClass`), with a voxel size.
+
+    Returns
+    -------
+    float or None
+        µm; None when the volume has no voxel size or no cell, or when the
+        cell is cut by the first or last z slice (its thickness is then the
+        field's, not the cell's: more than 1 % of its columns reach that
+        slice).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sxtseg import Volume
+    >>> classes = np.zeros((40, 16, 16), np.uint8)
+    >>> classes[10:30] = 1                                  # 20 slices of cytoplasm, ice above and below
+    >>> cell_thickness_um(Volume(classes, voxel_size=50.0, unit="nm"))
+    1.0
+    """
+    import dask.array as da
+
+    if classes.voxel_size is None:
+        return None
+    data = classes.data
+    cell = (data != SXTClass.BACKGROUND) & (data != SXTClass.FIDUCIAL)
+    columns, top, bottom = da.compute(cell.sum(axis=0, dtype=np.int32), cell[0], cell[-1])
+    columns = np.asarray(columns)
+    held = columns > 0
+    n_columns = int(held.sum())
+    if n_columns == 0:
+        return None
+    if max(int(np.count_nonzero(top)), int(np.count_nonzero(bottom))) > _CUT_FRACTION * n_columns:
+        return None
+    z_um = classes.voxel_size_in("um")[0]
+    return round(float(np.percentile(columns[held], 99) * z_um), 4)
 
 
 def calibration_flags(record) -> list[dict]:
@@ -111,3 +191,83 @@ def denoise_flags(record: dict) -> list[dict]:
         return []
     return [_flag("noise_smoothed", f"smoothed before segmentation (Gaussian sigma {record['sigma_voxels']:g} "
                                     f"voxels): {record['note']}")]
+
+
+def voxel_size_flags(segmentation: dict, name: str | None = None) -> list[dict]:
+    """A ``coarse_voxels`` flag when the volume's voxels are coarser than any the model was trained on.
+
+    ``segment`` interpolates such a volume onto a finer grid for the model,
+    which then sees an image blurrier than its training cells: on held-out
+    phantoms the default model's DMV Dice fell to 0.80 at 50 nm and 0.67 at
+    60 nm, its nucleus Dice to 0.86 with 60 nm z voxels under 30 nm ones
+    (docs/models.md).
+
+    Parameters
+    ----------
+    segmentation : dict
+        ``metadata["segmentation"]`` of :func:`sxtseg.segment`'s output
+        (its ``voxel_sizes_nm``: ``input``, ``segmented``, ``training_range``).
+    name : str, optional
+        What the message calls the volume; default the input's name in
+        ``segmentation``.
+
+    Returns
+    -------
+    list of dict
+        One flag, or none (also when the record is missing: a volume
+        without a voxel size).
+
+    Examples
+    --------
+    >>> record = {"input": [50.0, 50.0, 50.0], "segmented": [30.0, 30.0, 30.0],
+    ...           "training_range": [[25.0, 25.0, 25.0], [40.0, 40.0, 40.0]]}
+    >>> [f["flag"] for f in voxel_size_flags({"input": {"name": "cell.mrc"}, "voxel_sizes_nm": record})]
+    ['coarse_voxels']
+    >>> voxel_size_flags({"voxel_sizes_nm": {**record, "input": [40.0, 40.0, 40.0]}})
+    []
+    """
+    record = segmentation.get("voxel_sizes_nm")
+    if not record:
+        return []
+    voxel_nm = np.asarray(record["input"], float)
+    coarsest_nm = np.asarray(record["training_range"][1], float)
+    axes = [axis for axis, v, c in zip("zyx", voxel_nm, coarsest_nm) if v > c * (1 + COARSE_VOXEL_TOLERANCE)]
+    if not axes:
+        return []
+    name = name or (segmentation.get("input") or {}).get("name") or "volume"
+    low, high = (f"[{', '.join(f'{v:g}' for v in r)}]" for r in record["training_range"])
+    return [_flag("coarse_voxels", f"{name}: voxels of {[round(float(v), 3) for v in voxel_nm]} nm are coarser on "
+                                   f"{', '.join(axes)} than the model's training voxels ({low} to {high} nm); it "
+                                   f"segmented them interpolated to {[round(float(v), 3) for v in record['segmented']]}"
+                                   " nm, and DMV boundaries and the nucleus are less reliable there "
+                                   "(docs/models.md, 'Held-out robustness grid')")]
+
+
+def quality_flags(classes: Volume, metadata: dict | None = None, name: str | None = None) -> list[dict]:
+    """Every quality flag of a segmentation: its calibration's, voxel size's, noise matching's and classes'.
+
+    Parameters
+    ----------
+    classes : Volume
+        Class codes from :func:`sxtseg.segment` (or made from them: fragments
+        merged, objects re-classed), judged by :func:`segmentation_flags`.
+    metadata : dict, optional
+        The metadata of :func:`sxtseg.segment`'s output (``calibration``,
+        ``segmentation``, ``denoise``); default ``classes.metadata``.
+    name : str, optional
+        What the messages call the volume; default the name of the input
+        that :func:`sxtseg.segment` recorded (its file).
+
+    Returns
+    -------
+    list of dict
+        :func:`calibration_flags`, :func:`voxel_size_flags`,
+        :func:`denoise_flags` and :func:`segmentation_flags`, in that order.
+    """
+    from .calibration import CalibrationRecord
+
+    meta = classes.metadata if metadata is None else metadata
+    name = name or (meta["segmentation"].get("input") or {}).get("name")
+    return (calibration_flags(CalibrationRecord.from_dict(meta["calibration"]))
+            + voxel_size_flags(meta["segmentation"], name) + denoise_flags(meta["denoise"])
+            + segmentation_flags(classes, name))

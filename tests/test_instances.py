@@ -180,9 +180,9 @@ def test_merge_fragments_fills_holes_of_fragments_with_what_the_fragment_becomes
 def test_quality_flags_of_implausible_segmentations():
     from sxtseg.quality import segmentation_flags
 
-    good = np.zeros((16, 32, 32), np.uint8)
-    good[4:12, 8:24, 8:24] = 1
-    good[6:10, 12:20, 12:20] = 2
+    good = np.zeros((64, 32, 32), np.uint8)  # a cell 1.68 um thick: not a thin cell
+    good[4:60, 8:24, 8:24] = 1
+    good[16:48, 12:20, 12:20] = 2
     assert segmentation_flags(Volume(good, voxel_size=30.0)) == []
     nothing = segmentation_flags(Volume(np.zeros((8, 8, 8), np.uint8), voxel_size=30.0))
     assert [f["flag"] for f in nothing] == ["no_cell"]

@@ -59,6 +59,7 @@ def test_segment_widget_adds_a_coloured_labels_layer_and_the_screenshot_changes(
     # the sample's compartments are found (its nucleus was at Dice 0.12 in a 32-slice sample)
     assert dice[SXTClass.CYTOPLASM] > 0.95 and dice[SXTClass.NUCLEUS] > 0.9 and dice[SXTClass.DMV] > 0.85, dice
     assert tuple(layer.scale) == (30.0, 30.0, 30.0)
+    assert layer.metadata["sxtseg"]["quality"] == [] and widget.status.text() == f"added {layer.name}"
     assert layer.colormap.map(1)[3] < 0.5  # translucent cytoplasm
     after = viewer.screenshot(canvas_only=True)
     h, w = min(after.shape[0], before.shape[0]), min(after.shape[1], before.shape[1])  # a pixel may differ
@@ -188,3 +189,6 @@ def test_segment_widget_on_a_multiscale_dask_layer_uses_level_0(make_napari_view
     assert result.metadata["sxtseg"]["segmentation"]["parameters"]["mirror"] is False
     assert result.data.shape == (32, 512, 512) and tuple(result.scale) == (30.0, 30.0, 30.0)
     assert set(np.unique(result.data[16])) >= {0, 1}
+    # 32 slices of 30 nm hold a cell under 1 um thick, thinner than the models know: the widget says so
+    assert "thin_cell" in [flag["flag"] for flag in result.metadata["sxtseg"]["quality"]]
+    assert f"quality: thin_cell: {path}: the cell is 0." in widget.status.text()  # named by its file

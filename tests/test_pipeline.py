@@ -101,6 +101,12 @@ def test_default_blocks_are_counted_on_the_grid_the_model_runs_on(tiny_model, ce
     labels = segment(coarse, tiny_model, progress=False)
     assert labels.metadata["segmentation"]["parameters"]["block_shape"] == [32, 32, 32]
     assert labels.shape == coarse.shape
+    # voxels coarser than the model was trained at are a quality flag naming the axes; 30 nm ones are not
+    from sxtseg.quality import voxel_size_flags
+
+    assert voxel_size_flags(same.metadata["segmentation"]) == []
+    flags = voxel_size_flags(labels.metadata["segmentation"])
+    assert [f["flag"] for f in flags] == ["coarse_voxels"] and "coarser on y, x than" in flags[0]["message"]
 
 
 def test_run_writes_every_output(tiny_model, cell, tmp_path):

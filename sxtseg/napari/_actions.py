@@ -41,9 +41,13 @@ def segment_layer(data, meta: dict, *, model="default", calibration="auto", devi
     -------
     tuple
         A labels layer data tuple: uint8 class codes with class colours and
-        names, the image's scale and translation.
+        names, the image's scale and translation; its metadata's ``sxtseg``
+        entry holds the segmentation's records and ``quality``, the flags of
+        :func:`sxtseg.quality.quality_flags` (a thin cell, coarse voxels, an
+        untrusted calibration...).
     """
     from sxtseg import segment
+    from sxtseg.quality import quality_flags
 
     from ._reader import labels_layer
     from ._writer import layer_volume
@@ -56,6 +60,8 @@ def segment_layer(data, meta: dict, *, model="default", calibration="auto", devi
     names = {int(code): str(name) for name, code in classes.metadata["segmentation"]["classes"].items()}
     classes.metadata.update(label_metadata(names), label_names={str(c): n for c, n in names.items()})  # model's names
     classes.metadata["origin_voxel"] = volume.metadata.get("origin_voxel", (0,) * volume.ndim)
+    source = volume.metadata.get("source")
+    classes.metadata["quality"] = quality_flags(classes, name=None if source else f"layer '{meta.get('name')}'")
     return labels_layer(classes, name=name or f"{meta.get('name') or 'image'} classes")
 
 

@@ -235,7 +235,15 @@ class SegmentWidget(QWidget):
     def _add(self, layer_tuple):
         data, kwargs, _ = layer_tuple
         self.viewer.add_labels(data, **kwargs)
-        self.status.setText(f"added {kwargs['name']}")
+        flags = kwargs["metadata"]["sxtseg"].get("quality", [])
+        self.status.setText("\n".join([f"added {kwargs['name']}"]
+                                       + [f"quality: {f['flag']}: {f['message']}" for f in flags]))
+        self.status.setWordWrap(True)
+        if flags:  # a result not to trust blindly is said where it cannot be missed
+            from napari.utils.notifications import show_warning
+
+            for flag in flags:
+                show_warning(f"sxtseg: {flag['message']}")
 
     def _done(self):
         self.run_button.setEnabled(True)
