@@ -230,3 +230,14 @@ def test_bench_voxel_size_quick():
     assert plain_40["zoom"] is None and plain_40["shape"] == [32, 96, 96]
     for row in record["rows"]:
         assert row["seconds"] > 0 and row["peak_rss_gib"] > 0 and 0 <= row["dice_dmv"] <= 1
+
+
+@pytest.mark.slow
+def test_bench_thin_cells_quick():
+    # a cell under 1 um thick is flagged and loses its nucleus; one of 2.4 um is neither
+    record = _run("bench_thin_cells.py")
+    thin, thick = (row["models"]["default"] for row in record["rows"])
+    assert [row["depth_slices"] for row in record["rows"]] == [32, 96] and record["thin_cell_um"] == 1.4
+    assert thin["thickness_um"] < 1.0 < 2.0 < thick["thickness_um"]
+    assert "thin_cell" in thin["flags"] and "thin_cell" not in thick["flags"]
+    assert thin["dice_nucleus"] < 0.5 < thick["dice_nucleus"]
