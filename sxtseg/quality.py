@@ -263,6 +263,19 @@ def quality_flags(classes: Volume, metadata: dict | None = None, name: str | Non
     list of dict
         :func:`calibration_flags`, :func:`voxel_size_flags`,
         :func:`denoise_flags` and :func:`segmentation_flags`, in that order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sxtseg import Volume
+    >>> classes = np.zeros((40, 32, 32), np.uint8)
+    >>> classes[15:25, 4:28, 4:28] = 1                      # a cell 0.5 um thick, ice around it
+    >>> classes[18:22, 10:22, 10:22] = 2                    # and its nucleus
+    >>> meta = {"calibration": {"method": "two-point", "input_kind": "lac"},
+    ...         "segmentation": {"input": {"name": "cell.mrc"}},
+    ...         "denoise": {"method": "auto", "sigma_voxels": 0.0, "note": ""}}
+    >>> [(f["flag"], f["message"][:26]) for f in quality_flags(Volume(classes, voxel_size=50.0), meta)]
+    [('thin_cell', 'cell.mrc: the cell is 0.50')]
     """
     from .calibration import CalibrationRecord
 
