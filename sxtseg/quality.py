@@ -239,8 +239,9 @@ def voxel_size_flags(segmentation: dict, name: str | None = None) -> list[dict]:
     return [_flag("coarse_voxels", f"{name}: voxels of {[round(float(v), 3) for v in voxel_nm]} nm are coarser on "
                                    f"{', '.join(axes)} than the model's training voxels ({low} to {high} nm); it "
                                    f"segmented them interpolated to {[round(float(v), 3) for v in record['segmented']]}"
-                                   " nm, and DMV boundaries and the nucleus are less reliable there "
-                                   "(docs/models.md, 'Held-out robustness grid')")]
+                                   " nm, and DMV boundaries and the nucleus are less reliable there; for the "
+                                   "nucleus the plain model did better on such cells, for DMV counts the "
+                                   "default (docs/models.md, 'Coarse voxels: which model')")]
 
 
 def quality_flags(classes: Volume, metadata: dict | None = None, name: str | None = None) -> list[dict]:
