@@ -179,3 +179,15 @@ def test_save_volume_writes_omero_rendering_settings(cell, tmp_path):
     values = image.to_numpy()
     assert window["min"] <= window["start"] < np.median(values[values > 0.18]) < window["end"] <= window["max"]
     assert omero["rdefs"]["model"] == "greyscale"
+
+
+def test_segment_layer_keeps_quality_flags_named_by_the_layer():
+    # an in-memory layer (no file) is named in the flags by its layer name; a 32-slice cell is a thin one
+    from sxtseg.napari._actions import segment_layer
+
+    image, _, _, _ = make_infected_cell((32, 64, 64), voxel_size_nm=30.0, seed=2)
+    meta = {"name": "thin", "scale": (30.0, 30.0, 30.0), "units": ("nm",) * 3, "metadata": {}}
+    data, kwargs, kind = segment_layer(image.to_numpy(), meta, mirror=False, block_shape=(32, 64, 64))
+    assert kind == "labels" and kwargs["name"] == "thin classes" and data.shape == (32, 64, 64)
+    flags = {f["flag"]: f["message"] for f in kwargs["metadata"]["sxtseg"]["quality"]}
+    assert flags["thin_cell"].startswith("layer 'thin': the cell is 0.")
