@@ -127,8 +127,8 @@ def cell_thickness_um(classes: Volume) -> float | None:
     Returns
     -------
     float or None
-        µm; None when the volume has no voxel size or no cell, or when the
-        cell is cut by the first or last z slice (its thickness is then the
+        µm; None when the volume is not 3-D, has no voxel size or no cell,
+        or when the cell is cut by the first or last z slice (its thickness is then the
         field's, not the cell's: more than 1 % of its columns reach that
         slice).
 
@@ -143,7 +143,7 @@ def cell_thickness_um(classes: Volume) -> float | None:
     """
     import dask.array as da
 
-    if classes.voxel_size is None:
+    if classes.voxel_size is None or classes.ndim != 3:
         return None
     data = classes.data
     cell = (data != SXTClass.BACKGROUND) & (data != SXTClass.FIDUCIAL)

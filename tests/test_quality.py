@@ -33,6 +33,7 @@ def test_cell_thickness_counts_cell_voxels_per_column_in_physical_units():
     assert cell_thickness_um(Volume(classes, voxel_size=(100.0, 30.0, 30.0), unit="nm")) == 2.0
     assert cell_thickness_um(Volume(classes, voxel_size=(0.05, 0.03, 0.03), unit="um")) == 1.0
     assert cell_thickness_um(Volume(classes)) is None          # no voxel size: cannot be told
+    assert cell_thickness_um(Volume(classes[20], voxel_size=30.0, axes="yx")) is None  # a slice: no thickness
     cut = classes.copy()
     cut[:12, 2:18, 2:18] = 1                   # the cell runs out of the first slice
     assert cell_thickness_um(Volume(cut, voxel_size=30.0)) is None
