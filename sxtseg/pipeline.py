@@ -43,7 +43,7 @@ from .errors import InvalidArgumentError, OutputExistsError
 from .object_checks import FIDUCIAL_MIN_LAC
 from .volume import Volume, block_by_block
 
-__all__ = ["run", "sample_name"]
+__all__ = ["run", "sample_name", "samples_table"]
 
 
 def sample_name(source) -> str:
@@ -542,6 +542,7 @@ def run(
         combined = pd.concat(tables, ignore_index=True)
         combined.insert(0, "sample", combined.pop("sample"))
         combined.to_csv(partial / "objects.csv", index=False)
+        samples_table(reports).to_csv(partial / "samples.csv", index=False)
     if out.exists():
         shutil.rmtree(out)
     partial.rename(out)
@@ -550,6 +551,59 @@ def run(
         folders = [out] if single else [out / name for name in names]
         result["catalog"] = _register(folders, catalog, catalog_project)
     return result
+
+
+def samples_table(reports: dict) -> pd.DataFrame:
+    """One row per sample of a batch: its input, voxel size, counts, calibration and quality flags.
+
+    ``sxtseg run`` writes it as ``samples.csv`` beside the combined
+    ``objects.csv`` when it runs more than one sample, so that the cells a
+    thousand-cell batch flagged (a thin cell, coarse voxels, an untrusted
+    calibration...) can be found and filtered without opening every
+    ``summary.json``.
+
+    Parameters
+    ----------
+    reports : dict
+        Sample name -> the sample's report (``summary.json``), as
+        :func:`run` returns them in ``result["samples"]``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``sample``, ``input``, ``shape`` (``"ZxYxX"``),
+        ``voxel_size_{z,y,x}_nm``, ``objects``, ``dmv_count``,
+        ``dmv_volume_fraction_of_cytoplasm``, ``cytoplasm_volume_um3``,
+        ``dmv_median_distance_to_nucleus_nm``, ``calibration_method``,
+        ``calibration_confidence``, ``quality_flags`` (flag names joined by
+        ``;``, empty when none) and ``model_sha256``.
+
+    Examples
+    --------
+    >>> report = {"input": {"path": "a.mrc", "shape": [64, 256, 256]}, "voxel_size": [0.03, 0.03, 0.03],
+    ...           "unit": "um", "objects": 40, "summary": {"dmv_count": 12},
+    ...           "calibration": {"method": "two-point", "confidence": 0.9},
+    ...           "quality": [{"flag": "thin_cell"}], "model": {"sha256": "091d"}}
+    >>> samples_table({"a": report})[["voxel_size_z_nm", "dmv_count", "quality_flags"]].to_dict("records")
+    [{'voxel_size_z_nm': 30.0, 'dmv_count': 12, 'quality_flags': 'thin_cell'}]
+    """
+    from .units import convert_length
+
+    rows = []
+    for name, report in reports.items():
+        summary = report.get("summary", {})
+        voxel_nm = [convert_length(v, report["unit"], "nm") for v in report["voxel_size"]]
+        rows.append({
+            "sample": name, "input": report["input"]["path"], "shape": "x".join(str(n) for n in report["input"]["shape"]),
+            **{f"voxel_size_{axis}_nm": round(v, 6) for axis, v in zip("zyx", voxel_nm)},
+            "objects": report["objects"],
+            **{key: summary.get(key) for key in ("dmv_count", "dmv_volume_fraction_of_cytoplasm",
+                                                 "cytoplasm_volume_um3", "dmv_median_distance_to_nucleus_nm")},
+            "calibration_method": report["calibration"]["method"],
+            "calibration_confidence": report["calibration"].get("confidence"),
+            "quality_flags": ";".join(flag["flag"] for flag in report.get("quality", [])),
+            "model_sha256": report["model"]["sha256"]})
+    return pd.DataFrame(rows)
 
 
 def _register(folders: list[Path], catalog, project: str) -> list[dict]:

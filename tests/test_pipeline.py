@@ -154,6 +154,15 @@ def test_batch_mode_and_cli(tiny_model, cell, tmp_path):
     combined = pd.read_csv(tmp_path / "batch" / "objects.csv")
     assert set(combined["sample"]) == {"a", "b"}
     assert (tmp_path / "batch" / "a" / "summary.json").exists()
+    # one row per sample: its counts and flags, as each summary.json has them
+    samples = pd.read_csv(tmp_path / "batch" / "samples.csv", keep_default_na=False)
+    assert list(samples["sample"]) == ["a", "b"] and list(samples["shape"]) == ["32x64x64"] * 2
+    for row in samples.itertuples():
+        summary = json.loads((tmp_path / "batch" / row.sample / "summary.json").read_text())
+        assert row.objects == summary["objects"] == (combined["sample"] == row.sample).sum()
+        assert row.voxel_size_z_nm == 30.0 and row.input.endswith(f"{row.sample}.ome.zarr")
+        assert row.quality_flags == ";".join(flag["flag"] for flag in summary["quality"])
+        assert row.calibration_method == summary["calibration"]["method"]
 
 
 def test_cli_bad_inputs(tiny_model, tmp_path, capsys):
