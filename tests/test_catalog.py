@@ -130,6 +130,9 @@ def test_ingest_matches_the_folder(loaded, results):
     assert measures["cytoplasm_volume_um3"] == pytest.approx(summary["summary"]["cytoplasm_volume_um3"])
     assert run["weights_sha256"] == summary["model"]["sha256"] and run["calibration"]["method"]
     assert run["artefacts"]["ome_zarr"].endswith("volume.ome.zarr")
+    # the quality flags come along (the 32-slice cells are thin ones)
+    assert run["quality"] == [{"flag": f["flag"], "message": f["message"]} for f in summary["quality"]]
+    assert "thin_cell" in [q["flag"] for q in run["quality"]]
     table = pd.read_csv(results["cell1"] / "objects.csv")
     rows = api.get("/api/objects/", {"run": run_id, "page_size": 1000}).json()["results"]
     assert len(rows) == len(table)
@@ -272,6 +275,14 @@ def test_filters_run_over_all_rows(loaded):
     assert len(api.get("/api/samples/", {"tag": "batch-1"}).json()["results"]) == 2
     assert len(api.get("/api/samples/", {"field": "stain:none"}).json()["results"]) == 2
     assert api.get("/api/samples/", {"tag": "nothing"}).json()["results"] == []
+    # a quality flag: the two thin cells, not the CT or the X-rays (which carry no flags)
+    assert sorted(s["name"] for s in api.get("/api/samples/", {"flag": "thin_cell"}).json()["results"]) == [
+        "cell1", "cell2"]
+    assert api.get("/api/samples/", {"flag": "coarse_voxels"}).json()["results"] == []
+    flagged = api.get("/api/runs/", {"flag": "thin_cell"}).json()["results"]
+    assert sorted(r["sample_name"] for r in flagged) == ["cell1", "cell2"]
+    assert all("thin_cell" in [q["flag"] for q in r["quality"]] for r in flagged)
+    assert [r["quality"] for r in api.get("/api/runs/", {"kind": "ct"}).json()["results"]] == [[]]
     dmvs = api.get("/api/objects/", {"class_name": "dmv", "volume_um3__gte": 0.001, "page_size": 1000}).json()
     assert dmvs["results"] and all(o["class_name"] == "dmv" and o["volume_um3"] >= 0.001 for o in dmvs["results"])
     # cursor pages: one object a page, following `next` visits every object once
@@ -878,6 +889,7 @@ def test_web_pages_in_headless_chromium(server, results):
         assert page.evaluate("document.querySelector('#quicklook').naturalWidth") > 0
         table = pd.read_csv(results["cell2"] / "objects.csv")
         assert page.locator("#objects tbody tr").count() == len(table)
+        assert "thin_cell" in page.inner_text("#quality")  # the run's quality flags, with their messages
         page.select_option("select[name=curation]", "accepted")
         page.fill("input[name=curation_note]", "clean segmentation")
         page.click("#curate button")

@@ -165,6 +165,8 @@ def _read_run(folder: Path) -> list[Results]:
            "weights_sha256": str(model.get("sha256", "")), "calibration": summary.get("calibration") or {},
            "parameters": {**fingerprint.get("parameters", {}), "instances": summary.get("instances")},
            "timings_s": summary.get("timings_s") or {}, "voxel_size_nm": voxel_nm,
+           "quality": [{"flag": str(f["flag"]), "message": str(f.get("message", ""))}
+                       for f in summary.get("quality") or []],
            "artefacts": _artefacts(folder, {"ome_zarr": "volume.ome.zarr", "objects": "objects.csv",
                                             "quicklook": "quicklook.png", "summary": "summary.json"})}
     name = str(summary.get("sample") or folder.name)

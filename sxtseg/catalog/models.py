@@ -115,6 +115,8 @@ class Run(models.Model):
     timings_s = models.JSONField(default=dict, blank=True)
     artefacts = models.JSONField(default=dict, blank=True)
     voxel_size_nm = models.JSONField(default=list, blank=True)
+    # summary.json's quality flags ({"flag", "message"} each: a thin cell, coarse voxels...); [] for CT and X-ray
+    quality = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=16, default="complete")
     created_at = models.DateTimeField(auto_now_add=True)
     added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

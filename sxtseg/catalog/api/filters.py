@@ -1,7 +1,8 @@
 """Query filters, evaluated over all rows in the database (never on one page).
 
 - Samples and runs: name (samples), modality, project, condition fields, curation, a tag
-  (``tag=``), a free field (``field=key:value``), and numeric ranges on any
+  (``tag=``), a free field (``field=key:value``), a quality flag of a run (``flag=thin_cell``),
+  and numeric ranges on any
   summary measure: ``m.<name>__gte=``, ``__gt``, ``__lte``, ``__lt``, ``__exact``
   (e.g. ``m.dmv_count__gte=10``).
 - Objects: run, sample, project, class name, and ranges on every numeric column
@@ -65,9 +66,29 @@ def with_tag(samples, tag: str):
                          params=[tag])
 
 
+def runs_with_flag(runs, flag: str):
+    """Runs whose summary carried the quality flag ``flag`` (``thin_cell``, ``coarse_voxels``...)."""
+    if connection.vendor == "postgresql":
+        return runs.filter(quality__contains=[{"flag": flag}])
+    table = Run._meta.db_table
+    return runs.extra(where=[f"EXISTS (SELECT 1 FROM json_each({table}.quality) AS q "
+                             "WHERE json_extract(q.value, '$.flag') = %s)"], params=[flag])
+
+
+def samples_with_flag(samples, flag: str):
+    """Samples with a run whose summary carried the quality flag ``flag``."""
+    if connection.vendor == "postgresql":
+        return samples.filter(Exists(Run.objects.filter(sample=OuterRef("pk"), quality__contains=[{"flag": flag}])))
+    sample, run = Sample._meta.db_table, Run._meta.db_table
+    return samples.extra(where=[f"EXISTS (SELECT 1 FROM {run} AS r, json_each(r.quality) AS q WHERE "
+                                f"r.sample_id = {sample}.id AND json_extract(q.value, '$.flag') = %s)"],
+                         params=[flag])
+
+
 class SampleFilter(django_filters.FilterSet):
     project = django_filters.CharFilter(field_name="project__name")
     tag = django_filters.CharFilter(method="filter_tag")
+    flag = django_filters.CharFilter(method="filter_flag", help_text="a quality flag of one of its runs, e.g. thin_cell")
     field = django_filters.CharFilter(method="filter_field", help_text="key:value of a free field")
     hours_post_infection__gte = django_filters.NumberFilter(field_name="hours_post_infection", lookup_expr="gte")
     hours_post_infection__lte = django_filters.NumberFilter(field_name="hours_post_infection", lookup_expr="lte")
@@ -79,6 +100,9 @@ class SampleFilter(django_filters.FilterSet):
 
     def filter_tag(self, queryset, name, value):
         return with_tag(queryset, value)
+
+    def filter_flag(self, queryset, name, value):
+        return samples_with_flag(queryset, value)
 
     def filter_field(self, queryset, name, value):
         if ":" not in value:
@@ -95,10 +119,14 @@ class RunFilter(django_filters.FilterSet):
     sample = django_filters.NumberFilter(field_name="sample_id")
     project = django_filters.CharFilter(field_name="sample__project__name")
     modality = django_filters.CharFilter(field_name="sample__modality")
+    flag = django_filters.CharFilter(method="filter_flag", help_text="a quality flag of the run, e.g. coarse_voxels")
 
     class Meta:
         model = Run
         fields = ["kind", "status", "model_name", "sxtseg_version"]
+
+    def filter_flag(self, queryset, name, value):
+        return runs_with_flag(queryset, value)
 
 
 class SampleRunsFilter(django_filters.NumberFilter):

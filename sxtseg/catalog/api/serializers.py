@@ -82,7 +82,7 @@ class RunSerializer(SelectableFieldsMixin, serializers.ModelSerializer):
         model = Run
         fields = ["id", "sample", "sample_name", "project", "kind", "content_sha256", "results_dir", "input_path",
                   "input_fingerprint", "sxtseg_version", "model_name", "weights_sha256", "calibration", "parameters",
-                  "timings_s", "artefacts", "voxel_size_nm", "status", "created_at", "measures"]
+                  "timings_s", "artefacts", "voxel_size_nm", "quality", "status", "created_at", "measures"]
         read_only_fields = fields
 
 
