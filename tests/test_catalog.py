@@ -875,6 +875,12 @@ def test_web_pages_in_headless_chromium(server, results):
         page.click("button[type=submit]")
         page.wait_for_url("**/samples/")
         assert page.locator("#samples tbody tr").count() == 2
+        assert "thin_cell" in page.locator("#samples tbody tr td.flags").first.inner_text()  # the 32-slice cells
+        page.fill("input[name=flag]", "coarse_voxels")  # no sample has it
+        page.click("#apply-filters")
+        page.wait_for_load_state()
+        assert "No sample matches" in page.inner_text("#samples")
+        page.fill("input[name=flag]", "thin_cell")
         page.fill("input[name=hpi_min]", "12")
         page.click("#apply-filters")
         page.wait_for_load_state()

@@ -1,7 +1,8 @@
 """The catalog's web pages, rendered on the server with Django templates (no front-end build).
 
-- ``/`` and ``/samples/``: the sample list with filters and quick-look thumbnails;
-- ``/samples/<id>/``: one sample: quick look, summary measures, curation form, sortable object table;
+- ``/`` and ``/samples/``: the sample list with filters, quick-look thumbnails and quality flags;
+- ``/samples/<id>/``: one sample: quality flags, quick look, summary measures, curation form, sortable object
+  table;
 - ``/compare/``: a chosen measure by a chosen condition field, as a box and strip plot (SVG);
 - ``/runs/<id>/quicklook.png``: a run's quick-look image.
 
@@ -26,7 +27,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from .access import can_write, visible_projects
-from .api.filters import with_tag
+from .api.filters import samples_with_flag, with_tag
 from .grouping import grouped_values
 from .models import CURATION, MODALITIES, CatalogObject, Measure, Run, Sample
 
@@ -54,7 +55,7 @@ def _samples(request):
 
 @_reader
 def sample_list(request):
-    """Samples you can see, filtered by modality, project, infection, hours post infection, curation and tag."""
+    """Samples you can see, filtered by modality, project, infection, hours post infection, curation, tag and flag."""
     queryset = _samples(request)
     query = request.GET
     for key in ("modality", "infection", "curation", "cell_line"):
@@ -70,6 +71,8 @@ def sample_list(request):
                 pass
     if query.get("tag"):
         queryset = with_tag(queryset, query["tag"])
+    if query.get("flag"):  # a quality flag of one of the sample's runs (thin_cell, coarse_voxels...)
+        queryset = samples_with_flag(queryset, query["flag"])
     page = Paginator(queryset.order_by("project__name", "name"), 50).get_page(query.get("page"))
     latest = {}
     for run in Run.objects.filter(sample__in=[s.pk for s in page]).order_by("sample_id", "-id"):
