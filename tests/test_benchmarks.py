@@ -241,3 +241,14 @@ def test_bench_thin_cells_quick():
     assert thin["thickness_um"] < 1.0 < 2.0 < thick["thickness_um"]
     assert "thin_cell" in thin["flags"] and "thin_cell" not in thick["flags"]
     assert thin["dice_nucleus"] < 0.5 < thick["dice_nucleus"]
+
+
+@pytest.mark.slow
+def test_bench_wedge_calibration_quick():
+    # a ±80° wedge: the rule before took the darkened ice beside the cell for ice (scale about 3) and the
+    # model found neither nucleus nor DMVs; today's rule finds the true ice; without a wedge both agree
+    record = _run("bench_wedge_calibration.py")
+    plain, wedge = record["rows"]
+    assert plain["before"] == plain["now"]
+    assert wedge["before"]["scale"] > 2.5 and 1.2 < wedge["now"]["scale"] < 2.0
+    assert wedge["now"]["dice_dmv"] > wedge["before"]["dice_dmv"] + 0.3

@@ -228,3 +228,26 @@ def test_padding_found_from_a_probe_is_the_sorted_definition(layout):
         assert found == (0.0, pytest.approx(1 / 3))
     if layout == "signed_zeros":
         assert found[0] == 0.0 and str(found[0]) == "0.0"
+
+
+@pytest.mark.parametrize("forward, lac_per_unit", [(lambda a: a, 1.0),
+                                                  (lambda a: (a * 40000 + 2000).round().astype(np.uint16), 1 / 40000)],
+                         ids=["lac", "uint16"])
+def test_a_mild_missing_wedge_does_not_make_the_darkened_ice_the_reference(forward, lac_per_unit):
+    # a ±80° wedge darkens the ice beside the cell into a small peak below the true ice; that peak is not ice
+    from sxtseg.phantom import ImagingModel
+
+    imaging = ImagingModel(psf_sigma_xy_nm=30.0, psf_sigma_z_nm=45.0, photon_noise=0.04, tilt_range_deg=(-80, 80))
+    image, classes, _, _ = make_infected_cell((64, 160, 160), seed=31, imaging=imaging)
+    lac, truth = image.to_numpy(), classes.to_numpy()
+    out, record = calibrate(Volume(forward(lac), voxel_size=30.0))
+    assert record.method == "two-point" and record.references[0]["name"] == "ice"
+    ice_lac = record.scale * record.references[0]["value"] + record.offset
+    assert ice_lac == pytest.approx(REFERENCE_LAC["ice"], rel=1e-6)
+    # the value taken for ice is the ice far from the cell (the volume's corners), not the darkened ice
+    far_ice = np.median(forward(lac)[:, :12, :12][truth[:, :12, :12] == 0].astype(float))
+    assert record.references[0]["value"] == pytest.approx(far_ice, rel=0.05)
+    # the wedge compresses contrast: the map stretches it back, but not threefold as the darkened ice made it
+    assert 1.2 < record.scale / lac_per_unit < 2.0, record.scale / lac_per_unit
+    cytoplasm = np.median(out.to_numpy()[truth == 1])
+    assert 0.2 < cytoplasm < 0.26
