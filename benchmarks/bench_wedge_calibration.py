@@ -12,7 +12,8 @@ grid's default imaging with a wedge about y), and segments it with the shipped d
 (``segment()``, one pass per window unless ``--mirror``) twice in the same process: calibrated by
 today's ``auto``, and by the rule before ("lowest large peak", computed here from the same
 histogram peaks and given to ``segment`` as an explicit scale and offset). It reports both
-calibrations and the nucleus and DMV Dice of each.
+calibrations and the nucleus and DMV Dice of each, and whether :func:`sxtseg.wedge.missing_wedge`
+finds the wedge (the ``missing_wedge`` quality flag) with its power ratio.
 
 Seeds 7503-7505 are the cells on which the failure was found and the rule chosen; 7620-7625 were
 drawn after, to check it (none is a training, tuning-grid or held-out seed).
@@ -42,6 +43,7 @@ import bench_robustness as grid  # noqa: E402  (the robustness grid's phantom an
 from sxtseg import SXTClass, Volume, calibrate, segment  # noqa: E402
 from sxtseg import calibration as cal  # noqa: E402
 from sxtseg.infer import dice_per_class  # noqa: E402
+from sxtseg.wedge import missing_wedge  # noqa: E402
 
 
 def lowest_peak_rule(volume: Volume) -> tuple[float, float] | None:
@@ -66,7 +68,9 @@ def measure(tilt: float, seed: int, mirror: bool) -> dict:
     truth = classes.to_numpy()
     _, record = calibrate(volume, "auto")
     old = lowest_peak_rule(volume)
-    row = {"tilt_deg": tilt, "seed": seed,
+    wedge = missing_wedge(volume)
+    row = {"tilt_deg": tilt, "seed": seed, "wedge_detected": wedge["detected"],
+           "kz_axis_power_ratio": wedge["kz_axis_power_ratio"],
            "now": {"method": record.method, "scale": round(record.scale, 4), "offset": round(record.offset, 5)},
            "before": {"method": "two-point" if old else "identity", "scale": round(old[0], 4) if old else 1.0,
                       "offset": round(old[1], 5) if old else 0.0}}
@@ -100,11 +104,12 @@ def main(argv=None) -> dict:
               "machine": {"platform": platform.platform(), "python": platform.python_version(),
                           "torch": torch.__version__}}
     print(json.dumps(record))
-    print("| tilt | seed | calibration before | calibration now | nucleus Dice before / now | DMV Dice before / now |\n"
-          "|---|---|---|---|---|---|", file=sys.stderr)
+    print("| tilt | seed | wedge found (kz-axis power ratio) | calibration before | calibration now | "
+          "nucleus Dice before / now | DMV Dice before / now |\n|---|---|---|---|---|---|---|", file=sys.stderr)
     for r in rows:
         b, n = r["before"], r["now"]
-        print(f"| ±{r['tilt_deg']:g} | {r['seed']} | {b['method']} x{b['scale']:g} {b['offset']:+g} | "
+        print(f"| ±{r['tilt_deg']:g} | {r['seed']} | {'yes' if r['wedge_detected'] else 'no'} "
+              f"({r['kz_axis_power_ratio']:.3f}) | {b['method']} x{b['scale']:g} {b['offset']:+g} | "
               f"{n['method']} x{n['scale']:g} {n['offset']:+g} | {b['dice_nucleus']:.3f} / {n['dice_nucleus']:.3f} | "
               f"{b['dice_dmv']:.3f} / {n['dice_dmv']:.3f} |", file=sys.stderr)
     return record

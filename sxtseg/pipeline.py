@@ -270,7 +270,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     classes, table = apply_changes(classes, instances, table, changes)  # gold beads: fiducials
     summary = summarize(table, classes)
     smoothing = raw_classes.metadata["denoise"]
-    quality = quality_flags(classes, raw_classes.metadata)
+    quality = quality_flags(classes, raw_classes.metadata, image=image)
     done("measure_s", started)
 
     started = stage("write")

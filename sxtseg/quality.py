@@ -4,7 +4,8 @@
 segmented cell (no cytoplasm, one class over 90 % of the cell, a cell touching
 every border of the volume, a cell thinner than any the shipped models were
 trained on); :func:`voxel_size_flags` at voxels coarser than the model's
-training voxels; :func:`calibration_flags` and :func:`denoise_flags` turn the
+training voxels; :func:`missing_wedge_flags` at the tomogram's Fourier space;
+:func:`calibration_flags` and :func:`denoise_flags` turn the
 records of :func:`sxtseg.calibrate` and the noise matching into the same
 form.  :func:`quality_flags` gathers them all; ``sxtseg run`` writes them to
 ``summary.json`` (``quality``) and prints them, napari's Segment widget shows
@@ -30,7 +31,7 @@ from .classes import CLASS_NAMES, SXTClass
 from .volume import Volume
 
 __all__ = ["COARSE_VOXEL_TOLERANCE", "DOMINANT_FRACTION", "THIN_CELL_UM", "calibration_flags", "cell_thickness_um",
-           "denoise_flags", "quality_flags", "segmentation_flags", "voxel_size_flags"]
+           "denoise_flags", "missing_wedge_flags", "quality_flags", "segmentation_flags", "voxel_size_flags"]
 
 #: A class holding more than this fraction of the cell's voxels is implausible.
 DOMINANT_FRACTION = 0.90
@@ -244,7 +245,39 @@ def voxel_size_flags(segmentation: dict, name: str | None = None) -> list[dict]:
                                    "default (docs/models.md, 'Coarse voxels: which model')")]
 
 
-def quality_flags(classes: Volume, metadata: dict | None = None, name: str | None = None) -> list[dict]:
+def missing_wedge_flags(image: Volume, name: str | None = None) -> list[dict]:
+    """A ``missing_wedge`` flag when the tomogram lacks a wedge of Fourier space (:func:`sxtseg.wedge.missing_wedge`).
+
+    The shipped default model loses much of the nucleus under any missing
+    wedge (phantoms: nucleus Dice 0.10-0.78 from ±60° to ±88°, 0.93-0.95
+    without; ``docs/models.md``).
+
+    Parameters
+    ----------
+    image : Volume
+        The tomogram that was segmented (any grey-value convention).
+    name : str, optional
+        What the message calls it; default its source.
+
+    Returns
+    -------
+    list of dict
+        One flag, or none.
+    """
+    from .wedge import missing_wedge
+
+    found = missing_wedge(image)
+    if not found["detected"]:
+        return []
+    return [_flag("missing_wedge", f"{name or image._name()}: a missing wedge (tilt axis {found['tilt_axis']}: the kz "
+                                   f"axis of Fourier space holds {found['kz_axis_power_ratio']:.2f}x the power of the "
+                                   "lines beside it); the default model misses much of the nucleus under any missing "
+                                   "wedge (phantoms, +-60 to +-88 deg: nucleus Dice 0.10-0.78), DMVs less "
+                                   "(docs/models.md, 'Missing wedges')")]
+
+
+def quality_flags(classes: Volume, metadata: dict | None = None, name: str | None = None,
+                  image: Volume | None = None) -> list[dict]:
     """Every quality flag of a segmentation: its calibration's, voxel size's, noise matching's and classes'.
 
     Parameters
@@ -258,12 +291,16 @@ def quality_flags(classes: Volume, metadata: dict | None = None, name: str | Non
     name : str, optional
         What the messages call the volume; default the name of the input
         that :func:`sxtseg.segment` recorded (its file).
+    image : Volume, optional
+        The tomogram that was segmented: given, it is also tested for a
+        missing wedge (:func:`missing_wedge_flags`).
 
     Returns
     -------
     list of dict
         :func:`calibration_flags`, :func:`voxel_size_flags`,
-        :func:`denoise_flags` and :func:`segmentation_flags`, in that order.
+        :func:`denoise_flags`, :func:`missing_wedge_flags` (with ``image``)
+        and :func:`segmentation_flags`, in that order.
 
     Examples
     --------
@@ -284,4 +321,4 @@ def quality_flags(classes: Volume, metadata: dict | None = None, name: str | Non
     name = name or (meta["segmentation"].get("input") or {}).get("name")
     return (calibration_flags(CalibrationRecord.from_dict(meta["calibration"]))
             + voxel_size_flags(meta["segmentation"], name) + denoise_flags(meta["denoise"])
-            + segmentation_flags(classes, name))
+            + (missing_wedge_flags(image, name) if image is not None else []) + segmentation_flags(classes, name))

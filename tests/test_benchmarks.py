@@ -252,3 +252,4 @@ def test_bench_wedge_calibration_quick():
     assert plain["before"] == plain["now"]
     assert wedge["before"]["scale"] > 2.5 and 1.2 < wedge["now"]["scale"] < 2.0
     assert wedge["now"]["dice_dmv"] > wedge["before"]["dice_dmv"] + 0.3
+    assert wedge["wedge_detected"] and not plain["wedge_detected"]  # the missing_wedge flag's test

@@ -38,3 +38,26 @@ def test_cell_thickness_counts_cell_voxels_per_column_in_physical_units():
     cut[:12, 2:18, 2:18] = 1                   # the cell runs out of the first slice
     assert cell_thickness_um(Volume(cut, voxel_size=30.0)) is None
     assert cell_thickness_um(Volume(np.zeros((4, 4, 4), np.uint8), voxel_size=30.0)) is None
+
+
+def test_a_missing_wedge_is_found_about_either_axis_and_flagged():
+    from sxtseg.phantom import ImagingModel
+    from sxtseg.quality import missing_wedge_flags
+    from sxtseg.wedge import WEDGE_POWER_RATIO, missing_wedge
+
+    plain, _, _, _ = make_infected_cell((48, 128, 128), voxel_size_nm=30.0, seed=4)
+    wedged, _, _, _ = make_infected_cell((48, 128, 128), voxel_size_nm=30.0, seed=4,
+                                         imaging=ImagingModel(tilt_range_deg=(-85, 85)))
+    whole = missing_wedge(plain)
+    assert not whole["detected"] and whole["kz_axis_power_ratio"] > 2 * WEDGE_POWER_RATIO, whole
+    found = missing_wedge(wedged)
+    assert found["detected"] and found["tilt_axis"] == "y" and found["ratios"]["x"] > WEDGE_POWER_RATIO, found
+    swapped = missing_wedge(Volume(np.swapaxes(wedged.to_numpy(), 1, 2).copy(), voxel_size=30.0))
+    assert swapped["detected"] and swapped["tilt_axis"] == "x"
+    # in any grey-value convention: the test is on the spectrum's shape, not its scale or offset
+    grey = Volume((wedged.to_numpy() * 40000 + 2000).round().astype(np.uint16), voxel_size=30.0)
+    assert missing_wedge(grey)["tilt_axis"] == "y"
+    (flag,) = missing_wedge_flags(wedged, name="cell.mrc")
+    assert flag["flag"] == "missing_wedge" and flag["message"].startswith("cell.mrc: a missing wedge (tilt axis y")
+    assert missing_wedge_flags(plain) == []
+    assert missing_wedge(Volume(np.zeros((8, 64, 64), np.float32), voxel_size=30.0))["ratios"] is None  # too thin

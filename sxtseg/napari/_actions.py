@@ -43,8 +43,8 @@ def segment_layer(data, meta: dict, *, model="default", calibration="auto", devi
         A labels layer data tuple: uint8 class codes with class colours and
         names, the image's scale and translation; its metadata's ``sxtseg``
         entry holds the segmentation's records and ``quality``, the flags of
-        :func:`sxtseg.quality.quality_flags` (a thin cell, coarse voxels, an
-        untrusted calibration...).
+        :func:`sxtseg.quality.quality_flags` (a thin cell, coarse voxels, a
+        missing wedge, an untrusted calibration...).
     """
     from sxtseg import segment
     from sxtseg.quality import quality_flags
@@ -61,7 +61,8 @@ def segment_layer(data, meta: dict, *, model="default", calibration="auto", devi
     classes.metadata.update(label_metadata(names), label_names={str(c): n for c, n in names.items()})  # model's names
     classes.metadata["origin_voxel"] = volume.metadata.get("origin_voxel", (0,) * volume.ndim)
     source = volume.metadata.get("source")
-    classes.metadata["quality"] = quality_flags(classes, name=None if source else f"layer '{meta.get('name')}'")
+    classes.metadata["quality"] = quality_flags(classes, name=None if source else f"layer '{meta.get('name')}'",
+                                                image=volume)
     return labels_layer(classes, name=name or f"{meta.get('name') or 'image'} classes")
 
 
