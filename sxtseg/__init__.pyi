@@ -1,4 +1,4 @@
-from . import calibration, classes, errors, infer, instances, io, models, morphometrics, phantom, pipeline, quality, train, units
+from . import calibration, classes, errors, infer, instances, io, models, morphometrics, phantom, pipeline, quality, train, units, wedge
 from .calibration import calibrate
 from .infer import segment
 from .classes import SXTClass
@@ -58,4 +58,5 @@ __all__ = [
     "summarize",
     "train",
     "units",
+    "wedge",
 ]
