@@ -84,6 +84,9 @@ _ICE_SEPARATION_SURE = 4.0
 _GREY_RATIO_MIN = 1.25
 _PADDING_FRACTION = 0.05  # one exact value over this fraction of the sample is padding
 _PEAK_AREA_MIN = 0.03  # a "large" peak holds at least this fraction of the sample
+# ice above the lowest large peak needs a cytoplasm peak of at least this fraction (the wedge cells
+# of bench_wedge_calibration.py: 29-36 %; a mitochondrial peak over the cytoplasm of a crop: ~4 %)
+_ALTERNATIVE_CYTOPLASM_AREA_MIN = 0.15
 _SAMPLE_VOXELS = 4_000_000
 
 
@@ -306,7 +309,8 @@ def _ice_and_cytoplasm(peaks: list[dict], offset_free: bool) -> tuple[dict, dict
     blurred cell boundary can leave small bumps between the two).  Ice is
     the lowest large peak, unless a higher peak that holds more voxels than
     every peak below it also makes such a pair: then the one of those that
-    holds the most voxels.  (A missing wedge of ±80-85° darkens the ice beside
+    holds the most voxels, provided its cytoplasm peak holds at least 15 % of
+    the voxels.  (A missing wedge of ±80-85° darkens the ice beside
     the cell into a small peak of its own, 7-11 % of the voxels, below the
     true ice; taken for ice, as it was before 2026-12-07, it put the true ice
     on cytoplasm: scale x3-3.7, Dice 0 on tuning cells, or no ice found.)
@@ -345,7 +349,8 @@ def _ice_and_cytoplasm(peaks: list[dict], offset_free: bool) -> tuple[dict, dict
             most = peak["area"]
     for i in reversed(candidates):  # the candidate holding the most voxels first
         found = pair(i)
-        if found is not None:
+        # above the lowest peak, the cytoplasm must be a major population, not a dense organelle's peak
+        if found is not None and (i == 0 or found[1]["area"] >= _ALTERNATIVE_CYTOPLASM_AREA_MIN):
             return found
     return None
 
