@@ -251,3 +251,20 @@ def test_a_mild_missing_wedge_does_not_make_the_darkened_ice_the_reference(forwa
     assert 1.2 < record.scale / lac_per_unit < 2.0, record.scale / lac_per_unit
     cytoplasm = np.median(out.to_numpy()[truth == 1])
     assert 0.2 < cytoplasm < 0.26
+
+
+def test_ice_and_cytoplasm_peaks_are_the_large_pair():
+    from sxtseg.calibration import _ice_and_cytoplasm
+
+    def peaks(*rows):
+        return [{"value": v, "area": a, "width": 0.004} for v, a in rows]
+
+    # a ±80° wedge: darkened ice (7 %) below the true ice (59 %), cytoplasm (34 %) above
+    low, high, _ = _ice_and_cytoplasm(peaks((0.073, 0.07), (0.109, 0.59), (0.181, 0.34)), offset_free=True)
+    assert (low["value"], high["value"]) == (0.109, 0.181)
+    # a crop with a little ice: the cytoplasm (60 %) holds more than the ice (5 %), but the peak above it is a
+    # dense organelle (10 %), not cytoplasm: the ice stays the ice
+    low, high, _ = _ice_and_cytoplasm(peaks((0.109, 0.05), (0.22, 0.60), (0.25, 0.08), (0.33, 0.10)), offset_free=True)
+    assert (low["value"], high["value"]) == (0.109, 0.22)
+    # inside a cell: cytoplasm and nucleus only 14 % apart, and a small dense peak: no ice
+    assert _ice_and_cytoplasm(peaks((0.22, 0.50), (0.245, 0.42), (0.33, 0.04)), offset_free=True) is None
