@@ -22,6 +22,7 @@ import os
 import sys
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import NoReturn, Sequence
 
@@ -239,6 +240,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{name}: {report['objects']} objects, {summary['dmv_count']} DMVs, "
               f"DMV volume fraction of cytoplasm {summary['dmv_volume_fraction_of_cytoplasm']:.4f}")
     print(f"results in {result['output_dir']}")
+    if len(result["samples"]) > 1:  # a batch: how many samples each flag marks, to find them in samples.csv
+        counts = Counter(flag["flag"] for report in result["samples"].values()
+                         for flag in {f["flag"]: f for f in report.get("quality", [])}.values())
+        flagged = ", ".join(f"{name} {n}" for name, n in counts.most_common()) or "none"
+        print(f"quality flags over {len(result['samples'])} samples: {flagged} (one row per sample in samples.csv)")
     for row in result.get("catalog", []):
         print(f"catalog: sample {row.get('sample', row.get('sample_name'))}, run {row.get('run_id', row.get('id'))}")
     return 0

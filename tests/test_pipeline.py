@@ -136,7 +136,7 @@ def test_run_writes_every_output(tiny_model, cell, tmp_path):
         run(image, out, tiny_model, progress=False)
 
 
-def test_batch_mode_and_cli(tiny_model, cell, tmp_path):
+def test_batch_mode_and_cli(tiny_model, cell, tmp_path, capsys):
     image, _, _ = cell
     for name in ("a", "b"):
         np.save(tmp_path / f"{name}.npy", image.to_numpy())
@@ -148,9 +148,11 @@ def test_batch_mode_and_cli(tiny_model, cell, tmp_path):
 
     for name in ("a", "b"):
         save_volume(image, tmp_path / f"{name}.ome.zarr")
+    capsys.readouterr()
     code = main(["run", str(tmp_path / "a.ome.zarr"), str(tmp_path / "b.ome.zarr"), "-o", str(tmp_path / "batch"),
                  "--model", str(tiny_model), "-q"])
     assert code == 0
+    printed = capsys.readouterr().out
     combined = pd.read_csv(tmp_path / "batch" / "objects.csv")
     assert set(combined["sample"]) == {"a", "b"}
     assert (tmp_path / "batch" / "a" / "summary.json").exists()
@@ -163,6 +165,10 @@ def test_batch_mode_and_cli(tiny_model, cell, tmp_path):
         assert row.voxel_size_z_nm == 30.0 and row.input.endswith(f"{row.sample}.ome.zarr")
         assert row.quality_flags == ";".join(flag["flag"] for flag in summary["quality"])
         assert row.calibration_method == summary["calibration"]["method"]
+    # the batch's last line counts the samples each flag marks
+    flags = [f for row in samples.itertuples() for f in row.quality_flags.split(";") if f]
+    counts = ", ".join(f"{f} {flags.count(f)}" for f in sorted(set(flags), key=lambda f: (-flags.count(f), flags.index(f))))
+    assert f"quality flags over 2 samples: {counts or 'none'} (one row per sample in samples.csv)" in printed
 
 
 def test_cli_bad_inputs(tiny_model, tmp_path, capsys):
