@@ -241,8 +241,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
               f"DMV volume fraction of cytoplasm {summary['dmv_volume_fraction_of_cytoplasm']:.4f}")
     print(f"results in {result['output_dir']}")
     if len(result["samples"]) > 1:  # a batch: how many samples each flag marks, to find them in samples.csv
-        counts = Counter(flag["flag"] for report in result["samples"].values()
-                         for flag in {f["flag"]: f for f in report.get("quality", [])}.values())
+        counts = Counter(name for report in result["samples"].values()
+                         for name in dict.fromkeys(f["flag"] for f in report.get("quality", [])))
         flagged = ", ".join(f"{name} {n}" for name, n in counts.most_common()) or "none"
         print(f"quality flags over {len(result['samples'])} samples: {flagged} (one row per sample in samples.csv)")
     for row in result.get("catalog", []):

@@ -97,12 +97,16 @@ def segmentation_flags(classes: Volume, name: str | None = None) -> list[dict]:
         flags.append(_flag("dominant_class", f"{name}: {CLASS_NAMES.get(top, str(top))} holds "
                                              f"{fractions[top - 1]:.0%} of the cell's voxels"))
     faces = [data[0], data[-1], data[:, 0], data[:, -1], data[:, :, 0], data[:, :, -1]]
-    touched = [bool(v) for v in da.compute(*[(face != 0).any() for face in faces])]
+    measurable = classes.voxel_size is not None and classes.ndim == 3
+    # one pass over the classes for the faces and the cell's columns (its thickness)
+    *touched, columns, top, bottom = da.compute(*[(face != 0).any() for face in faces],
+                                                *(_cell_columns(data) if measurable else (None,) * 3))
+    touched = [bool(v) for v in touched]
     if all(touched):
         flags.append(_flag("cell_touches_every_border",
                            f"{name}: the cell reaches all six faces of the volume (a crop inside a cell, "
                            "or ice segmented as cell)"))
-    thickness_um = cell_thickness_um(classes)
+    thickness_um = _thickness_um(columns, top, bottom, classes.voxel_size_in("um")[0]) if measurable else None
     if thickness_um is not None and thickness_um < THIN_CELL_UM:
         flags.append(_flag("thin_cell", f"{name}: the cell is {thickness_um:.2f} um thick, thinner than "
                                         f"{THIN_CELL_UM:g} um and than any cell the shipped models were trained on "
@@ -146,9 +150,17 @@ def cell_thickness_um(classes: Volume) -> float | None:
 
     if classes.voxel_size is None or classes.ndim != 3:
         return None
-    data = classes.data
+    return _thickness_um(*da.compute(*_cell_columns(classes.data)), classes.voxel_size_in("um")[0])
+
+
+def _cell_columns(data):
+    """Lazily: cell voxels per (y, x) column, and the cell on the first and on the last z slice."""
     cell = (data != SXTClass.BACKGROUND) & (data != SXTClass.FIDUCIAL)
-    columns, top, bottom = da.compute(cell.sum(axis=0, dtype=np.int32), cell[0], cell[-1])
+    return cell.sum(axis=0, dtype=np.int32), cell[0], cell[-1]
+
+
+def _thickness_um(columns, top, bottom, z_um: float) -> float | None:
+    """:func:`cell_thickness_um` from the computed :func:`_cell_columns`."""
     columns = np.asarray(columns)
     held = columns > 0
     n_columns = int(held.sum())
@@ -156,7 +168,6 @@ def cell_thickness_um(classes: Volume) -> float | None:
         return None
     if max(int(np.count_nonzero(top)), int(np.count_nonzero(bottom))) > _CUT_FRACTION * n_columns:
         return None
-    z_um = classes.voxel_size_in("um")[0]
     return round(float(np.percentile(columns[held], 99) * z_um), 4)
 
 

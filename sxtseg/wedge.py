@@ -55,8 +55,8 @@ _KZ = (1, 6)  # low kz: the profile along z of the cell and the ice, where the p
 def _kz_axis_ratio(data: np.ndarray, across: int) -> float:
     """Power on the line k_across = 0 over the mean of the lines k_across = 2, 3, at kz 1-6, summed over the third axis."""
     spectrum = np.fft.rfft(data, axis=across)
-    lines = np.take(spectrum, [0, *_NEIGHBOURS], axis=across)
-    lines = np.fft.fft(np.fft.fft(lines, axis=0), axis=3 - across)  # along z and along the tilt axis
+    lines = np.fft.fft(np.take(spectrum, [0, *_NEIGHBOURS], axis=across), axis=0)  # and along z
+    # summed over the tilt axis in real space: by Parseval, the power summed over its frequencies
     power = (np.abs(lines[_KZ[0]:_KZ[1] + 1]) ** 2).sum(axis=3 - across)  # (kz, line)
     neighbours = power[:, 1:].mean(axis=1).sum()
     return float(power[:, 0].sum() / neighbours) if neighbours > 0 else float("inf")

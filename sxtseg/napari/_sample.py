@@ -11,7 +11,7 @@ __all__ = ["infected_cell", "SAMPLE_SHAPE"]
 
 #: Shape (z, y, x voxels) of the sample cell.  The phantom fits the whole cell into the field, so
 #: a field 32 voxels deep drew a cell 1 um thick with a flattened nucleus, which the shipped default
-#: model, trained on cells 2.4-3.8 um thick, missed (nucleus Dice 0.12; 0.94-0.96 with 64 slices:
+#: model, trained on cells about 2.0-3.2 um thick, missed (nucleus Dice 0.12; 0.94-0.96 with 64 slices:
 #: docs/models.md, model card).
 SAMPLE_SHAPE = (64, 128, 128)
 

@@ -168,6 +168,7 @@ class SegmentWidget(QWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.status = QLabel("")
+        self.status.setWordWrap(True)  # quality flags are long sentences
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
         model_row = QHBoxLayout()
@@ -238,7 +239,6 @@ class SegmentWidget(QWidget):
         flags = kwargs["metadata"]["sxtseg"].get("quality", [])
         self.status.setText("\n".join([f"added {kwargs['name']}"]
                                        + [f"quality: {f['flag']}: {f['message']}" for f in flags]))
-        self.status.setWordWrap(True)
         if flags:  # a result not to trust blindly is said where it cannot be missed
             from napari.utils.notifications import show_warning
 
