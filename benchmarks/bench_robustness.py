@@ -96,7 +96,7 @@ def grid() -> dict:
 
 def _options(raw: dict) -> dict:
     options = dict(raw)
-    if "imaging" in options:
+    if isinstance(options.get("imaging"), tuple):  # (field, value): the default imaging with one change
         field, value = options.pop("imaging")
         options["imaging"] = _imaging(**{field: value})
     return options
@@ -148,6 +148,7 @@ def score(condition: str, seed: int, raw_options: dict, transform, model, calibr
     row["calibration"] = {"method": cal["method"], "input_kind": cal["input_kind"], "scale": cal["scale"],
                           "offset": cal["offset"], "confidence": cal["confidence"], "flags": cal["flags"]}
     row["quality"] = [f["flag"] for f in report["quality"]]
+    row["compartments"] = (report["model"].get("compartments") or {}).get("model")
     row["denoise"] = {k: report["denoise"][k] for k in ("method", "sigma_voxels", "noise_1_per_um")}
     checks = report["instances"].get("object_checks", {})
     row["object_checks"] = {k: checks[k] for k in ("to_fiducial",) if k in checks}
@@ -189,6 +190,8 @@ def main(argv=None) -> int:
     parser.add_argument("--precision", default="auto", help="arithmetic of the network (default auto)")
     parser.add_argument("--no-mirror", action="store_true",
                         help="run each window once, without test-time mirroring (the default before it)")
+    parser.add_argument("--compartment-model", default="auto",
+                        help="auto (default), none (the main model alone, as before it), or a model name")
     parser.add_argument("--no-object-checks", action="store_true",
                         help="run without sxtseg.object_checks (gold beads found by their LAC), as before it")
     args = parser.parse_args(argv)
@@ -206,7 +209,8 @@ def main(argv=None) -> int:
     meta = load_model(args.model).metadata
     from sxtseg.denoise import parse_denoise
 
-    run_options = {"denoise": parse_denoise(args.denoise), "precision": args.precision, "mirror": not args.no_mirror}
+    run_options = {"denoise": parse_denoise(args.denoise), "precision": args.precision, "mirror": not args.no_mirror,
+                   "compartment_model": None if args.compartment_model == "none" else args.compartment_model}
     if args.no_object_checks:
         run_options["fiducial_min_lac"] = None
     rows = []
@@ -225,7 +229,7 @@ def main(argv=None) -> int:
               "model_sha256": meta["sha256"], "calibration": args.calibration, "denoise": args.denoise,
               "precision": args.precision, "mirror": not args.no_mirror, "first_seed": args.seed,
               "cells_per_condition": args.cells_per_condition,
-              "object_checks": not args.no_object_checks,
+              "object_checks": not args.no_object_checks, "compartment_model": args.compartment_model,
               "machine": {"platform": platform.platform(), "processor": platform.processor(),
                           "cpus": os.cpu_count()},
               "versions": {"sxtseg": sxtseg.__version__, "torch": torch.__version__, "numpy": np.__version__},

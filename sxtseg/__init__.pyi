@@ -1,4 +1,4 @@
-from . import calibration, classes, errors, infer, instances, io, models, morphometrics, phantom, pipeline, quality, train, units, wedge
+from . import calibration, classes, compartments, errors, infer, instances, io, models, morphometrics, phantom, pipeline, quality, train, units, wedge
 from .calibration import calibrate
 from .infer import segment
 from .classes import SXTClass
@@ -38,6 +38,7 @@ __all__ = [
     "calibrate",
     "calibration",
     "classes",
+    "compartments",
     "errors",
     "infer",
     "instances",

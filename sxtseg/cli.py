@@ -192,6 +192,11 @@ def _number_or_off(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'off', got {text!r}") from None
 
 
+def _compartment_model(text: str):
+    """``--compartment-model``: ``auto`` and ``none`` as :func:`sxtseg.run` takes them, else the name or path."""
+    return None if text == "none" else text
+
+
 def _instance_options(args: argparse.Namespace) -> dict:
     """The instance parameters of ``sxtseg run`` / ``sxtseg demo`` as keyword arguments of :func:`sxtseg.run`."""
     from .calibration import parse_calibration
@@ -199,7 +204,7 @@ def _instance_options(args: argparse.Namespace) -> dict:
 
     return {"calibration": parse_calibration(args.calibration), "denoise": parse_denoise(args.denoise),
             "allow_large_resampling": args.allow_large_resampling, "precision": args.precision,
-            "mirror": not args.no_mirror,
+            "mirror": not args.no_mirror, "compartment_model": _compartment_model(args.compartment_model),
             "dmv_min_distance_nm": args.dmv_min_distance_nm, "dmv_min_diameter_nm": args.dmv_min_diameter_nm,
             "dmv_min_depth_nm": args.dmv_min_depth_nm, "min_volume_um3": args.min_volume_um3,
             "fiducial_min_lac": args.fiducial_min_lac}
@@ -312,6 +317,10 @@ def _add_instance_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-mirror", action="store_true",
                    help="run each window of the network once, without test-time mirroring (6-7x faster "
                         "on a CPU, lower Dice: docs/benchmarks.md)")
+    p.add_argument("--compartment-model", default="auto",
+                   help="a second model for background, cytoplasm, nucleus and nucleolus: auto (default: the "
+                        "plain model beside the default one on volumes coarser than its training voxels, with "
+                        "ice and no missing wedge), none, or a model name or checkpoint")
     p.add_argument("--dmv-min-distance-nm", type=float, default=DMV_MIN_DISTANCE_NM,
                    help=f"smallest centre distance of touching DMVs split apart (default {DMV_MIN_DISTANCE_NM:g})")
     p.add_argument("--dmv-min-diameter-nm", type=float, default=DMV_MIN_DIAMETER_NM,

@@ -613,7 +613,7 @@ def resample_linear(array: np.ndarray, shape) -> np.ndarray:
 #: Version of the resume manifest (``segment.json``); a manifest of another version is not resumed.
 MANIFEST_FORMAT = 2
 #: What segment() writes into its output folder (anything else there is someone else's data).
-_OWN_FILES = {"classes", "probabilities", "blocks", "segment.json", "segment.json.tmp"}
+_OWN_FILES = {"classes", "probabilities", "blocks", "compartments", "segment.json", "segment.json.tmp"}
 
 
 def _weights_hash(model, net, meta: dict) -> str:
@@ -699,6 +699,7 @@ def segment(
     allow_large_resampling: bool = False,
     precision: str = "auto",
     mirror: bool = True,
+    compartment_model="auto",
     overwrite: bool = False,
     progress: bool = True,
     on_block=None,
@@ -770,6 +771,17 @@ def segment(
         Better Dice on held-out phantoms (docs/benchmarks.md, "Test-time
         mirroring") for 8x the network's arithmetic; False runs each window
         once (6-7x faster on a CPU).
+    compartment_model : "auto", None, str or Path
+        A second model whose background, cytoplasm, nucleus and nucleolus
+        replace the main model's where both call a voxel a compartment
+        (:mod:`sxtseg.compartments`).  ``"auto"`` (default): for the shipped
+        ``"default"`` model and a volume coarser than its training voxels
+        (with ice found by the calibration and no missing wedge), the
+        shipped ``"plain"`` model, whose nucleus was better on such volumes;
+        None: the main model alone; a name or a path: that model, always.
+        It runs with the same settings (into ``output``/compartments), at
+        twice the cost.  ``metadata["segmentation"]["compartments"]`` says
+        which model, if any, and why.  ``probabilities`` stay the main model's.
     overwrite : bool
         Start again even if ``output`` holds a run with other settings.
     progress : bool
@@ -778,7 +790,8 @@ def segment(
         Called as ``on_block(done, total)`` after every block written (blocks
         finished before a resume count as done).  An exception it raises
         stops the segmentation there, the finished blocks kept for a resume:
-        a GUI's cancel button raises one.
+        a GUI's cancel button raises one.  With a compartment model it is
+        called through that model's pass too, counting its blocks afresh.
 
     Returns
     -------
@@ -809,7 +822,7 @@ def segment(
     if volume.voxel_size is None:
         raise VoxelSizeError(f"{volume._name()}: the voxel size is unknown; give it when opening "
                              "(open_volume(..., voxel_size=...)) so the model sees the scale it was trained at")
-    requested_device = device
+    requested_device, requested_precision, requested_blocks = device, precision, block_shape
     net, meta, device = _model_and_meta(model, device)
     precision = _precision_for(precision, device, on_cluster=client is not None)
     in_memory = output is None
@@ -909,10 +922,30 @@ def segment(
         raise
 
     classes = da.from_zarr(str(output / "classes"))
+    from .compartments import combine, compartment_model_for
+
+    second, reason = compartment_model_for(model, compartment_model, volume.voxel_size_in("nm"), meta, record,
+                                           volume)
+    compartments = {"model": None if second is None else str(second), "reason": reason}
+    if second is not None:
+        log.info("%s: %s", volume._name(), reason)
+        try:
+            other = segment(source, second, output=None if in_memory else output / "compartments",
+                            device=requested_device, block_shape=requested_blocks, halo=halo, overlap=overlap, batch_size=batch_size, client=client,
+                            calibration=record, denoise=denoise, allow_large_resampling=allow_large_resampling,
+                            precision=requested_precision, mirror=mirror, compartment_model=None,
+                            overwrite=overwrite, progress=progress, on_block=on_block)
+        except BaseException:
+            if in_memory:
+                shutil.rmtree(output.parent, ignore_errors=True)
+            raise
+        classes = da.map_blocks(combine, classes, other.data.rechunk(classes.chunks), dtype=classes.dtype)
+        compartments["model_sha256"] = other.metadata["segmentation"]["model_sha256"]
     result = Volume(classes, voxel_size=volume.voxel_size, unit=volume.unit, axes=volume.axes,
                     metadata={"segmentation": {**manifest, "output": str(output),
                                                "classes": meta["classes"],
-                                               "voxel_sizes_nm": _voxel_sizes_record(volume, meta)},
+                                               "voxel_sizes_nm": _voxel_sizes_record(volume, meta),
+                                               "compartments": compartments},
                               "calibration": record.to_dict(), "denoise": smoothing})
     if in_memory:
         result = result.compute()

@@ -202,7 +202,7 @@ def _quicklook(path: Path, image: Volume, classes: Volume, table: pd.DataFrame, 
 
 
 def _one(source, out: Path, model, *, device, client, block_shape, halo, progress, calibration, denoise,
-         allow_large_resampling, precision, mirror, instance_parameters, min_volume_um3, check_parameters) -> dict:
+         allow_large_resampling, precision, mirror, compartment_model, instance_parameters, min_volume_um3, check_parameters) -> dict:
     from . import __version__
     from .calibration import calibrate
     from .heap import release_free_memory
@@ -249,7 +249,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     raw_classes = segment(image, model, output=out / "segmentation.zarr", device=device, client=client,
                           block_shape=block_shape, halo=halo, progress=progress, calibration=record,
                           denoise=denoise, allow_large_resampling=allow_large_resampling, precision=precision,
-                          mirror=mirror)
+                          mirror=mirror, compartment_model=compartment_model)
     done("segment_s", started)
 
     started = stage("instances")
@@ -293,7 +293,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
         "input": {"path": image._name(), "shape": list(image.shape), "dtype": str(image.dtype)},
         "voxel_size": list(image.voxel_size), "unit": image.unit,
         "model": {"name": str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__,
-                  "sha256": meta["model_sha256"]},
+                  "sha256": meta["model_sha256"], "compartments": meta["compartments"]},
         "sxtseg_version": __version__,
         "calibration": record.to_dict(),
         "denoise": smoothing,
@@ -389,6 +389,7 @@ def run(
     allow_large_resampling: bool = False,
     precision: str = "auto",
     mirror: bool = True,
+    compartment_model="auto",
     dmv_min_distance_nm: float = DMV_MIN_DISTANCE_NM,
     dmv_min_diameter_nm: float = DMV_MIN_DIAMETER_NM,
     dmv_min_depth_nm: float | None = DMV_MIN_DEPTH_NM,
@@ -438,6 +439,12 @@ def run(
     mirror : bool
         Test-time mirroring (default; see :func:`sxtseg.segment`): better
         Dice for 8x the network's arithmetic; False is 6-7x faster on a CPU.
+    compartment_model : "auto", None, str or Path
+        A second model for background, cytoplasm, nucleus and nucleolus
+        (see :func:`sxtseg.segment` and :mod:`sxtseg.compartments`):
+        ``"auto"`` (default) runs the plain model beside the default one on
+        volumes coarser than the default's training voxels.  What was done is
+        in ``summary.json`` (``model.compartments``).
     dmv_min_distance_nm : float
         Smallest distance (nm) between the centres of two touching DMVs
         that are split apart (:func:`sxtseg.split_touching`).
@@ -513,6 +520,7 @@ def run(
     parameters = _jsonable({
         "block_shape": block_shape, "halo": halo, "allow_large_resampling": bool(allow_large_resampling),
         "mirror": bool(mirror),
+        "compartment_model": compartment_model if compartment_model in (None, "auto") else str(compartment_model),
         "calibration": calibration.to_dict() if isinstance(calibration, CalibrationRecord) else calibration,
         "denoise": parse_denoise(denoise) if not isinstance(denoise, dict) else denoise,
         **instance_parameters, "min_volume_um3": min_volume_um3, **check_parameters})
@@ -534,7 +542,8 @@ def run(
         reports[name] = _one(source, target, model, device=device, client=client, block_shape=block_shape,
                              halo=halo, progress=progress,
                              calibration=calibration, denoise=denoise, allow_large_resampling=allow_large_resampling,
-                             precision=precision, mirror=mirror, instance_parameters=instance_parameters,
+                             precision=precision, mirror=mirror, compartment_model=compartment_model,
+                             instance_parameters=instance_parameters,
                              min_volume_um3=min_volume_um3,
                              check_parameters=check_parameters)
     if not single:

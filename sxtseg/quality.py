@@ -212,7 +212,8 @@ def voxel_size_flags(segmentation: dict, name: str | None = None) -> list[dict]:
     which then sees an image blurrier than its training cells: on held-out
     phantoms the default model's DMV Dice fell to 0.80 at 50 nm and 0.67 at
     60 nm, its nucleus Dice to 0.86 with 60 nm z voxels under 30 nm ones
-    (docs/models.md).
+    (docs/models.md).  The message says whether the compartments came from
+    a second model (``segmentation["compartments"]``, :mod:`sxtseg.compartments`).
 
     Parameters
     ----------
@@ -248,12 +249,18 @@ def voxel_size_flags(segmentation: dict, name: str | None = None) -> list[dict]:
         return []
     name = name or (segmentation.get("input") or {}).get("name") or "volume"
     low, high = (f"[{', '.join(f'{v:g}' for v in r)}]" for r in record["training_range"])
+    compartments = segmentation.get("compartments") or {}
+    if compartments.get("model"):
+        nucleus = (f"its compartments (cytoplasm, nucleus, nucleolus) came from the {compartments['model']} model, "
+                   "which drew the nucleus better on such cells")
+    else:
+        nucleus = ("the nucleus is less reliable there; the plain model drew it better on such cells "
+                   f"(not used here: {compartments.get('reason', 'no compartment model')})")
     return [_flag("coarse_voxels", f"{name}: voxels of {[round(float(v), 3) for v in voxel_nm]} nm are coarser on "
                                    f"{', '.join(axes)} than the model's training voxels ({low} to {high} nm); it "
                                    f"segmented them interpolated to {[round(float(v), 3) for v in record['segmented']]}"
-                                   " nm, and DMV boundaries and the nucleus are less reliable there; for the "
-                                   "nucleus the plain model did better on such cells, for DMV counts the "
-                                   "default (docs/models.md, 'Coarse voxels: which model')")]
+                                   f" nm, and DMV boundaries are less reliable there; {nucleus} "
+                                   "(docs/models.md, 'Coarse voxels: which model')")]
 
 
 def missing_wedge_flags(image: Volume, name: str | None = None) -> list[dict]:

@@ -114,6 +114,20 @@ def test_bench_robustness_quick():
 
 
 @pytest.mark.slow
+def test_bench_coarse_compartments_quick():
+    record = _run("bench_coarse_compartments.py")
+    rows = {row["way"]: row for row in record["rows"]}
+    assert set(rows) == {"none", "auto", "plain"}
+    # a coarse cell with ice and no wedge: the rule takes the plain model's compartments, as forcing it does
+    assert rows["none"]["compartments"] is None
+    assert rows["auto"]["compartments"] == rows["plain"]["compartments"] == "plain"
+    assert rows["auto"]["dice"] == rows["plain"]["dice"]
+    # the organelles stay the default model's: the DMV objects are those of the default model alone
+    assert rows["auto"]["dmv_objects"]["found"] == rows["none"]["dmv_objects"]["found"]
+    assert all(row["count_error"]["nucleus"] == 0 for row in rows.values())
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("painted", [False, True])
 def test_bench_finetune_quick(painted):
     record = _run("bench_finetune.py", *(["--painted"] if painted else []))

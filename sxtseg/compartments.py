@@ -1,0 +1,137 @@
+"""Compartments from a second model: the plain model's nucleus for volumes coarser than the default's training.
+
+:func:`sxtseg.segment` runs the shipped ``"default"`` model at 30 nm.  A
+volume with coarser voxels (50 or 60 nm, or 60 nm z voxels under 30 nm ones)
+reaches it interpolated to 30 nm, blurrier than any of its training cells,
+and the default model then calls part of the nucleus cytoplasm (nucleus Dice
+0.83-0.91 on tuning phantoms).  The shipped ``"plain"`` model, run on the
+same volumes at its own 35-40 nm, draws the nucleus better (0.92-0.96) but
+finds false DMVs there (DMV object precision 0.58-0.79 against the default's
+0.63-1.00).  So for such volumes the compartments (background, cytoplasm,
+nucleus, nucleolus) are taken from the plain model and the organelles from
+the default: a voxel becomes the plain model's class where both models call
+it a compartment, and keeps the default's class everywhere else.  Measured in
+``docs/benchmarks.md``, "Compartments of coarse volumes from the plain model".
+
+The plain model is worse than the default at two things measured on coarse
+phantoms, so the rule stands aside for them:
+
+* a missing wedge (:func:`sxtseg.wedge.missing_wedge`): at 50 nm with a
+  +-60 deg wedge, nucleus Dice 0.48 -> 0.36 and 0.55 -> 0.39 with the plain
+  model's compartments;
+* no ice around the cell (the calibration found no ice reference, or was not
+  left to find one): at 50 nm without ice, 0.86 -> 0.82 and 0.87 -> 0.85
+  (``benchmarks/bench_coarse_compartments.py``).
+
+Examples
+--------
+>>> import numpy as np
+>>> organelles = np.array([1, 1, 6, 2, 0])      # cytoplasm, cytoplasm, DMV, nucleus, background
+>>> compartments = np.array([2, 1, 1, 2, 6])    # nucleus, cytoplasm, cytoplasm, nucleus, DMV
+>>> combine(organelles, compartments).tolist()
+[2, 1, 6, 2, 0]
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .classes import SXTClass
+
+__all__ = ["COARSE_COMPARTMENT_MODELS", "COMPARTMENT_CLASSES", "combine", "compartment_model_for"]
+
+#: The classes a compartment model supplies: everything else comes from the main model.
+COMPARTMENT_CLASSES = (SXTClass.BACKGROUND, SXTClass.CYTOPLASM, SXTClass.NUCLEUS, SXTClass.NUCLEOLUS)
+
+#: Shipped model name -> the shipped model whose compartments replace its own on coarse volumes.
+COARSE_COMPARTMENT_MODELS = {"default": "plain"}
+
+#: An axis coarser than the model's coarsest training voxel by more than this fraction makes a volume coarse
+#: (the tolerance of segment's resampling and of the ``coarse_voxels`` quality flag).
+COARSE_TOLERANCE = 0.10
+
+
+def combine(organelles: np.ndarray, compartments: np.ndarray) -> np.ndarray:
+    """Class codes: ``compartments``' where both arrays hold a compartment class, else ``organelles``'.
+
+    Parameters
+    ----------
+    organelles, compartments : numpy.ndarray of uint8
+        Class codes (:class:`sxtseg.SXTClass`) of the same shape: the main
+        model's and the compartment model's.
+
+    Returns
+    -------
+    numpy.ndarray
+        Class codes of ``organelles``' dtype.
+    """
+    both = np.isin(organelles, COMPARTMENT_CLASSES) & np.isin(compartments, COMPARTMENT_CLASSES)
+    return np.where(both, compartments, organelles).astype(organelles.dtype, copy=False)
+
+
+def _coarse_axes(voxel_nm, metadata: dict) -> list[str]:
+    """The axes (of "zyx") on which ``voxel_nm`` is coarser than the model's coarsest training voxel."""
+    median = np.asarray(metadata["voxel_size_nm"], float)
+    coarsest = np.asarray(metadata.get("voxel_size_range_nm", [median, median])[1], float)
+    return [axis for axis, v, c in zip("zyx", np.asarray(voxel_nm, float), coarsest) if v > c * (1 + COARSE_TOLERANCE)]
+
+
+def compartment_model_for(model, choice, voxel_nm, metadata: dict, calibration, lac=None) -> tuple[str | None, str]:
+    """Which model, if any, gives the compartments of a segmentation, and why.
+
+    Parameters
+    ----------
+    model : str, Path or torch.nn.Module
+        The main model, as given to :func:`sxtseg.segment`.
+    choice : "auto", None, str or Path
+        ``"auto"``: the rule of this module (only for a main model named in
+        :data:`COARSE_COMPARTMENT_MODELS`); None or ``"none"``: no second
+        model; any other name or path: that model, always.
+    voxel_nm : sequence of 3 float
+        The volume's voxel size (z, y, x nm).
+    metadata : dict
+        The main model's metadata (its training voxel sizes).
+    calibration : CalibrationRecord
+        What :func:`sxtseg.calibrate` did (whether it found the ice).
+    lac : Volume, optional
+        The calibrated volume, tested for a missing wedge
+        (:func:`sxtseg.wedge.missing_wedge`) when the rule would apply.
+
+    Returns
+    -------
+    model : str or None
+        The compartment model (a shipped name or a path), or None.
+    reason : str
+        One sentence saying why.
+
+    Examples
+    --------
+    >>> from sxtseg.calibration import CalibrationRecord
+    >>> meta = {"voxel_size_nm": [30.0] * 3, "voxel_size_range_nm": [[25.0] * 3, [40.0] * 3]}
+    >>> ice = CalibrationRecord("two-point", "lac", references=[{"name": "ice"}, {"name": "cytoplasm"}])
+    >>> compartment_model_for("default", "auto", [50.0, 50.0, 50.0], meta, ice)[0]
+    'plain'
+    >>> compartment_model_for("default", "auto", [30.0, 30.0, 30.0], meta, ice)[0] is None
+    True
+    """
+    if choice is None or choice == "none":
+        return None, "no compartment model requested"
+    if choice != "auto":
+        return os.fspath(choice), "compartment model requested"
+    partner = COARSE_COMPARTMENT_MODELS.get(model) if isinstance(model, str) else None
+    if partner is None:
+        return None, "no compartment model is paired with this model"
+    axes = _coarse_axes(voxel_nm, metadata)
+    if not axes:
+        return None, "voxels within the model's training voxel sizes"
+    coarse = f"voxels coarser on {', '.join(axes)} than the {model} model's training voxels"
+    if not any(ref.get("name") == "ice" for ref in calibration.references):
+        return None, f"{coarse}, but no ice reference was found by the calibration (the {partner} model is worse without ice)"
+    if lac is not None:
+        from .wedge import missing_wedge
+
+        if missing_wedge(lac)["detected"]:
+            return None, f"{coarse}, but the volume has a missing wedge (the {partner} model is worse under one)"
+    return partner, f"{coarse}: compartments from the {partner} model"

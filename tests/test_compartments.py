@@ -1,0 +1,92 @@
+"""Compartments from a second model (sxtseg.compartments) and segment()'s use of it."""
+
+import numpy as np
+import pytest
+from conftest import make_tiny_model
+
+from sxtseg import SXTClass, Volume, make_infected_cell, segment
+from sxtseg.calibration import CalibrationRecord
+from sxtseg.compartments import combine, compartment_model_for
+
+DEFAULT_META = {"voxel_size_nm": [30.0] * 3, "voxel_size_range_nm": [[25.0] * 3, [40.0] * 3]}
+WITH_ICE = CalibrationRecord("two-point", "lac", references=[{"name": "ice"}, {"name": "cytoplasm"}])
+
+
+def test_combine_takes_a_compartment_only_where_both_models_see_one():
+    c = SXTClass
+    organelles = np.array([c.CYTOPLASM, c.CYTOPLASM, c.DMV, c.NUCLEUS, c.BACKGROUND, c.MITOCHONDRION], np.uint8)
+    compartments = np.array([c.NUCLEUS, c.NUCLEOLUS, c.CYTOPLASM, c.CYTOPLASM, c.DMV, c.NUCLEUS], np.uint8)
+    out = combine(organelles, compartments)
+    assert out.dtype == np.uint8
+    # the second model's compartments replace the first's; organelles of either model are never swapped in or out
+    assert out.tolist() == [c.NUCLEUS, c.NUCLEOLUS, c.DMV, c.CYTOPLASM, c.BACKGROUND, c.MITOCHONDRION]
+
+
+@pytest.mark.parametrize(("voxel_nm", "expected"), [
+    ([50.0, 50.0, 50.0], "plain"),
+    ([60.0, 30.0, 30.0], "plain"),  # z alone coarse
+    ([44.0, 44.0, 44.0], None),     # within the 10 % tolerance of 40 nm
+    ([20.0, 20.0, 20.0], None),     # finer is resampled, not coarse
+])
+def test_the_rule_follows_the_default_models_training_voxels(voxel_nm, expected):
+    model, reason = compartment_model_for("default", "auto", voxel_nm, DEFAULT_META, WITH_ICE)
+    assert model == expected, reason
+
+
+def test_the_rule_stands_aside_without_ice_for_other_models_and_on_request():
+    no_ice = CalibrationRecord("identity", "lac", flags=["no_ice_reference"])
+    model, reason = compartment_model_for("default", "auto", [50.0] * 3, DEFAULT_META, no_ice)
+    assert model is None and "no ice" in reason
+    assert compartment_model_for("my.pt", "auto", [50.0] * 3, DEFAULT_META, WITH_ICE)[0] is None
+    assert compartment_model_for("default", None, [50.0] * 3, DEFAULT_META, WITH_ICE)[0] is None
+    assert compartment_model_for("default", "none", [50.0] * 3, DEFAULT_META, WITH_ICE)[0] is None
+    # asked for by name: always, whatever the voxels
+    assert compartment_model_for("my.pt", "plain", [30.0] * 3, DEFAULT_META, WITH_ICE)[0] == "plain"
+
+
+def test_the_rule_stands_aside_for_a_missing_wedge():
+    from sxtseg.phantom import ImagingModel
+
+    kwargs = {"voxel_size_nm": 50.0, "seed": 4}
+    plain, _, _, _ = make_infected_cell((32, 96, 96), **kwargs)
+    wedged, _, _, _ = make_infected_cell((32, 96, 96), **kwargs,
+                                         imaging=ImagingModel(psf_sigma_xy_nm=50.0, psf_sigma_z_nm=75.0,
+                                                              tilt_range_deg=(-60, 60)))
+    assert compartment_model_for("default", "auto", [50.0] * 3, DEFAULT_META, WITH_ICE, plain)[0] == "plain"
+    model, reason = compartment_model_for("default", "auto", [50.0] * 3, DEFAULT_META, WITH_ICE, wedged)
+    assert model is None and "missing wedge" in reason
+
+
+def test_segment_combines_the_two_models_block_by_block_and_on_resume(tmp_path):
+    main = make_tiny_model(tmp_path / "main.pt", seed=0)
+    second = make_tiny_model(tmp_path / "second.pt", seed=5)
+    image, _, _, _ = make_infected_cell((32, 64, 64), seed=21, n_dmv=3)
+    options = {"progress": False, "mirror": False, "block_shape": (32, 32, 32), "halo": (4, 8, 8)}
+    alone = segment(image, main, compartment_model=None, **options)
+    other = segment(image, second, compartment_model=None, **options)
+    assert alone.metadata["segmentation"]["compartments"]["model"] is None
+    wanted = combine(alone.to_numpy(), other.to_numpy())
+    assert (wanted != alone.to_numpy()).any()  # the two untrained models differ: the test can tell them apart
+    both = segment(image, main, compartment_model=second, output=tmp_path / "seg.zarr", **options)
+    np.testing.assert_array_equal(both.to_numpy(), wanted)
+    record = both.metadata["segmentation"]["compartments"]
+    assert record["model"] == str(second) and record["model_sha256"] == other.metadata["segmentation"]["model_sha256"]
+    assert (tmp_path / "seg.zarr" / "compartments" / "segment.json").exists()
+    again = segment(image, main, compartment_model=second, output=tmp_path / "seg.zarr", **options)  # resumed: done
+    np.testing.assert_array_equal(again.to_numpy(), wanted)
+
+
+def test_a_coarse_volume_gets_the_plain_models_compartments_by_default():
+    image, _, _, _ = make_infected_cell((32, 64, 64), voxel_size_nm=50.0, seed=8)
+    volume = Volume(np.ascontiguousarray(image.to_numpy()), voxel_size=50.0)
+    options = {"progress": False, "mirror": False}
+    result = segment(volume, **options)
+    record = result.metadata["segmentation"]["compartments"]
+    assert record["model"] == "plain" and "coarser on z, y, x" in record["reason"]
+    default_alone = segment(volume, compartment_model=None, **options).to_numpy()
+    plain_alone = segment(volume, "plain", compartment_model=None, **options).to_numpy()
+    np.testing.assert_array_equal(result.to_numpy(), combine(default_alone, plain_alone))
+    from sxtseg.quality import voxel_size_flags
+
+    (flag,) = voxel_size_flags(result.metadata["segmentation"], name="cell.mrc")
+    assert "came from the plain model" in flag["message"]
