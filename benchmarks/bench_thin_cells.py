@@ -4,7 +4,9 @@ The phantom fits the whole cell into its field, so a field fewer slices deep dra
 (32 slices of 30 nm: a cell under 1 µm thick). The shipped models were trained on cells 2.0-3.2 µm
 thick (``cell_thickness_um`` of their training phantoms). This benchmark draws whole phantom cells
 into fields of several depths (192x192 voxels in y and x, 30 nm, plain imaging), segments each
-with ``sxtseg.segment`` (its defaults: calibration, test-time mirroring) and reports, per cell:
+with ``sxtseg.segment`` (its defaults: calibration, test-time mirroring, and for the default model
+the plain model's compartments on a thin cell, :mod:`sxtseg.compartments`; a model named
+``default/alone`` is the default model without them) and reports, per cell:
 the thickness of the true and the segmented cell (:func:`sxtseg.quality.cell_thickness_um`),
 whether :func:`sxtseg.quality.segmentation_flags` flags it ``thin_cell``, and Dice of the nucleus
 and the DMVs. The flag is right where it is raised on the cells whose nucleus the default model
@@ -18,7 +20,8 @@ Run::
 
     python benchmarks/bench_thin_cells.py                     # depths 32-96, seeds 7600-7605, both models
     python benchmarks/bench_thin_cells.py --models default --seeds 7603 7604 7605
-    python benchmarks/bench_thin_cells.py --quick             # depths 32 and 96, one seed, default model, CI
+    python benchmarks/bench_thin_cells.py --models default default/alone plain   # "/alone": compartment_model=None
+    python benchmarks/bench_thin_cells.py --quick             # depths 32 and 96, one seed, default (and alone), CI
 
 It prints one JSON record (stdout) and a markdown table (stderr).
 """
@@ -47,14 +50,17 @@ def measure(depth: int, seed: int, models: list[str], mirror: bool, yx: int) -> 
     row = {"depth_slices": depth, "seed": seed, "field_um": depth * VOXEL_NM / 1000,
            "truth_thickness_um": cell_thickness_um(truth), "models": {}}
     for model in models:
+        name, _, way = model.partition("/")  # "default/alone": without a compartment model
         started = time.perf_counter()
-        classes = segment(image, model, mirror=mirror, progress=False)
+        classes = segment(image, name, mirror=mirror, progress=False,
+                          compartment_model=None if way == "alone" else "auto")
         seconds = time.perf_counter() - started
         dice = dice_per_class(classes.to_numpy(), truth_codes, 9)
         row["models"][model] = {
             "thickness_um": cell_thickness_um(classes),
             "flags": [f["flag"] for f in segmentation_flags(classes)],
             "dice_nucleus": round(float(dice[SXTClass.NUCLEUS]), 4), "dice_dmv": round(float(dice[SXTClass.DMV]), 4),
+            "compartments": classes.metadata["segmentation"]["compartments"]["model"],
             "seconds": round(seconds, 2)}
     return row
 
@@ -65,11 +71,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(7600, 7606)))
     parser.add_argument("--models", nargs="+", default=["default", "plain"])
     parser.add_argument("--no-mirror", action="store_true", help="one pass of the network per window")
-    parser.add_argument("--quick", action="store_true", help="depths 32 and 96, seed 7600, 96x96, default, one pass")
+    parser.add_argument("--quick", action="store_true", help="depths 32 and 96, seed 7600, 96x96, default and default/alone, one pass")
     args = parser.parse_args(argv)
     yx = 192
     if args.quick:
-        args.depths, args.seeds, args.models, args.no_mirror, yx = [32, 96], [7600], ["default"], True, 96
+        args.depths, args.seeds, args.models, args.no_mirror, yx = [32, 96], [7600], ["default", "default/alone"], True, 96
     rows = []
     for depth in args.depths:
         for seed in args.seeds:

@@ -319,8 +319,9 @@ def _add_instance_options(p: argparse.ArgumentParser) -> None:
                         "on a CPU, lower Dice: docs/benchmarks.md)")
     p.add_argument("--compartment-model", default="auto",
                    help="a second model for background, cytoplasm, nucleus and nucleolus: auto (default: the "
-                        "plain model beside the default one on volumes coarser than its training voxels, with "
-                        "ice and no missing wedge), none, or a model name or checkpoint")
+                        "plain model beside the default one on volumes coarser than its training voxels and on "
+                        "cells under 1.4 um thick, with ice and no missing wedge), none, or a model name or "
+                        "checkpoint")
     p.add_argument("--dmv-min-distance-nm", type=float, default=DMV_MIN_DISTANCE_NM,
                    help=f"smallest centre distance of touching DMVs split apart (default {DMV_MIN_DISTANCE_NM:g})")
     p.add_argument("--dmv-min-diameter-nm", type=float, default=DMV_MIN_DIAMETER_NM,

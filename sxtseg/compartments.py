@@ -1,4 +1,4 @@
-"""Compartments from a second model: the plain model's nucleus for volumes coarser than the default's training.
+"""Compartments from a second model: the plain model's nucleus for coarse volumes and thin cells.
 
 :func:`sxtseg.segment` runs the shipped ``"default"`` model at 30 nm.  A
 volume with coarser voxels (50 or 60 nm, or 60 nm z voxels under 30 nm ones)
@@ -12,6 +12,11 @@ nucleus, nucleolus) are taken from the plain model and the organelles from
 the default: a voxel becomes the plain model's class where both models call
 it a compartment, and keeps the default's class everywhere else.  Measured in
 ``docs/benchmarks.md``, "Compartments of coarse volumes from the plain model".
+
+The same holds for a thin cell (whole in z and under
+:data:`sxtseg.quality.THIN_CELL_UM`, 1.4 µm, in the default model's
+segmentation): the default model misses most of its nucleus (Dice 0.04-0.27
+under 1 µm), the plain model much less (``benchmarks/bench_thin_cells.py``).
 
 The plain model is worse than the default at two things measured on coarse
 phantoms, so the rule stands aside for them:
@@ -40,13 +45,13 @@ import numpy as np
 
 from .classes import SXTClass
 
-__all__ = ["COARSE_COMPARTMENT_MODELS", "COMPARTMENT_CLASSES", "combine", "compartment_model_for"]
+__all__ = ["COMPARTMENT_MODELS", "COMPARTMENT_CLASSES", "combine", "compartment_model_for"]
 
 #: The classes a compartment model supplies: everything else comes from the main model.
 COMPARTMENT_CLASSES = (SXTClass.BACKGROUND, SXTClass.CYTOPLASM, SXTClass.NUCLEUS, SXTClass.NUCLEOLUS)
 
-#: Shipped model name -> the shipped model whose compartments replace its own on coarse volumes.
-COARSE_COMPARTMENT_MODELS = {"default": "plain"}
+#: Shipped model name -> the shipped model whose compartments replace its own on coarse volumes and thin cells.
+COMPARTMENT_MODELS = {"default": "plain"}
 
 #: An axis coarser than the model's coarsest training voxel by more than this fraction makes a volume coarse
 #: (the tolerance of segment's resampling and of the ``coarse_voxels`` quality flag).
@@ -78,7 +83,8 @@ def _coarse_axes(voxel_nm, metadata: dict) -> list[str]:
     return [axis for axis, v, c in zip("zyx", np.asarray(voxel_nm, float), coarsest) if v > c * (1 + COARSE_TOLERANCE)]
 
 
-def compartment_model_for(model, choice, voxel_nm, metadata: dict, calibration, lac=None) -> tuple[str | None, str]:
+def compartment_model_for(model, choice, voxel_nm, metadata: dict, calibration, lac=None,
+                          thickness_um: float | None = None) -> tuple[str | None, str]:
     """Which model, if any, gives the compartments of a segmentation, and why.
 
     Parameters
@@ -87,7 +93,7 @@ def compartment_model_for(model, choice, voxel_nm, metadata: dict, calibration, 
         The main model, as given to :func:`sxtseg.segment`.
     choice : "auto", None, str or Path
         ``"auto"``: the rule of this module (only for a main model named in
-        :data:`COARSE_COMPARTMENT_MODELS`); None or ``"none"``: no second
+        :data:`COMPARTMENT_MODELS`); None or ``"none"``: no second
         model; any other name or path: that model, always.
     voxel_nm : sequence of 3 float
         The volume's voxel size (z, y, x nm).
@@ -98,6 +104,11 @@ def compartment_model_for(model, choice, voxel_nm, metadata: dict, calibration, 
     lac : Volume, optional
         The calibrated volume, tested for a missing wedge
         (:func:`sxtseg.wedge.missing_wedge`) when the rule would apply.
+    thickness_um : float, optional
+        The cell's thickness (µm) in the main model's segmentation
+        (:func:`sxtseg.quality.cell_thickness_um`); a cell thinner than
+        :data:`sxtseg.quality.THIN_CELL_UM` makes the rule apply as coarse
+        voxels do.
 
     Returns
     -------
@@ -120,13 +131,19 @@ def compartment_model_for(model, choice, voxel_nm, metadata: dict, calibration, 
         return None, "no compartment model requested"
     if choice != "auto":
         return os.fspath(choice), "compartment model requested"
-    partner = COARSE_COMPARTMENT_MODELS.get(model) if isinstance(model, str) else None
+    partner = COMPARTMENT_MODELS.get(model) if isinstance(model, str) else None
     if partner is None:
         return None, "no compartment model is paired with this model"
+    from .quality import THIN_CELL_UM
+
     axes = _coarse_axes(voxel_nm, metadata)
-    if not axes:
-        return None, "voxels within the model's training voxel sizes"
-    coarse = f"voxels coarser on {', '.join(axes)} than the {model} model's training voxels"
+    thin = thickness_um is not None and thickness_um < THIN_CELL_UM
+    if not axes and not thin:
+        return None, "voxels within the model's training voxel sizes, and the cell not thin"
+    if axes:
+        coarse = f"voxels coarser on {', '.join(axes)} than the {model} model's training voxels"
+    else:
+        coarse = f"a thin cell ({thickness_um:.2f} µm thick, under {THIN_CELL_UM:g} µm)"
     if not any(ref.get("name") == "ice" for ref in calibration.references):
         return None, f"{coarse}, but no ice reference was found by the calibration (the {partner} model is worse without ice)"
     if lac is not None:

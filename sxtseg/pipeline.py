@@ -443,7 +443,7 @@ def run(
         A second model for background, cytoplasm, nucleus and nucleolus
         (see :func:`sxtseg.segment` and :mod:`sxtseg.compartments`):
         ``"auto"`` (default) runs the plain model beside the default one on
-        volumes coarser than the default's training voxels.  What was done is
+        volumes coarser than the default's training voxels and on thin cells.  What was done is
         in ``summary.json`` (``model.compartments``).
     dmv_min_distance_nm : float
         Smallest distance (nm) between the centres of two touching DMVs

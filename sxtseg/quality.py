@@ -112,8 +112,17 @@ def segmentation_flags(classes: Volume, name: str | None = None) -> list[dict]:
                                         f"{THIN_CELL_UM:g} um and than any cell the shipped models were trained on "
                                         "(2.0-3.2 um); on phantom cells 0.7-1.4 um thick the default model missed "
                                         "much of the nucleus (Dice 0.04-0.96, under 0.93 in 22 of 24), the plain "
-                                        "model less (0.33-0.97) (docs/models.md, 'Thin cells')"))
+                                        "model less (0.33-0.97) (docs/models.md, 'Thin cells')"
+                                        f"{_compartments_note(classes)}"))
     return flags
+
+
+def _compartments_note(classes: Volume) -> str:
+    """``; the compartments came from the X model`` when segment took them from a second model, else ``""``."""
+    compartments = (classes.metadata.get("segmentation") or {}).get("compartments") or {}
+    if not compartments.get("model"):
+        return ""
+    return f"; here the compartments (cytoplasm, nucleus, nucleolus) came from the {compartments['model']} model"
 
 
 def cell_thickness_um(classes: Volume) -> float | None:

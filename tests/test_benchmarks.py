@@ -248,13 +248,19 @@ def test_bench_voxel_size_quick():
 
 @pytest.mark.slow
 def test_bench_thin_cells_quick():
-    # a cell under 1 um thick is flagged and loses its nucleus; one of 2.4 um is neither
+    # a cell under 1 um thick is flagged, and the default model alone loses its nucleus; one of 2.4 um is neither
     record = _run("bench_thin_cells.py")
-    thin, thick = (row["models"]["default"] for row in record["rows"])
+    thin, thick = (row["models"]["default/alone"] for row in record["rows"])
     assert [row["depth_slices"] for row in record["rows"]] == [32, 96] and record["thin_cell_um"] == 1.4
     assert thin["thickness_um"] < 1.0 < 2.0 < thick["thickness_um"]
     assert "thin_cell" in thin["flags"] and "thin_cell" not in thick["flags"]
     assert thin["dice_nucleus"] < 0.5 < thick["dice_nucleus"]
+    # with its defaults segment() takes the thin cell's compartments from the plain model, which keeps more
+    # of the nucleus, and leaves the thick cell alone
+    thin_now, thick_now = (row["models"]["default"] for row in record["rows"])
+    assert thin_now["compartments"] == "plain" and thick_now["compartments"] is None
+    assert thin_now["dice_nucleus"] > thin["dice_nucleus"] + 0.15 and thick_now == {**thick, "seconds": thick_now["seconds"]}
+    assert thin_now["dice_dmv"] == thin["dice_dmv"]
 
 
 @pytest.mark.slow

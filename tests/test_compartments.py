@@ -33,6 +33,14 @@ def test_the_rule_follows_the_default_models_training_voxels(voxel_nm, expected)
     assert model == expected, reason
 
 
+def test_a_thin_cell_takes_the_plain_models_compartments_at_any_voxel_size():
+    model, reason = compartment_model_for("default", "auto", [30.0] * 3, DEFAULT_META, WITH_ICE, thickness_um=1.1)
+    assert model == "plain" and "thin cell (1.10 µm" in reason
+    assert compartment_model_for("default", "auto", [30.0] * 3, DEFAULT_META, WITH_ICE, thickness_um=1.6)[0] is None
+    # a cell cut by the field of view has no thickness to tell (None): not thin
+    assert compartment_model_for("default", "auto", [30.0] * 3, DEFAULT_META, WITH_ICE, thickness_um=None)[0] is None
+
+
 def test_the_rule_stands_aside_without_ice_for_other_models_and_on_request():
     no_ice = CalibrationRecord("identity", "lac", flags=["no_ice_reference"])
     model, reason = compartment_model_for("default", "auto", [50.0] * 3, DEFAULT_META, no_ice)
@@ -90,3 +98,17 @@ def test_a_coarse_volume_gets_the_plain_models_compartments_by_default():
 
     (flag,) = voxel_size_flags(result.metadata["segmentation"], name="cell.mrc")
     assert "came from the plain model" in flag["message"]
+
+
+def test_segment_measures_the_cell_to_find_a_thin_one():
+    from sxtseg.quality import cell_thickness_um
+
+    image, truth, _, _ = make_infected_cell((32, 96, 96), voxel_size_nm=30.0, seed=7)
+    assert cell_thickness_um(truth) < 1.0
+    result = segment(image, progress=False, mirror=False)
+    record = result.metadata["segmentation"]["compartments"]
+    assert record["model"] == "plain" and "thin cell" in record["reason"], record
+    from sxtseg.quality import segmentation_flags
+
+    thin = [f for f in segmentation_flags(result) if f["flag"] == "thin_cell"]
+    assert thin and "came from the plain model" in thin[0]["message"]
