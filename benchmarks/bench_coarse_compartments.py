@@ -1,15 +1,16 @@
 """Compartments of coarse volumes from the plain model: where the rule helps and where it stands aside.
 
 :func:`sxtseg.segment` takes the background, cytoplasm, nucleus and nucleolus of a volume coarser
-than the default model's training voxels from the shipped plain model (:mod:`sxtseg.compartments`),
-except when the calibration found no ice or the volume has a missing wedge.  This benchmark runs
+than the default model's training voxels from the shipped plain model, and grows the default's DMVs
+by the plain model's around them (:mod:`sxtseg.compartments`), except when the calibration found no
+ice or the volume has a missing wedge.  This benchmark runs
 coarse phantoms that also carry a second difficulty, each three ways in one process run, with
 ``sxtseg.run`` and default settings otherwise:
 
 - ``none``: the default model alone (``compartment_model=None``, as before the rule);
 - ``auto``: the rule as shipped;
 - ``plain``: the plain model's compartments always (``compartment_model="plain"``: the rule without
-  its two exceptions).
+  its two exceptions, and without growing the default model's DMVs).
 
 Seeds 7480-7499 (tuning side: the rule's exceptions were chosen on the first ten of them);
 ``--seed 6100`` gives held-out cells.  Scores as in ``bench_robustness.py``.

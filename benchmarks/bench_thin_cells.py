@@ -71,11 +71,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(7600, 7606)))
     parser.add_argument("--models", nargs="+", default=["default", "plain"])
     parser.add_argument("--no-mirror", action="store_true", help="one pass of the network per window")
-    parser.add_argument("--quick", action="store_true", help="depths 32 and 96, seed 7600, 96x96, default and default/alone, one pass")
+    parser.add_argument("--quick", action="store_true",
+                        help="depths 32 and 96, seed 7600, 96x96, default and default/alone, one pass")
     args = parser.parse_args(argv)
     yx = 192
     if args.quick:
-        args.depths, args.seeds, args.models, args.no_mirror, yx = [32, 96], [7600], ["default", "default/alone"], True, 96
+        args.depths, args.seeds, args.no_mirror, yx = [32, 96], [7600], True, 96
+        args.models = ["default", "default/alone"]
     rows = []
     for depth in args.depths:
         for seed in args.seeds:

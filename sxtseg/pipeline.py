@@ -202,7 +202,8 @@ def _quicklook(path: Path, image: Volume, classes: Volume, table: pd.DataFrame, 
 
 
 def _one(source, out: Path, model, *, device, client, block_shape, halo, progress, calibration, denoise,
-         allow_large_resampling, precision, mirror, compartment_model, instance_parameters, min_volume_um3, check_parameters) -> dict:
+         allow_large_resampling, precision, mirror, compartment_model, instance_parameters, min_volume_um3,
+         check_parameters) -> dict:
     from . import __version__
     from .calibration import calibrate
     from .heap import release_free_memory

@@ -260,8 +260,9 @@ def voxel_size_flags(segmentation: dict, name: str | None = None) -> list[dict]:
     low, high = (f"[{', '.join(f'{v:g}' for v in r)}]" for r in record["training_range"])
     compartments = segmentation.get("compartments") or {}
     if compartments.get("model"):
+        dmvs = ", and its DMVs were grown to that model's boundaries" if compartments.get("dmvs_grown") else ""
         nucleus = (f"its compartments (cytoplasm, nucleus, nucleolus) came from the {compartments['model']} model, "
-                   "which drew the nucleus better on such cells")
+                   f"which drew the nucleus better on such cells{dmvs}")
     else:
         nucleus = ("the nucleus is less reliable there; the plain model drew it better on such cells "
                    f"(not used here: {compartments.get('reason', 'no compartment model')})")

@@ -12,6 +12,30 @@ DEFAULT_META = {"voxel_size_nm": [30.0] * 3, "voxel_size_range_nm": [[25.0] * 3,
 WITH_ICE = CalibrationRecord("two-point", "lac", references=[{"name": "ice"}, {"name": "cytoplasm"}])
 
 
+def test_grown_dmvs_are_the_main_models_with_the_second_models_boundaries():
+    c = SXTClass
+    main = np.full((7, 11, 11), c.CYTOPLASM, np.uint8)
+    second = main.copy()
+    main[2:5, 4:7, 4:7] = c.DMV                   # the main model's DMV, 3 voxels across (interior: 1 voxel)
+    second[1:6, 3:8, 3:8] = c.DMV                 # the second model's around it, 5 across
+    second[0:7, 0:3, 0:2] = c.DMV                 # and one of its own, apart
+    main[1, 3, 3] = c.MITOCHONDRION               # an organelle of the main model is not overwritten
+    main[3, 9, 9] = c.DMV                         # a speck of the main model's ...
+    second[2:5, 8:11, 8:11] = c.DMV               # ... inside a DMV of the second's: not grown into an object
+    out = combine(main, second, grow_dmvs=True)
+    assert out[1, 3, 3] == c.MITOCHONDRION and (out[:, 0:3, 0:2] == c.CYTOPLASM).all()
+    assert (out[1:6, 3:8, 3:8] == c.DMV).sum() == 124
+    assert (out[2:5, 8:11, 8:11] == c.DMV).sum() == 1
+    # block by block with the documented overlap: the same as whole
+    import dask.array as da
+
+    from sxtseg.compartments import DMV_GROWTH_DEPTH
+
+    blocks = da.map_overlap(combine, da.from_array(main, chunks=(4, 5, 5)), da.from_array(second, chunks=(4, 5, 5)),
+                            depth=DMV_GROWTH_DEPTH, boundary="none", dtype=np.uint8, grow_dmvs=True)
+    np.testing.assert_array_equal(blocks.compute(), out)
+
+
 def test_combine_takes_a_compartment_only_where_both_models_see_one():
     c = SXTClass
     organelles = np.array([c.CYTOPLASM, c.CYTOPLASM, c.DMV, c.NUCLEUS, c.BACKGROUND, c.MITOCHONDRION], np.uint8)
@@ -50,6 +74,10 @@ def test_the_rule_stands_aside_without_ice_for_other_models_and_on_request():
     assert compartment_model_for("default", "none", [50.0] * 3, DEFAULT_META, WITH_ICE)[0] is None
     # asked for by name: always, whatever the voxels
     assert compartment_model_for("my.pt", "plain", [30.0] * 3, DEFAULT_META, WITH_ICE)[0] == "plain"
+    from sxtseg import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="compartment_model must be"):
+        compartment_model_for("default", object(), [30.0] * 3, DEFAULT_META, WITH_ICE)
 
 
 def test_the_rule_stands_aside_for_a_missing_wedge():
@@ -90,10 +118,10 @@ def test_a_coarse_volume_gets_the_plain_models_compartments_by_default():
     options = {"progress": False, "mirror": False}
     result = segment(volume, **options)
     record = result.metadata["segmentation"]["compartments"]
-    assert record["model"] == "plain" and "coarser on z, y, x" in record["reason"]
+    assert record["model"] == "plain" and "coarser on z, y, x" in record["reason"] and record["dmvs_grown"]
     default_alone = segment(volume, compartment_model=None, **options).to_numpy()
     plain_alone = segment(volume, "plain", compartment_model=None, **options).to_numpy()
-    np.testing.assert_array_equal(result.to_numpy(), combine(default_alone, plain_alone))
+    np.testing.assert_array_equal(result.to_numpy(), combine(default_alone, plain_alone, grow_dmvs=True))
     from sxtseg.quality import voxel_size_flags
 
     (flag,) = voxel_size_flags(result.metadata["segmentation"], name="cell.mrc")
