@@ -51,7 +51,7 @@ from .classes import SXTClass
 from .errors import InvalidArgumentError
 
 __all__ = ["COMPARTMENT_CLASSES", "COMPARTMENT_MODELS", "DMV_GROWTH_DEPTH", "DMV_GROWTH_VOXELS",
-           "GROW_DMVS_WHEN_COARSE", "coarse_axes", "combine", "compartment_model_for"]
+           "GROW_DMVS_WHEN_COARSE", "combine", "compartment_model_for"]
 
 #: The classes a compartment model supplies: everything else comes from the main model.
 COMPARTMENT_CLASSES = (SXTClass.BACKGROUND, SXTClass.CYTOPLASM, SXTClass.NUCLEUS, SXTClass.NUCLEOLUS)
@@ -70,11 +70,6 @@ DMV_GROWTH_VOXELS = 2
 
 #: Overlap (voxels) that blocks need for ``grow_dmvs``: one for the interior, then the growth.
 DMV_GROWTH_DEPTH = 1 + DMV_GROWTH_VOXELS
-
-#: An axis coarser than the model's coarsest training voxel by more than this fraction makes a volume coarse
-#: (the tolerance of segment's resampling and of the ``coarse_voxels`` quality flag).
-COARSE_TOLERANCE = 0.10
-
 
 def combine(organelles: np.ndarray, compartments: np.ndarray, grow_dmvs: bool = False) -> np.ndarray:
     """Class codes: ``compartments``' where both arrays hold a compartment class, else ``organelles``'.
@@ -125,20 +120,7 @@ def combine(organelles: np.ndarray, compartments: np.ndarray, grow_dmvs: bool = 
     return combined
 
 
-def coarse_axes(voxel_nm, metadata: dict) -> list[str]:
-    """The axes (of "zyx") on which ``voxel_nm`` is coarser than the model's coarsest training voxel.
-
-    Examples
-    --------
-    >>> coarse_axes([60.0, 30.0, 30.0], {"voxel_size_nm": [30.0] * 3, "voxel_size_range_nm": [[25.0] * 3, [40.0] * 3]})
-    ['z']
-    """
-    median = np.asarray(metadata["voxel_size_nm"], float)
-    coarsest = np.asarray(metadata.get("voxel_size_range_nm", [median, median])[1], float)
-    return [axis for axis, v, c in zip("zyx", np.asarray(voxel_nm, float), coarsest) if v > c * (1 + COARSE_TOLERANCE)]
-
-
-def compartment_model_for(model, choice, voxel_nm, metadata: dict, calibration, lac=None,
+def compartment_model_for(model, choice, voxel_nm, coarsest_nm, calibration, lac=None,
                           thickness_um: float | None = None) -> tuple[str | None, str]:
     """Which model, if any, gives the compartments of a segmentation, and why.
 
@@ -152,8 +134,9 @@ def compartment_model_for(model, choice, voxel_nm, metadata: dict, calibration, 
         model; any other name or path: that model, always.
     voxel_nm : sequence of 3 float
         The volume's voxel size (z, y, x nm).
-    metadata : dict
-        The main model's metadata (its training voxel sizes).
+    coarsest_nm : sequence of 3 float
+        The main model's coarsest training voxel size (z, y, x nm); a volume
+        coarser on some axis (:func:`sxtseg.quality.coarse_axes`) is coarse.
     calibration : CalibrationRecord
         What :func:`sxtseg.calibrate` did (whether it found the ice).
     lac : Volume, optional
@@ -180,11 +163,10 @@ def compartment_model_for(model, choice, voxel_nm, metadata: dict, calibration, 
     Examples
     --------
     >>> from sxtseg.calibration import CalibrationRecord
-    >>> meta = {"voxel_size_nm": [30.0] * 3, "voxel_size_range_nm": [[25.0] * 3, [40.0] * 3]}
     >>> ice = CalibrationRecord("two-point", "lac", references=[{"name": "ice"}, {"name": "cytoplasm"}])
-    >>> compartment_model_for("default", "auto", [50.0, 50.0, 50.0], meta, ice)[0]
+    >>> compartment_model_for("default", "auto", [50.0, 50.0, 50.0], [40.0] * 3, ice)[0]
     'plain'
-    >>> compartment_model_for("default", "auto", [30.0, 30.0, 30.0], meta, ice)[0] is None
+    >>> compartment_model_for("default", "auto", [30.0, 30.0, 30.0], [40.0] * 3, ice)[0] is None
     True
     """
     if choice is None or choice == "none":
@@ -197,9 +179,9 @@ def compartment_model_for(model, choice, voxel_nm, metadata: dict, calibration, 
     partner = COMPARTMENT_MODELS.get(model) if isinstance(model, str) else None
     if partner is None:
         return None, "no compartment model is paired with this model"
-    from .quality import THIN_CELL_UM
+    from .quality import THIN_CELL_UM, coarse_axes
 
-    axes = coarse_axes(voxel_nm, metadata)
+    axes = coarse_axes(voxel_nm, coarsest_nm)
     thin = thickness_um is not None and thickness_um < THIN_CELL_UM
     if not axes and not thin:
         return None, "voxels within the model's training voxel sizes, and the cell not thin"

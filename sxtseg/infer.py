@@ -925,16 +925,17 @@ def segment(
         raise
 
     classes = da.from_zarr(str(output / "classes"))
-    from .compartments import (COMPARTMENT_MODELS, DMV_GROWTH_DEPTH, GROW_DMVS_WHEN_COARSE, coarse_axes, combine,
+    from .compartments import (COMPARTMENT_MODELS, DMV_GROWTH_DEPTH, GROW_DMVS_WHEN_COARSE, combine,
                                compartment_model_for)
+    from .quality import cell_thickness_um, coarse_axes
 
-    thickness = None
-    if compartment_model == "auto" and COMPARTMENT_MODELS.get(model if isinstance(model, str) else None):
-        from .quality import cell_thickness_um
-
+    voxel_nm, coarsest_nm = volume.voxel_size_in("nm"), _training_range(meta)[2]
+    coarse = bool(coarse_axes(voxel_nm, coarsest_nm))
+    thickness = None  # measured only where it decides: the automatic rule, on a volume that is not coarse
+    if compartment_model == "auto" and not coarse and COMPARTMENT_MODELS.get(model if isinstance(model, str) else None):
         thickness = cell_thickness_um(Volume(classes, voxel_size=volume.voxel_size, unit=volume.unit))
-    second, reason = compartment_model_for(model, compartment_model, volume.voxel_size_in("nm"), meta, record,
-                                           volume, thickness_um=thickness)
+    second, reason = compartment_model_for(model, compartment_model, voxel_nm, coarsest_nm, record, volume,
+                                           thickness_um=thickness)
     compartments = {"model": None if second is None else str(second), "reason": reason}
     if second is not None:
         log.info("%s: %s", volume._name(), reason)
@@ -950,10 +951,10 @@ def segment(
                 shutil.rmtree(output.parent, ignore_errors=True)
             raise
         # the main model's DMVs with the second model's boundaries, on coarse volumes under the automatic rule
-        grow = (compartment_model == "auto" and GROW_DMVS_WHEN_COARSE
-                and bool(coarse_axes(volume.voxel_size_in("nm"), meta)))
-        classes = da.map_overlap(combine, classes, other.data.rechunk(classes.chunks), depth=DMV_GROWTH_DEPTH if grow else 0,
-                                 boundary="none", dtype=classes.dtype, grow_dmvs=grow)
+        grow = compartment_model == "auto" and GROW_DMVS_WHEN_COARSE and coarse
+        classes = da.map_overlap(combine, classes, other.data.rechunk(classes.chunks),
+                                 depth=DMV_GROWTH_DEPTH if grow else 0, boundary="none", dtype=classes.dtype,
+                                 grow_dmvs=grow)
         compartments.update(model_sha256=other.metadata["segmentation"]["model_sha256"], dmvs_grown=grow)
     result = Volume(classes, voxel_size=volume.voxel_size, unit=volume.unit, axes=volume.axes,
                     metadata={"segmentation": {**manifest, "output": str(output),

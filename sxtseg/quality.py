@@ -31,6 +31,7 @@ from .classes import CLASS_NAMES, SXTClass
 from .volume import Volume
 
 __all__ = ["COARSE_VOXEL_TOLERANCE", "DOMINANT_FRACTION", "THIN_CELL_UM", "calibration_flags", "cell_thickness_um",
+           "coarse_axes",
            "denoise_flags", "missing_wedge_flags", "quality_flags", "segmentation_flags", "voxel_size_flags"]
 
 #: A class holding more than this fraction of the cell's voxels is implausible.
@@ -214,6 +215,21 @@ def denoise_flags(record: dict) -> list[dict]:
                                     f"voxels): {record['note']}")]
 
 
+def coarse_axes(voxel_nm, coarsest_nm) -> list[str]:
+    """The axes (of ``"zyx"``) on which ``voxel_nm`` is coarser than ``coarsest_nm`` by more than
+    :data:`COARSE_VOXEL_TOLERANCE`.
+
+    Examples
+    --------
+    >>> coarse_axes([60.0, 30.0, 30.0], [40.0, 40.0, 40.0])
+    ['z']
+    >>> coarse_axes([44.0, 44.0, 44.0], [40.0, 40.0, 40.0])
+    []
+    """
+    return [axis for axis, v, c in zip("zyx", np.asarray(voxel_nm, float), np.asarray(coarsest_nm, float))
+            if v > c * (1 + COARSE_VOXEL_TOLERANCE)]
+
+
 def voxel_size_flags(segmentation: dict, name: str | None = None) -> list[dict]:
     """A ``coarse_voxels`` flag when the volume's voxels are coarser than any the model was trained on.
 
@@ -252,8 +268,7 @@ def voxel_size_flags(segmentation: dict, name: str | None = None) -> list[dict]:
     if not record:
         return []
     voxel_nm = np.asarray(record["input"], float)
-    coarsest_nm = np.asarray(record["training_range"][1], float)
-    axes = [axis for axis, v, c in zip("zyx", voxel_nm, coarsest_nm) if v > c * (1 + COARSE_VOXEL_TOLERANCE)]
+    axes = coarse_axes(voxel_nm, record["training_range"][1])
     if not axes:
         return []
     name = name or (segmentation.get("input") or {}).get("name") or "volume"

@@ -8,7 +8,7 @@ from sxtseg import SXTClass, Volume, make_infected_cell, segment
 from sxtseg.calibration import CalibrationRecord
 from sxtseg.compartments import combine, compartment_model_for
 
-DEFAULT_META = {"voxel_size_nm": [30.0] * 3, "voxel_size_range_nm": [[25.0] * 3, [40.0] * 3]}
+COARSEST_NM = [40.0] * 3  # the default model trained at 25-40 nm
 WITH_ICE = CalibrationRecord("two-point", "lac", references=[{"name": "ice"}, {"name": "cytoplasm"}])
 
 
@@ -53,31 +53,31 @@ def test_combine_takes_a_compartment_only_where_both_models_see_one():
     ([20.0, 20.0, 20.0], None),     # finer is resampled, not coarse
 ])
 def test_the_rule_follows_the_default_models_training_voxels(voxel_nm, expected):
-    model, reason = compartment_model_for("default", "auto", voxel_nm, DEFAULT_META, WITH_ICE)
+    model, reason = compartment_model_for("default", "auto", voxel_nm, COARSEST_NM, WITH_ICE)
     assert model == expected, reason
 
 
 def test_a_thin_cell_takes_the_plain_models_compartments_at_any_voxel_size():
-    model, reason = compartment_model_for("default", "auto", [30.0] * 3, DEFAULT_META, WITH_ICE, thickness_um=1.1)
+    model, reason = compartment_model_for("default", "auto", [30.0] * 3, COARSEST_NM, WITH_ICE, thickness_um=1.1)
     assert model == "plain" and "thin cell (1.10 µm" in reason
-    assert compartment_model_for("default", "auto", [30.0] * 3, DEFAULT_META, WITH_ICE, thickness_um=1.6)[0] is None
+    assert compartment_model_for("default", "auto", [30.0] * 3, COARSEST_NM, WITH_ICE, thickness_um=1.6)[0] is None
     # a cell cut by the field of view has no thickness to tell (None): not thin
-    assert compartment_model_for("default", "auto", [30.0] * 3, DEFAULT_META, WITH_ICE, thickness_um=None)[0] is None
+    assert compartment_model_for("default", "auto", [30.0] * 3, COARSEST_NM, WITH_ICE, thickness_um=None)[0] is None
 
 
 def test_the_rule_stands_aside_without_ice_for_other_models_and_on_request():
     no_ice = CalibrationRecord("identity", "lac", flags=["no_ice_reference"])
-    model, reason = compartment_model_for("default", "auto", [50.0] * 3, DEFAULT_META, no_ice)
+    model, reason = compartment_model_for("default", "auto", [50.0] * 3, COARSEST_NM, no_ice)
     assert model is None and "no ice" in reason
-    assert compartment_model_for("my.pt", "auto", [50.0] * 3, DEFAULT_META, WITH_ICE)[0] is None
-    assert compartment_model_for("default", None, [50.0] * 3, DEFAULT_META, WITH_ICE)[0] is None
-    assert compartment_model_for("default", "none", [50.0] * 3, DEFAULT_META, WITH_ICE)[0] is None
+    assert compartment_model_for("my.pt", "auto", [50.0] * 3, COARSEST_NM, WITH_ICE)[0] is None
+    assert compartment_model_for("default", None, [50.0] * 3, COARSEST_NM, WITH_ICE)[0] is None
+    assert compartment_model_for("default", "none", [50.0] * 3, COARSEST_NM, WITH_ICE)[0] is None
     # asked for by name: always, whatever the voxels
-    assert compartment_model_for("my.pt", "plain", [30.0] * 3, DEFAULT_META, WITH_ICE)[0] == "plain"
+    assert compartment_model_for("my.pt", "plain", [30.0] * 3, COARSEST_NM, WITH_ICE)[0] == "plain"
     from sxtseg import InvalidArgumentError
 
     with pytest.raises(InvalidArgumentError, match="compartment_model must be"):
-        compartment_model_for("default", object(), [30.0] * 3, DEFAULT_META, WITH_ICE)
+        compartment_model_for("default", object(), [30.0] * 3, COARSEST_NM, WITH_ICE)
 
 
 def test_the_rule_stands_aside_for_a_missing_wedge():
@@ -88,8 +88,8 @@ def test_the_rule_stands_aside_for_a_missing_wedge():
     wedged, _, _, _ = make_infected_cell((32, 96, 96), **kwargs,
                                          imaging=ImagingModel(psf_sigma_xy_nm=50.0, psf_sigma_z_nm=75.0,
                                                               tilt_range_deg=(-60, 60)))
-    assert compartment_model_for("default", "auto", [50.0] * 3, DEFAULT_META, WITH_ICE, plain)[0] == "plain"
-    model, reason = compartment_model_for("default", "auto", [50.0] * 3, DEFAULT_META, WITH_ICE, wedged)
+    assert compartment_model_for("default", "auto", [50.0] * 3, COARSEST_NM, WITH_ICE, plain)[0] == "plain"
+    model, reason = compartment_model_for("default", "auto", [50.0] * 3, COARSEST_NM, WITH_ICE, wedged)
     assert model is None and "missing wedge" in reason
 
 
