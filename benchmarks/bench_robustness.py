@@ -152,6 +152,7 @@ def score(condition: str, seed: int, raw_options: dict, transform, model, calibr
     row["denoise"] = {k: report["denoise"][k] for k in ("method", "sigma_voxels", "noise_1_per_um")}
     checks = report["instances"].get("object_checks", {})
     row["object_checks"] = {k: checks[k] for k in ("to_fiducial",) if k in checks}
+    row["object_checks"]["dmv_to_other_vesicle"] = checks.get("dmv", {}).get("to_other_vesicle", 0)
     shutil.rmtree(out, ignore_errors=True)
     return row
 
@@ -192,6 +193,8 @@ def main(argv=None) -> int:
                         help="run each window once, without test-time mirroring (the default before it)")
     parser.add_argument("--compartment-model", default="auto",
                         help="auto (default), none (the main model alone, as before it), or a model name")
+    parser.add_argument("--no-dmv-check", action="store_true",
+                        help="run without sxtseg.dmv_check (DMV-class objects looked at again), as before it")
     parser.add_argument("--no-object-checks", action="store_true",
                         help="run without sxtseg.object_checks (gold beads found by their LAC), as before it")
     args = parser.parse_args(argv)
@@ -213,6 +216,8 @@ def main(argv=None) -> int:
                    "compartment_model": None if args.compartment_model == "none" else args.compartment_model}
     if args.no_object_checks:
         run_options["fiducial_min_lac"] = None
+    if args.no_dmv_check:
+        run_options["dmv_check"] = False
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-robustness-") as tmp:
         names = list(grid())
@@ -229,7 +234,8 @@ def main(argv=None) -> int:
               "model_sha256": meta["sha256"], "calibration": args.calibration, "denoise": args.denoise,
               "precision": args.precision, "mirror": not args.no_mirror, "first_seed": args.seed,
               "cells_per_condition": args.cells_per_condition,
-              "object_checks": not args.no_object_checks, "compartment_model": args.compartment_model,
+              "object_checks": not args.no_object_checks,
+              "dmv_check": not args.no_dmv_check, "compartment_model": args.compartment_model,
               "machine": {"platform": platform.platform(), "processor": platform.processor(),
                           "cpus": os.cpu_count()},
               "versions": {"sxtseg": sxtseg.__version__, "torch": torch.__version__, "numpy": np.__version__},

@@ -192,6 +192,20 @@ def _number_or_off(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'off', got {text!r}") from None
 
 
+def _dmv_check(text: str) -> bool | float:
+    """``--dmv-check``: ``on`` (the checkpoint's threshold), ``off``, or a probability threshold in (0, 1)."""
+    word = text.strip().lower()
+    if word in ("on", "off"):
+        return word == "on"
+    try:
+        threshold = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected on, off or a threshold in (0, 1), got {text!r}") from None
+    if not 0 < threshold < 1:
+        raise argparse.ArgumentTypeError(f"a threshold in (0, 1), got {text!r}")
+    return threshold
+
+
 def _compartment_model(text: str):
     """``--compartment-model``: ``auto`` and ``none`` as :func:`sxtseg.run` takes them, else the name or path."""
     return None if text == "none" else text
@@ -207,7 +221,7 @@ def _instance_options(args: argparse.Namespace) -> dict:
             "mirror": not args.no_mirror, "compartment_model": _compartment_model(args.compartment_model),
             "dmv_min_distance_nm": args.dmv_min_distance_nm, "dmv_min_diameter_nm": args.dmv_min_diameter_nm,
             "dmv_min_depth_nm": args.dmv_min_depth_nm, "min_volume_um3": args.min_volume_um3,
-            "fiducial_min_lac": args.fiducial_min_lac}
+            "fiducial_min_lac": args.fiducial_min_lac, "dmv_check": args.dmv_check}
 
 
 def print_quality(name: str, report: dict, file=None) -> None:
@@ -219,6 +233,10 @@ def print_quality(name: str, report: dict, file=None) -> None:
     if checks.get("to_fiducial"):
         print(f"{name}: object checks: {checks['to_fiducial']} objects with a mean LAC above "
               f"{checks['fiducial_min_lac_1_per_um']:g} 1/um counted as gold fiducials", file=file)
+    dmv = checks.get("dmv", {})
+    if dmv.get("to_other_vesicle"):
+        print(f"{name}: object checks: {dmv['to_other_vesicle']} of {dmv['checked']} DMV-class objects look like "
+              f"other vesicles (sxtseg.dmv_check), counted as other_vesicle", file=file)
     for flag in report.get("quality", []):
         print(f"{name}: quality: {flag['flag']}: {flag['message']}", file=file or sys.stderr)
 
@@ -334,6 +352,10 @@ def _add_instance_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fiducial-min-lac", type=_number_or_off, default=FIDUCIAL_MIN_LAC,
                    help=f"organelles with a mean LAC above this (1/um) are gold fiducials (default "
                         f"{FIDUCIAL_MIN_LAC:g}; off: no check)")
+    p.add_argument("--dmv-check", type=_dmv_check, default=True,
+                   help="a second look at every DMV-class object; those that look like other vesicles are "
+                        "counted as other_vesicle: on (default, the check's own threshold), off, or a "
+                        "probability threshold in (0, 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,7 +24,8 @@ its row in the objects table, never its instance label.  (A second check,
 DMV-class objects less round than a sphericity of 0.8 counted as other
 vesicles, was measured and dropped: on held-out phantoms it removed 2 of 17
 decoys but also true DMVs, elongated by a missing wedge or cut by a
-calibration offset; ``docs/benchmarks.md``, "Object checks".)
+calibration offset; ``docs/benchmarks.md``, "Object checks".  DMV
+look-alikes are found by a network instead: :mod:`sxtseg.dmv_check`.)
 
 Examples
 --------

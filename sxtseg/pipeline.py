@@ -212,6 +212,7 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
     from .io import open_volume, save_volume
     from .io._write import write_text_atomically
     from .morphometrics import measure, summarize
+    from .dmv_check import dmv_check_changes
     from .object_checks import apply_changes, object_changes
     from .quality import quality_flags
 
@@ -267,8 +268,17 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
 
     started = stage("measure")
     table = measure(instances, lac, classes)
-    changes, checks = object_changes(table, lac=record.method != "none", **check_parameters)
-    classes, table = apply_changes(classes, instances, table, changes)  # gold beads: fiducials
+    calibrated = record.method != "none"
+    changes, checks = object_changes(table, lac=calibrated, fiducial_min_lac=check_parameters["fiducial_min_lac"])
+    checks["dmv"] = {"skipped": "turned off"}
+    if check_parameters["dmv_check"] is not False:  # DMV-class objects that look like other vesicles
+        threshold = None if check_parameters["dmv_check"] is True else check_parameters["dmv_check"]
+        unchanged = table[~table["label"].isin(changes)]
+        dmv_changes, checks["dmv"] = dmv_check_changes(
+            lac, instances, unchanged, calibrated=calibrated, threshold=threshold,
+            model_sha256=raw_classes.metadata["segmentation"]["model_sha256"])
+        changes.update(dmv_changes)
+    classes, table = apply_changes(classes, instances, table, changes)  # fiducials, other vesicles
     summary = summarize(table, classes)
     smoothing = raw_classes.metadata["denoise"]
     quality = quality_flags(classes, raw_classes.metadata, image=image)
@@ -317,6 +327,15 @@ IN_MEMORY_VOXELS = 128 * 1024 * 1024
 
 #: Version of a sample's run fingerprint (``run.json`` in the ``.partial`` folder).
 RUN_FORMAT = 1
+
+
+def _dmv_check_choice(choice) -> bool | float:
+    """``run(dmv_check=...)`` checked: True, False or a probability threshold in (0, 1)."""
+    if choice is None or isinstance(choice, (bool, np.bool_)):
+        return bool(choice)
+    if isinstance(choice, (int, float)) and 0 < float(choice) < 1:
+        return float(choice)
+    raise InvalidArgumentError(f"dmv_check: True, False or a probability threshold in (0, 1), not {choice!r}")
 
 
 def _run_fingerprint(source, model_sha256: str, device_type: str, parameters: dict) -> dict:
@@ -396,6 +415,7 @@ def run(
     dmv_min_depth_nm: float | None = DMV_MIN_DEPTH_NM,
     min_volume_um3: dict | None = None,
     fiducial_min_lac: float | None = FIDUCIAL_MIN_LAC,
+    dmv_check: bool | float = True,
     progress: bool = True,
     catalog=None,
     catalog_project: str = "default",
@@ -466,6 +486,15 @@ def run(
         fiducials (:mod:`sxtseg.object_checks`); needs a calibrated volume
         (skipped with ``calibration="none"``).  None: no check.  What it
         changed is in ``summary.json`` (``instances.object_checks``).
+    dmv_check : bool or float
+        A second look at every DMV-class object (:mod:`sxtseg.dmv_check`): a
+        small network on a crop around it; objects it calls look-alikes
+        (lysosomes, pieces of other organelles) become ``other_vesicle``.
+        True (default): with the threshold of its checkpoint; a float in
+        (0, 1): that probability threshold; False: no check.  Skipped, with
+        the reason in ``summary.json`` (``instances.object_checks.dmv``), for
+        an uncalibrated volume, another model than ``"default"`` and voxels
+        outside 25-40 nm.
     progress : bool
         Progress bars.
     catalog : str or Path, optional
@@ -494,7 +523,8 @@ def run(
     instance_parameters = {"dmv_min_distance_nm": float(dmv_min_distance_nm),
                            "dmv_min_diameter_nm": float(dmv_min_diameter_nm),
                            "dmv_min_depth_nm": None if dmv_min_depth_nm is None else float(dmv_min_depth_nm)}
-    check_parameters = {"fiducial_min_lac": None if fiducial_min_lac is None else float(fiducial_min_lac)}
+    check_parameters = {"fiducial_min_lac": None if fiducial_min_lac is None else float(fiducial_min_lac),
+                        "dmv_check": _dmv_check_choice(dmv_check)}
     single = isinstance(inputs, (str, os.PathLike, Volume))
     sources = [inputs] if single else list(inputs)
     if not sources:

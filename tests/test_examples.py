@@ -55,3 +55,39 @@ def test_training_script_decoy_cells_hold_more_decoy_than_dmv_voxels():
     assert image.shape == classes.shape == (64, 192, 192)
     counts = np.bincount(classes.to_numpy().ravel(), minlength=9)
     assert counts[SXTClass.OTHER_VESICLE] > counts[SXTClass.DMV] > 0  # 16-32 lysosomes, 2-6 MVBs
+
+
+def _dmv_check_script():
+    import importlib.util
+
+    sys.path.insert(0, str(EXAMPLES))
+    spec = importlib.util.spec_from_file_location("train_dmv_check", EXAMPLES / "train_dmv_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dmv_check_script_threshold_keeps_the_asked_share_of_dmvs():
+    import numpy as np
+
+    script = _dmv_check_script()
+    p = np.array([0.05, 0.15, 0.3, 0.6, 0.9, 0.95, 0.1, 0.2, 0.7, 0.02])
+    truth = np.array([False, True, True, True, True, True, False, False, False, False])
+    threshold = script.choose_threshold(p, truth, keep=0.8)
+    assert threshold == 0.3  # keeps 4 of the 5 DMVs (0.3 and up); 0.31 would keep 3
+    record = script.report(p, truth, threshold)
+    assert record["dmvs_kept"] == 0.8 and record["precision_before"] == 0.5
+    assert record["precision_after"] == round(4 / 5, 4) and record["look_alikes_removed"] == 0.8
+
+
+def test_dmv_check_script_examples_are_the_run_objects_with_their_truth(tmp_path):
+    """One training cell (a validation seed): one crop per DMV-class object that run() found, each
+    centred on its object, labelled by the phantom's truth."""
+    import numpy as np
+
+    crops, rows = _dmv_check_script().examples(8400)
+    assert len(crops) == len(rows) >= 5
+    assert crops.shape[1:] == (2, 32, 32, 32)
+    assert np.all(crops[:, 1, 16, 16, 16] > 0.5)  # each object's own mask at the crop's centre
+    assert 0.3 < rows["true"].mean() < 1.0  # this cell holds lysosomes: some look-alikes among them
+    assert set(rows.loc[~rows["true"], "truth_class"]) <= {0, 1, 2, 3, 4, 5, 7, 8}

@@ -68,6 +68,9 @@ def test_wheel_ships_kernels_as_subpackage(tmp_path):
         "sxtseg/kernels/__init__.py",
         "sxtseg/kernels/_downsample.py",
         "sxtseg/napari/napari.yaml",
+        "sxtseg/models/weights/default.pt",
+        "sxtseg/models/weights/plain.pt",
+        "sxtseg/models/weights/checks/dmv_check.pt",
     ):
         assert required in names, f"{required} missing from {wheel.name}"
     assert not any(n.startswith(("kernels/", "tests/", "benchmarks/")) for n in names)
