@@ -178,3 +178,20 @@ def test_cli_option_and_report_line(capsys):
                                               "dmv": {"checked": 20, "to_other_vesicle": 6}}}}
     print_quality("cell", report)
     assert "cell: object checks: 6 of 20 DMV-class objects look like other vesicles" in capsys.readouterr().out
+
+
+def test_decoy_rich_cell_counts_most_lysosomes_no_longer_as_dmvs(tmp_path):
+    """The issue asks for a decoy-rich cell's DMV count within 10% of the truth; the check gets part of the way.
+    Seed 7322 (12 lysosomes, 4 MVBs, 4 vacuoles, 13 DMVs), the first of three test seeds looked at: 24 DMVs
+    without the check, 17 with it (7323 and 7324: 24 -> 14 for 12, 25 -> 14 for 13)."""
+    image, _, _, objects = sxtseg.make_infected_cell((64, 192, 192), seed=7322, n_lysosomes=12,
+                                                     n_multivesicular_bodies=4, n_vacuoles=4)
+    volume = Volume(image.to_numpy(), voxel_size=image.voxel_size)
+    true = int((objects["class_name"] == "dmv").sum())
+    counts = {}
+    for check in (True, False):
+        report = next(iter(sxtseg.run(volume, tmp_path / str(check), "default", progress=False,
+                                      dmv_check=check)["samples"].values()))
+        counts[check] = report["summary"]["classes"]["dmv"]["count"]
+    assert counts[False] - true >= 5  # the decoys counted as DMVs without it
+    assert true - 1 <= counts[True] <= true + 0.4 * (counts[False] - true)
