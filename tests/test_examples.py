@@ -16,13 +16,20 @@ def test_convert_and_inspect_example(tmp_path):
     assert "DMVs" in result.stdout and "2 levels; level 1 is (32, 160, 160)" in result.stdout
 
 
-def _training_script():
+def _example(name: str):
+    """The example script ``examples/NAME.py`` as a module (its siblings importable, as when it runs)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("train_default_model", EXAMPLES / "train_default_model.py")
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _training_script():
+    return _example("train_default_model")
 
 
 def test_training_script_coarse_cells_come_from_the_coarse_grid_with_fine_labels():
@@ -58,13 +65,7 @@ def test_training_script_decoy_cells_hold_more_decoy_than_dmv_voxels():
 
 
 def _dmv_check_script():
-    import importlib.util
-
-    sys.path.insert(0, str(EXAMPLES))
-    spec = importlib.util.spec_from_file_location("train_dmv_check", EXAMPLES / "train_dmv_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _example("train_dmv_check")
 
 
 def test_dmv_check_script_threshold_keeps_the_asked_share_of_dmvs():
