@@ -27,6 +27,7 @@ their tables with a ``sample`` column.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -206,13 +207,13 @@ def _one(source, out: Path, model, *, device, client, block_shape, halo, progres
          check_parameters) -> dict:
     from . import __version__
     from .calibration import calibrate
+    from .dmv_check import dmv_check_changes
     from .heap import release_free_memory
     from .infer import DEFAULT_BLOCK_SHAPE, segment
     from .instances import merge_fragments
     from .io import open_volume, save_volume
     from .io._write import write_text_atomically
     from .morphometrics import measure, summarize
-    from .dmv_check import dmv_check_changes
     from .object_checks import apply_changes, object_changes
     from .quality import quality_flags
 
@@ -558,6 +559,10 @@ def run(
     net, meta, resolved = _model_and_meta(model, device)  # loaded once (and cached for segment)
     # the arithmetic decides the output: a finished sample is kept only if it matches
     parameters["precision"] = _precision_for(precision, resolved, on_cluster=client is not None)
+    if check_parameters["dmv_check"] is not False:  # the check's weights decide the output too
+        from .dmv_check import DMV_CHECK_WEIGHTS
+
+        parameters["dmv_check_sha256"] = hashlib.sha256(DMV_CHECK_WEIGHTS.read_bytes()).hexdigest()
     model_sha256 = _weights_hash(model, net, meta)
     reports = {}
     for name, source in zip(names, sources):

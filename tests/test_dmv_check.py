@@ -146,6 +146,8 @@ def test_run_records_the_check_and_recodes_the_objects(tmp_path):
     table = pd.read_csv(out / "objects.csv")
     assert dmv["checked"] == (table["class_id"] == SXTClass.DMV).sum() + dmv["to_other_vesicle"]
     assert json.loads((out / "summary.json").read_text())["instances"]["object_checks"]["dmv"] == dmv
+    # the check's weights are part of what a resumed run compares (as the model's are)
+    assert json.loads((out / "run.json").read_text())["parameters"]["dmv_check_sha256"] == dmv["sha256"]
     stored = sxtseg.open_volume(out / "volume.ome.zarr" / "labels" / "classes").to_numpy()
     ids = sxtseg.open_volume(out / "volume.ome.zarr" / "labels" / "instances").to_numpy()
     vesicles = table[table["class_id"].isin([SXTClass.DMV, SXTClass.OTHER_VESICLE])]
@@ -154,6 +156,7 @@ def test_run_records_the_check_and_recodes_the_objects(tmp_path):
     off = next(iter(sxtseg.run(volume, tmp_path / "off", "default", progress=False, mirror=False,
                                dmv_check=False)["samples"].values()))
     assert off["instances"]["object_checks"]["dmv"] == {"skipped": "turned off"}
+    assert "dmv_check_sha256" not in json.loads((tmp_path / "off" / "run.json").read_text())["parameters"]
     counts = {name: c["count"] for name, c in off["summary"]["classes"].items()}
     assert counts["dmv"] == dmv["checked"]
     with pytest.raises(InvalidArgumentError, match="dmv_check"):
