@@ -26,7 +26,8 @@ and vacuoles in four cells of five), with the objects that ``sxtseg.run`` and
 the shipped ``"default"`` model found in them (``examples/train_dmv_check.py``).
 It is skipped, and says why, where it has not been shown to hold: a volume
 not calibrated to LAC, voxels outside its training range (25-40 nm on every
-axis), or another model than the one whose objects it learnt.
+axis, with a 10% margin: 22.5-44 nm), or another model than the one whose
+objects it learnt.
 
 Examples
 --------
