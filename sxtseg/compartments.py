@@ -71,6 +71,7 @@ DMV_GROWTH_VOXELS = 2
 #: Overlap (voxels) that blocks need for ``grow_dmvs``: one for the interior, then the growth.
 DMV_GROWTH_DEPTH = 1 + DMV_GROWTH_VOXELS
 
+
 def combine(organelles: np.ndarray, compartments: np.ndarray, grow_dmvs: bool = False) -> np.ndarray:
     """Class codes: ``compartments``' where both arrays hold a compartment class, else ``organelles``'.
 

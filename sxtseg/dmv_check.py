@@ -44,6 +44,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 from pathlib import Path
@@ -203,6 +204,7 @@ def load_dmv_check(path=None) -> tuple:
     Returns
     -------
     network : torch.nn.Module
+        Loaded once per process while the file is unchanged (shared: do not train it).
     record : dict
         ``threshold`` (probability under which an object is not a DMV),
         ``lac_range_1_per_um`` (the LAC mapped to 0-1 at the input),
@@ -210,8 +212,16 @@ def load_dmv_check(path=None) -> tuple:
         (the model whose objects it learnt), ``sha256`` (of the file) and
         ``training`` (seeds, counts, validation figures).
     """
-    path = Path(path) if path is not None else DMV_CHECK_WEIGHTS
-    data = path.read_bytes()
+    path = Path(path if path is not None else DMV_CHECK_WEIGHTS).resolve()
+    stat = path.stat()
+    network, record = _cached_check(str(path), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    return network, dict(record)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_check(path: str, size: int, mtime_ns: int, inode: int) -> tuple:
+    """The check loaded, cached on the file's path, size, modification time and inode (as the U-Nets are)."""
+    data = Path(path).read_bytes()
     checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     network = check_network(checkpoint["network"])
     network.load_state_dict(checkpoint["state_dict"])

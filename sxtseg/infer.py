@@ -932,7 +932,8 @@ def segment(
     voxel_nm, coarsest_nm = volume.voxel_size_in("nm"), _training_range(meta)[2]
     coarse = bool(coarse_axes(voxel_nm, coarsest_nm))
     thickness = None  # measured only where it decides: the automatic rule, on a volume that is not coarse
-    if compartment_model == "auto" and not coarse and COMPARTMENT_MODELS.get(model if isinstance(model, str) else None):
+    paired = isinstance(model, str) and model in COMPARTMENT_MODELS
+    if compartment_model == "auto" and not coarse and paired:
         thickness = cell_thickness_um(Volume(classes, voxel_size=volume.voxel_size, unit=volume.unit))
     second, reason = compartment_model_for(model, compartment_model, voxel_nm, coarsest_nm, record, volume,
                                            thickness_um=thickness)

@@ -27,7 +27,6 @@ their tables with a ``sample`` column.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -560,9 +559,9 @@ def run(
     # the arithmetic decides the output: a finished sample is kept only if it matches
     parameters["precision"] = _precision_for(precision, resolved, on_cluster=client is not None)
     if check_parameters["dmv_check"] is not False:  # the check's weights decide the output too
-        from .dmv_check import DMV_CHECK_WEIGHTS
+        from .dmv_check import load_dmv_check
 
-        parameters["dmv_check_sha256"] = hashlib.sha256(DMV_CHECK_WEIGHTS.read_bytes()).hexdigest()
+        parameters["dmv_check_sha256"] = load_dmv_check()[1]["sha256"]  # loaded once, for every sample
     model_sha256 = _weights_hash(model, net, meta)
     reports = {}
     for name, source in zip(names, sources):

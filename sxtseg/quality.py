@@ -31,8 +31,8 @@ from .classes import CLASS_NAMES, SXTClass
 from .volume import Volume
 
 __all__ = ["COARSE_VOXEL_TOLERANCE", "DOMINANT_FRACTION", "THIN_CELL_UM", "calibration_flags", "cell_thickness_um",
-           "coarse_axes",
-           "denoise_flags", "missing_wedge_flags", "quality_flags", "segmentation_flags", "voxel_size_flags"]
+           "coarse_axes", "denoise_flags", "missing_wedge_flags", "quality_flags", "segmentation_flags",
+           "voxel_size_flags"]
 
 #: A class holding more than this fraction of the cell's voxels is implausible.
 DOMINANT_FRACTION = 0.90
