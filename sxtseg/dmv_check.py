@@ -55,6 +55,7 @@ import torch
 from torch import nn
 
 from .classes import SXTClass
+from .errors import CorruptFileError
 from .models.plain_unet import ResidualUnit, _convolution
 from .volume import Volume
 
@@ -211,6 +212,13 @@ def load_dmv_check(path=None) -> tuple:
         ``voxel_range_nm`` (training voxel sizes), ``segmentation_model_sha256``
         (the model whose objects it learnt), ``sha256`` (of the file) and
         ``training`` (seeds, counts, validation figures).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    CorruptFileError
+        ``path`` is not such a checkpoint (truncated, or another kind).
     """
     path = Path(path if path is not None else DMV_CHECK_WEIGHTS).resolve()
     stat = path.stat()
@@ -222,9 +230,12 @@ def load_dmv_check(path=None) -> tuple:
 def _cached_check(path: str, size: int, mtime_ns: int, inode: int) -> tuple:
     """The check loaded, cached on the file's path, size, modification time and inode (as the U-Nets are)."""
     data = Path(path).read_bytes()
-    checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    network = check_network(checkpoint["network"])
-    network.load_state_dict(checkpoint["state_dict"])
+    try:
+        checkpoint = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        network = check_network(checkpoint["network"])
+        network.load_state_dict(checkpoint["state_dict"])
+    except Exception as exc:  # not a checkpoint of this check: say which file and why
+        raise CorruptFileError(f"{path}: not a DMV check checkpoint ({type(exc).__name__}: {exc})") from exc
     network.eval()
     record = {k: v for k, v in checkpoint.items() if k != "state_dict"}
     record["sha256"] = hashlib.sha256(data).hexdigest()

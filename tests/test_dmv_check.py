@@ -77,6 +77,19 @@ def test_check_skips_what_it_was_not_trained_for():
     assert record["sha256"] == check["sha256"] and record["threshold"] == check["threshold"]
 
 
+def test_a_file_that_is_not_a_check_is_refused_by_name(tmp_path):
+    from sxtseg.errors import CorruptFileError
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(DMV_CHECK_WEIGHTS.read_bytes()[:5000])
+    with pytest.raises(CorruptFileError, match="truncated.pt: not a DMV check checkpoint"):
+        load_dmv_check(truncated)
+    other = tmp_path / "segmentation.pt"
+    other.write_bytes((DMV_CHECK_WEIGHTS.parent.parent / "plain.pt").read_bytes())  # a segmentation model
+    with pytest.raises(CorruptFileError, match="segmentation.pt: not a DMV check checkpoint"):
+        load_dmv_check(other)
+
+
 def test_threshold_decides():
     _, low = _changes(threshold=1e-6)
     _, high = _changes(threshold=1 - 1e-6)
