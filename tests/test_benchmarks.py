@@ -276,3 +276,12 @@ def test_bench_wedge_calibration_quick():
     assert wedge["before"]["scale"] > 2.5 and 1.2 < wedge["now"]["scale"] < 2.0
     assert wedge["now"]["dice_dmv"] > wedge["before"]["dice_dmv"] + 0.3
     assert wedge["wedge_detected"] and not plain["wedge_detected"]  # the missing_wedge flag's test
+
+
+@pytest.mark.slow
+def test_bench_dmv_check_quick():
+    record = _run("bench_dmv_check.py")
+    (cell,) = record["results"].values()
+    assert cell["dmv_class_objects"] > 0 and cell["check_seconds"] > 0
+    assert cell["check_over_measure_stage"] > 0 and cell["crops_dask_over_memory"] > 0
+    assert len(record["dmv_check_sha256"]) == 64
