@@ -234,6 +234,9 @@ def print_quality(name: str, report: dict, file=None) -> None:
         print(f"{name}: object checks: {checks['to_fiducial']} objects with a mean LAC above "
               f"{checks['fiducial_min_lac_1_per_um']:g} 1/um counted as gold fiducials", file=file)
     dmv = checks.get("dmv", {})
+    if dmv.get("skipped") and dmv["skipped"] != "turned off":  # DMV look-alikes stay counted as DMVs: say so
+        print(f"{name}: object checks: DMV check skipped ({dmv['skipped']}); DMV counts may include "
+              "lysosomes", file=file)
     if dmv.get("to_other_vesicle"):
         print(f"{name}: object checks: {dmv['to_other_vesicle']} of {dmv['checked']} DMV-class objects look like "
               f"other vesicles (sxtseg.dmv_check), counted as other_vesicle", file=file)

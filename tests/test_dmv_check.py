@@ -194,6 +194,12 @@ def test_cli_option_and_report_line(capsys):
                                               "dmv": {"checked": 20, "to_other_vesicle": 6}}}}
     print_quality("cell", report)
     assert "cell: object checks: 6 of 20 DMV-class objects look like other vesicles" in capsys.readouterr().out
+    report["instances"]["object_checks"]["dmv"] = {"skipped": "voxels of 60, 60, 60 nm, outside its training range"}
+    print_quality("cell", report)
+    assert "DMV check skipped (voxels of 60, 60, 60 nm" in capsys.readouterr().out
+    report["instances"]["object_checks"]["dmv"] = {"skipped": "turned off"}
+    print_quality("cell", report)
+    assert "DMV check" not in capsys.readouterr().out  # the user asked for it
 
 
 def test_decoy_rich_cell_counts_most_lysosomes_no_longer_as_dmvs(tmp_path):
